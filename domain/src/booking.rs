@@ -1,0 +1,352 @@
+//! Seat holds and bookings, and the rules that keep a seat from being sold twice.
+//!
+//! A seat's stored record says who last claimed it; its *effective* state also depends
+//! on the clock: a hold whose `expires_at` has passed reads `available` at once, whether
+//! or not the expiry message has run yet.
+
+use crate::clock::{Timestamp, rfc3339};
+use crate::error::BusinessError;
+use crate::event::{CloudEvent, EventType};
+use crate::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
+use crate::ports::CommandContext;
+use crate::request::Outcome;
+use serde_json::json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+pub const MAX_SEATS_PER_HOLD: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatState {
+    Available,
+    Held,
+    Booked,
+}
+
+/// A seat as stored: at most one booking, or the latest hold that claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatRecord {
+    pub seat_id: SeatId,
+    pub booking_id: Option<BookingId>,
+    pub hold_id: Option<HoldId>,
+    pub hold_expires_at: Option<Timestamp>,
+}
+
+impl SeatRecord {
+    pub fn state_at(&self, now: Timestamp) -> SeatState {
+        if self.booking_id.is_some() {
+            SeatState::Booked
+        } else if self.hold_expires_at.is_some_and(|t| t > now) {
+            SeatState::Held
+        } else {
+            SeatState::Available
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seat {
+    pub seat_id: SeatId,
+    pub state: SeatState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Active,
+    Released,
+    Expired,
+    Confirmed,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Active => "active",
+            HoldStatus::Released => "released",
+            HoldStatus::Expired => "expired",
+            HoldStatus::Confirmed => "confirmed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => HoldStatus::Active,
+            "released" => HoldStatus::Released,
+            "expired" => HoldStatus::Expired,
+            "confirmed" => HoldStatus::Confirmed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeatHold {
+    pub hold_id: HoldId,
+    pub show_id: ShowId,
+    pub customer_id: UserId,
+    pub seat_ids: Vec<SeatId>,
+    #[serde(with = "rfc3339")]
+    pub expires_at: Timestamp,
+    pub status: HoldStatus,
+    /// The request that placed the hold; the expiry event correlates to it.
+    pub request_id: RequestId,
+}
+
+impl SeatHold {
+    /// Whether the hold still keeps its seats from everyone else.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.status == HoldStatus::Active && self.expires_at > now
+    }
+
+    /// The business checks before a customer pays for this hold.
+    pub fn check_confirmable(&self, customer: &UserId, now: Timestamp) -> Result<(), BusinessError> {
+        if &self.customer_id != customer {
+            return Err(hold_not_found(&self.hold_id));
+        }
+        match self.status {
+            HoldStatus::Active if self.expires_at > now => Ok(()),
+            HoldStatus::Active | HoldStatus::Expired => Err(BusinessError::new(
+                "hold_expired",
+                format!("hold {} expired at {}", self.hold_id, crate::clock::format(self.expires_at)),
+            )),
+            HoldStatus::Released | HoldStatus::Confirmed => Err(hold_not_found(&self.hold_id)),
+        }
+    }
+
+    /// The business checks before a customer releases this hold.
+    pub fn check_releasable(&self, customer: &UserId, now: Timestamp) -> Result<(), BusinessError> {
+        if &self.customer_id != customer || !self.is_live(now) {
+            return Err(hold_not_found(&self.hold_id));
+        }
+        Ok(())
+    }
+}
+
+pub fn hold_not_found(hold_id: &HoldId) -> BusinessError {
+    BusinessError::new("hold_not_found", format!("no live hold {hold_id} for this customer"))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Booking {
+    pub booking_id: BookingId,
+    pub show_id: ShowId,
+    pub seat_ids: Vec<SeatId>,
+    pub amount_cents: u64,
+    pub status: BookingStatus,
+    pub customer_id: UserId,
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    Confirmed,
+}
+
+/// Checks the seats a client asks to hold: 1..=10, no duplicates, plausible ids.
+/// Whether they exist in the show is the worker's business (`seat_not_found`).
+pub fn validate_seat_request(seat_ids: &[String]) -> Result<Vec<SeatId>, String> {
+    if seat_ids.is_empty() || seat_ids.len() > MAX_SEATS_PER_HOLD {
+        return Err(format!("must hold 1 to {MAX_SEATS_PER_HOLD} seats"));
+    }
+    let mut seen = BTreeSet::new();
+    for s in seat_ids {
+        if s.is_empty() || s.len() > 8 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("{s:?} is not a seat id"));
+        }
+        if !seen.insert(s.as_str()) {
+            return Err(format!("{s} appears twice"));
+        }
+    }
+    Ok(seat_ids.iter().map(|s| SeatId::from(s.as_str())).collect())
+}
+
+/// The all-or-nothing rule of a hold: every requested seat must exist and be available
+/// now (never booked, and either never held or held by a hold that has expired).
+pub fn check_hold(
+    requested: &[SeatId],
+    current: &[SeatRecord],
+    now: Timestamp,
+) -> Result<(), BusinessError> {
+    let missing: Vec<&SeatId> =
+        requested.iter().filter(|s| !current.iter().any(|c| &c.seat_id == *s)).collect();
+    if !missing.is_empty() {
+        return Err(BusinessError::new("seat_not_found", "these seats are not in the show")
+            .with("seat_ids", missing));
+    }
+    let taken: Vec<&SeatId> = current
+        .iter()
+        .filter(|c| requested.contains(&c.seat_id) && c.state_at(now) != SeatState::Available)
+        .map(|c| &c.seat_id)
+        .collect();
+    if !taken.is_empty() {
+        return Err(BusinessError::new("seats_unavailable", "these seats are held or booked")
+            .with("seat_ids", taken));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Outcomes: what each command commits to its status document, and the events with it.
+// Both adapters call these inside their transaction, so the two backends agree.
+
+/// The `source` of the booking pool's events: `/usher/booking`.
+pub const POOL: &str = "booking";
+
+pub fn hold_placed(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<CloudEvent>) {
+    let result = json!({
+        "hold_id": hold.hold_id,
+        "show_id": hold.show_id,
+        "seat_ids": hold.seat_ids,
+        "expires_at": crate::clock::format(hold.expires_at),
+    });
+    let mut data = result.clone();
+    data["customer_id"] = json!(hold.customer_id);
+    let event = CloudEvent::new(EventType::HoldPlaced, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    (Outcome::Succeeded(result), vec![event])
+}
+
+pub fn hold_rejected(
+    ctx: &CommandContext,
+    show_id: &ShowId,
+    seat_ids: &[SeatId],
+    error: BusinessError,
+) -> (Outcome, Vec<CloudEvent>) {
+    let data = json!({
+        "show_id": show_id,
+        "seat_ids": seat_ids,
+        "customer_id": ctx.actor,
+        "error": error,
+    });
+    let event = CloudEvent::new(EventType::HoldRejected, POOL, show_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    (Outcome::Failed(error), vec![event])
+}
+
+pub fn hold_released(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<CloudEvent>) {
+    let data = json!({
+        "hold_id": hold.hold_id,
+        "show_id": hold.show_id,
+        "seat_ids": hold.seat_ids,
+        "customer_id": hold.customer_id,
+    });
+    let event = CloudEvent::new(EventType::HoldReleased, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    (Outcome::Succeeded(json!({ "hold_id": hold.hold_id })), vec![event])
+}
+
+/// A release that found no live hold of the caller's: a business failure, no event.
+pub fn release_failed(error: BusinessError) -> (Outcome, Vec<CloudEvent>) {
+    (Outcome::Failed(error), Vec::new())
+}
+
+pub fn booking_confirmed(ctx: &CommandContext, booking: &Booking, hold_id: &HoldId) -> (Outcome, Vec<CloudEvent>) {
+    let result = json!({
+        "booking_id": booking.booking_id,
+        "show_id": booking.show_id,
+        "seat_ids": booking.seat_ids,
+        "amount_cents": booking.amount_cents,
+    });
+    let mut data = result.clone();
+    data["hold_id"] = json!(hold_id);
+    data["customer_id"] = json!(booking.customer_id);
+    let event =
+        CloudEvent::new(EventType::BookingConfirmed, POOL, booking.booking_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    (Outcome::Succeeded(result), vec![event])
+}
+
+pub fn booking_failed(ctx: &CommandContext, hold_id: &HoldId, error: BusinessError) -> (Outcome, Vec<CloudEvent>) {
+    let data = json!({ "hold_id": hold_id, "customer_id": ctx.actor, "error": error });
+    let event = CloudEvent::new(EventType::BookingFailed, POOL, hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    (Outcome::Failed(error), vec![event])
+}
+
+/// The expiry event of a hold: timed at its expiry, the same however often it is built.
+pub fn hold_expired(hold: &SeatHold) -> CloudEvent {
+    let data = json!({
+        "hold_id": hold.hold_id,
+        "show_id": hold.show_id,
+        "seat_ids": hold.seat_ids,
+        "customer_id": hold.customer_id,
+        "expires_at": crate::clock::format(hold.expires_at),
+    });
+    CloudEvent::new(EventType::HoldExpired, POOL, hold.hold_id.as_str(), hold.request_id.as_str(), data, hold.expires_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_millis;
+
+    fn seat(id: &str, booked: bool, held_until: Option<i64>) -> SeatRecord {
+        SeatRecord {
+            seat_id: id.into(),
+            booking_id: booked.then(|| BookingId::from("bk_1")),
+            hold_id: held_until.map(|_| HoldId::from("hold_1")),
+            hold_expires_at: held_until.map(from_millis),
+        }
+    }
+
+    #[test]
+    fn a_hold_reads_held_until_the_instant_it_expires() {
+        let s = seat("A1", false, Some(1_000));
+        assert_eq!(s.state_at(from_millis(999)), SeatState::Held);
+        assert_eq!(s.state_at(from_millis(1_000)), SeatState::Available);
+        assert_eq!(s.state_at(from_millis(5_000)), SeatState::Available);
+    }
+
+    #[test]
+    fn a_booking_outlives_any_hold() {
+        assert_eq!(seat("A1", true, Some(1)).state_at(from_millis(10)), SeatState::Booked);
+        assert_eq!(seat("A1", false, None).state_at(from_millis(10)), SeatState::Available);
+    }
+
+    #[test]
+    fn holding_is_all_or_nothing() {
+        let now = from_millis(500);
+        let seats = vec![seat("A1", false, None), seat("A2", false, Some(1_000)), seat("A3", true, None)];
+        assert!(check_hold(&["A1".into()], &seats, now).is_ok());
+        let err = check_hold(&["A1".into(), "A2".into()], &seats, now).unwrap_err();
+        assert_eq!(err.code, "seats_unavailable");
+        assert_eq!(err.extra["seat_ids"], serde_json::json!(["A2"]));
+        let err = check_hold(&["A3".into()], &seats, now).unwrap_err();
+        assert_eq!(err.code, "seats_unavailable");
+        // Once A2's hold has expired, it can be held again.
+        assert!(check_hold(&["A1".into(), "A2".into()], &seats, from_millis(1_000)).is_ok());
+        let err = check_hold(&["Z9".into()], &seats, now).unwrap_err();
+        assert_eq!(err.code, "seat_not_found");
+    }
+
+    #[test]
+    fn seat_requests_are_bounded_and_unique() {
+        let ok = |v: &[&str]| validate_seat_request(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(ok(&["A1", "B2"]).is_ok());
+        assert!(ok(&[]).is_err());
+        assert!(ok(&["A1", "A1"]).is_err());
+        assert!(ok(&["A 1"]).is_err());
+        assert!(ok(&["A1"; 11]).is_err());
+    }
+
+    #[test]
+    fn confirming_needs_a_live_hold_of_the_same_customer() {
+        let hold = SeatHold {
+            hold_id: "hold_1".into(),
+            show_id: "show_1".into(),
+            customer_id: UserId::new("alice"),
+            seat_ids: vec!["A1".into()],
+            expires_at: from_millis(1_000),
+            status: HoldStatus::Active,
+            request_id: "req_1".into(),
+        };
+        let alice = UserId::new("alice");
+        assert!(hold.check_confirmable(&alice, from_millis(999)).is_ok());
+        assert_eq!(hold.check_confirmable(&alice, from_millis(1_000)).unwrap_err().code, "hold_expired");
+        assert_eq!(
+            hold.check_confirmable(&UserId::new("bob"), from_millis(1)).unwrap_err().code,
+            "hold_not_found"
+        );
+        let released = SeatHold { status: HoldStatus::Released, ..hold };
+        assert_eq!(released.check_confirmable(&alice, from_millis(1)).unwrap_err().code, "hold_not_found");
+    }
+}

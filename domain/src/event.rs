@@ -1,0 +1,159 @@
+//! Events on the topic, in a CloudEvents 1.0 structured-JSON envelope.
+//!
+//! An event's `id` is derived from what caused it (request, type, subject), so a worker
+//! that redoes a committed command re-publishes the very same ids and consumers dedupe.
+
+use crate::clock::{Timestamp, rfc3339};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "usher.booking.hold.placed")]
+    HoldPlaced,
+    #[serde(rename = "usher.booking.hold.rejected")]
+    HoldRejected,
+    #[serde(rename = "usher.booking.hold.released")]
+    HoldReleased,
+    #[serde(rename = "usher.booking.hold.expired")]
+    HoldExpired,
+    #[serde(rename = "usher.booking.confirmed")]
+    BookingConfirmed,
+    #[serde(rename = "usher.booking.failed")]
+    BookingFailed,
+    #[serde(rename = "usher.ticket.created")]
+    TicketCreated,
+    #[serde(rename = "usher.ticket.assigned")]
+    TicketAssigned,
+    #[serde(rename = "usher.ticket.status_changed")]
+    TicketStatusChanged,
+    #[serde(rename = "usher.ticket.commented")]
+    TicketCommented,
+    #[serde(rename = "usher.request.dead_lettered")]
+    RequestDeadLettered,
+    #[serde(rename = "usher.notification.sent")]
+    NotificationSent,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 12] = [
+        EventType::HoldPlaced,
+        EventType::HoldRejected,
+        EventType::HoldReleased,
+        EventType::HoldExpired,
+        EventType::BookingConfirmed,
+        EventType::BookingFailed,
+        EventType::TicketCreated,
+        EventType::TicketAssigned,
+        EventType::TicketStatusChanged,
+        EventType::TicketCommented,
+        EventType::RequestDeadLettered,
+        EventType::NotificationSent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::HoldPlaced => "usher.booking.hold.placed",
+            EventType::HoldRejected => "usher.booking.hold.rejected",
+            EventType::HoldReleased => "usher.booking.hold.released",
+            EventType::HoldExpired => "usher.booking.hold.expired",
+            EventType::BookingConfirmed => "usher.booking.confirmed",
+            EventType::BookingFailed => "usher.booking.failed",
+            EventType::TicketCreated => "usher.ticket.created",
+            EventType::TicketAssigned => "usher.ticket.assigned",
+            EventType::TicketStatusChanged => "usher.ticket.status_changed",
+            EventType::TicketCommented => "usher.ticket.commented",
+            EventType::RequestDeadLettered => "usher.request.dead_lettered",
+            EventType::NotificationSent => "usher.notification.sent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// A CloudEvents 1.0 event. `correlationid` is the request that caused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    pub specversion: String,
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(with = "rfc3339")]
+    pub time: Timestamp,
+    pub subject: String,
+    pub datacontenttype: String,
+    pub data: Value,
+    pub correlationid: String,
+}
+
+/// Namespace for event ids (uuid v5): any fixed uuid works, this one is Usher's.
+const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f0c_7a3e_58b4_4c2e_9d1e_7f0a_2b6c_d3e1);
+
+impl CloudEvent {
+    /// `pool` names the source (`/usher/<pool>`); `subject` is the aggregate id.
+    pub fn new(
+        event_type: EventType,
+        pool: &str,
+        subject: &str,
+        correlation: &str,
+        data: Value,
+        time: Timestamp,
+    ) -> Self {
+        let name = format!("{correlation}|{}|{subject}", event_type.as_str());
+        Self {
+            specversion: "1.0".to_owned(),
+            id: uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string(),
+            source: format!("/usher/{pool}"),
+            event_type,
+            time,
+            subject: subject.to_owned(),
+            datacontenttype: "application/json".to_owned(),
+            data,
+            correlationid: correlation.to_owned(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an event always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_millis;
+    use serde_json::json;
+
+    #[test]
+    fn the_envelope_is_cloudevents_structured_json() {
+        let e = CloudEvent::new(EventType::HoldPlaced, "booking", "hold_1", "req_1", json!({"a": 1}), from_millis(0));
+        let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["specversion"], "1.0");
+        assert_eq!(v["type"], "usher.booking.hold.placed");
+        assert_eq!(v["source"], "/usher/booking");
+        assert_eq!(v["subject"], "hold_1");
+        assert_eq!(v["datacontenttype"], "application/json");
+        assert_eq!(v["correlationid"], "req_1");
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn ids_are_stable_for_the_same_cause_and_differ_otherwise() {
+        let a = CloudEvent::new(EventType::HoldPlaced, "booking", "hold_1", "req_1", json!({}), from_millis(0));
+        let b = CloudEvent::new(EventType::HoldPlaced, "booking", "hold_1", "req_1", json!({}), from_millis(9));
+        let c = CloudEvent::new(EventType::HoldExpired, "booking", "hold_1", "req_1", json!({}), from_millis(0));
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+    }
+
+    #[test]
+    fn every_type_name_parses_back() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The `Idempotency-Key` header and the fingerprint of the request it guards.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// 1..=255 visible ASCII characters, scoped to one caller.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
+pub struct InvalidKey;
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, InvalidKey> {
+        let visible = raw.bytes().all(|b| b.is_ascii_graphic());
+        if raw.is_empty() || raw.len() > 255 || !visible {
+            return Err(InvalidKey);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A hash of method, path and the body in canonical JSON (keys sorted, no whitespace),
+/// so that key order and spacing do not make two equal requests differ.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn of(method: &str, path: &str, body: &Value) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(method.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(path.as_bytes());
+        hasher.update(b"\n");
+        // serde_json's map is a BTreeMap (no `preserve_order`), so this is sorted.
+        hasher.update(canonical(body).as_bytes());
+        let digest = hasher.finalize();
+        Self(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_are_visible_ascii_up_to_255() {
+        assert!(IdempotencyKey::parse("a").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("has space").is_err());
+        assert!(IdempotencyKey::parse("tab\t").is_err());
+        assert!(IdempotencyKey::parse("é").is_err());
+        assert!(IdempotencyKey::parse("order-42:{x}~").is_ok());
+    }
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_whitespace() {
+        let a: Value = serde_json::from_str(r#"{"show_id":"s","seat_ids":["A1","A2"],"n":{"b":1,"a":2}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str("{ \"n\": {\"a\":2, \"b\":1},\n \"seat_ids\": [\"A1\", \"A2\"], \"show_id\": \"s\" }").unwrap();
+        assert_eq!(Fingerprint::of("POST", "/v1/holds", &a), Fingerprint::of("POST", "/v1/holds", &b));
+    }
+
+    #[test]
+    fn fingerprints_see_every_difference_that_matters() {
+        let a = json!({"seat_ids": ["A1", "A2"]});
+        let base = Fingerprint::of("POST", "/v1/holds", &a);
+        assert_ne!(base, Fingerprint::of("POST", "/v1/holds", &json!({"seat_ids": ["A2", "A1"]})));
+        assert_ne!(base, Fingerprint::of("POST", "/v1/bookings", &a));
+        assert_ne!(base, Fingerprint::of("PUT", "/v1/holds", &a));
+        assert_ne!(
+            Fingerprint::of("POST", "/p", &json!({"a": "1"})),
+            Fingerprint::of("POST", "/p", &json!({"a": 1}))
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! Usher's model and rules, and the ports the adapters implement.
+//!
+//! # Layout
+//! - [`ids`], [`clock`]: opaque ids and the one timestamp format.
+//! - [`catalog`], [`booking`]: movies, shows, seat layouts, holds, bookings and their rules.
+//! - [`request`], [`idempotency`]: the status document and the idempotency key + fingerprint.
+//! - [`command`], [`event`]: what flows through the queues and the topic.
+//! - [`payment`]: the mock payment provider (a card processor's sandbox).
+//! - [`error`]: business outcomes versus infrastructure failures.
+//! - [`ports`]: the traits `infra` implements and `ingress`/`workers` use.
+//!
+//! Nothing here does I/O: the crate has no runtime, no SDK and no SQL.
+
+pub mod booking;
+pub mod catalog;
+pub mod clock;
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod idempotency;
+pub mod ids;
+pub mod payment;
+pub mod ports;
+pub mod request;
+
+pub use error::{BusinessError, PortError};

@@ -1,0 +1,330 @@
+//! The ports: what Usher needs from a backend, in its own terms. `infra` implements each
+//! one twice (embedded SQLite, AWS) and runs both through the same contract suite.
+
+use crate::booking::{Booking, SeatHold, SeatRecord};
+use crate::catalog::{Movie, Show};
+use crate::clock::Timestamp;
+use crate::command::CommandEnvelope;
+use crate::error::PortError;
+use crate::event::{CloudEvent, EventType};
+use crate::idempotency::{Fingerprint, IdempotencyKey};
+use crate::ids::{BookingId, HoldId, MovieId, RequestId, SeatId, ShowId, UserId};
+use crate::payment::PaymentReceipt;
+use crate::request::{Outcome, RequestRecord, StatusDoc};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------
+// Queues
+
+/// The logical queues. Each has a dead-letter queue beside it (`<name>-dlq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Queue {
+    BookingCommands,
+    TicketCommands,
+    Notifications,
+    Analytics,
+}
+
+impl Queue {
+    pub const ALL: [Queue; 4] = [Queue::BookingCommands, Queue::TicketCommands, Queue::Notifications, Queue::Analytics];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::BookingCommands => "booking-commands",
+            Queue::TicketCommands => "ticket-commands",
+            Queue::Notifications => "notifications",
+            Queue::Analytics => "analytics",
+        }
+    }
+
+    /// A logical name, with or without `-dlq`.
+    pub fn parse(name: &str) -> Option<Queue> {
+        let base = name.strip_suffix("-dlq").unwrap_or(name);
+        Self::ALL.into_iter().find(|q| q.name() == base)
+    }
+
+    pub fn source(self) -> QueueAddr {
+        QueueAddr { queue: self, dead: false }
+    }
+
+    pub fn dlq(self) -> QueueAddr {
+        QueueAddr { queue: self, dead: true }
+    }
+
+    /// The topic subscription (filter policy on `type`) that feeds this queue, if any.
+    /// `None` inside means every event type.
+    pub fn subscription(self) -> Option<Option<Vec<EventType>>> {
+        match self {
+            Queue::BookingCommands | Queue::TicketCommands => None,
+            Queue::Notifications => Some(Some(vec![
+                EventType::BookingConfirmed,
+                EventType::TicketAssigned,
+                EventType::TicketStatusChanged,
+                EventType::TicketCommented,
+            ])),
+            Queue::Analytics => Some(None),
+        }
+    }
+}
+
+/// A queue or its dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueAddr {
+    pub queue: Queue,
+    pub dead: bool,
+}
+
+impl QueueAddr {
+    pub fn name(self) -> String {
+        if self.dead { format!("{}-dlq", self.queue.name()) } else { self.queue.name().to_owned() }
+    }
+}
+
+/// Message attributes: string pairs, as SQS message attributes.
+pub type Attributes = BTreeMap<String, String>;
+
+/// The command or event type of a message.
+pub const ATTR_TYPE: &str = "type";
+/// The request a message belongs to, so operators can find its status document.
+pub const ATTR_REQUEST_ID: &str = "request_id";
+/// Set by the worker that dead-letters a message.
+pub const ATTR_FAILURE_REASON: &str = "failure_reason";
+pub const ATTR_FAILED_AT: &str = "failed_at";
+/// How many times the source queue delivered the message before it was dead-lettered.
+pub const ATTR_RECEIVE_COUNT: &str = "receive_count";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub body: String,
+    pub attributes: Attributes,
+    /// Invisible for this long after the send; adapters cap it at [`MessageQueue::max_delay`].
+    pub delay: Duration,
+}
+
+impl OutgoingMessage {
+    pub fn new(body: String, attributes: Attributes) -> Self {
+        Self { body, attributes, delay: Duration::ZERO }
+    }
+
+    pub fn command(envelope: &CommandEnvelope) -> Self {
+        let attributes = Attributes::from([
+            (ATTR_TYPE.to_owned(), envelope.command.type_name().to_owned()),
+            (ATTR_REQUEST_ID.to_owned(), envelope.request_id.to_string()),
+        ]);
+        Self::new(envelope.to_json(), attributes)
+    }
+}
+
+/// Proof of one receive; deleting or re-timing the message needs the latest one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Receipt(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt: Receipt,
+    pub body: String,
+    pub attributes: Attributes,
+    /// How many times this message has been received, this receive included (SQS's
+    /// `ApproximateReceiveCount`). The worker dead-letters on the last allowed one.
+    pub receive_count: u32,
+    pub sent_at: Timestamp,
+}
+
+/// SQS-shaped queues, at-least-once.
+///
+/// A received message stays invisible to other receivers for the visibility timeout;
+/// unless deleted by then it is delivered again with a higher receive count. A message
+/// received more times than the queue's redrive limit (one above the worker's own
+/// `max_receives`) moves to the dead-letter queue instead of being delivered: the safety
+/// net for messages that crash the process.
+#[async_trait]
+pub trait MessageQueue: Send + Sync {
+    /// The longest delay one send can carry (SQS: 15 minutes). Longer waits re-delay.
+    fn max_delay(&self) -> Duration;
+
+    /// Sends every message (the adapter batches them as its backend allows).
+    async fn send_batch(&self, queue: QueueAddr, messages: Vec<OutgoingMessage>) -> Result<(), PortError>;
+
+    /// Up to `max` visible messages, waiting up to `wait` for the first one (long poll).
+    async fn receive(
+        &self,
+        queue: QueueAddr,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, PortError>;
+
+    /// Deletes received messages. A stale receipt (the message was received again since)
+    /// deletes nothing and is not an error, as in SQS.
+    async fn delete_batch(&self, queue: QueueAddr, receipts: Vec<Receipt>) -> Result<(), PortError>;
+
+    /// Makes a received message visible again after `timeout` (zero: at once).
+    async fn change_visibility(&self, queue: QueueAddr, receipt: &Receipt, timeout: Duration) -> Result<(), PortError>;
+
+    /// How many messages the queue holds, visible or in flight (approximate on SQS).
+    async fn depth(&self, queue: QueueAddr) -> Result<u64, PortError>;
+
+    /// Deletes every message in the queue.
+    async fn purge(&self, queue: QueueAddr) -> Result<(), PortError>;
+
+    /// Succeeds when the backend answers.
+    async fn ping(&self) -> Result<(), PortError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+/// The `events` topic. Each event is delivered to every subscribed queue whose filter
+/// accepts its `type`, and to outside subscribers.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, events: &[CloudEvent]) -> Result<(), PortError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stores
+
+/// The response first given for an idempotency key, replayed byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What ingress asks the store to record, in one write, when it admits a command.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub owner: UserId,
+    pub key: IdempotencyKey,
+    pub fingerprint: Fingerprint,
+    pub doc: StatusDoc,
+    pub command: CommandEnvelope,
+    pub response: StoredResponse,
+    /// When the key is forgotten and may be used afresh.
+    pub key_expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub enum Admitted {
+    /// The key was free: it is claimed and the status document exists. Queue the command,
+    /// then call [`RequestStore::mark_queued`].
+    Claimed,
+    /// The same request was admitted before: answer this again.
+    Replay(StoredResponse),
+    /// The same request was claimed at `claimed_at` but its command is not known to be
+    /// queued: either it is being admitted right now, or its admitter died.
+    Unqueued { response: StoredResponse, command: CommandEnvelope, claimed_at: Timestamp },
+    /// The key was used for a different request.
+    KeyReused,
+}
+
+/// A terminal status and the events it committed with. `first` is false when the
+/// request was already terminal and this is what the first run committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub doc: StatusDoc,
+    pub events: Vec<CloudEvent>,
+    pub first: bool,
+}
+
+/// The context of one command being applied.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub request_id: RequestId,
+    pub actor: UserId,
+    pub now: Timestamp,
+}
+
+/// Idempotency records and status documents.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Claims `(owner, key)` and creates the status document in one write, or says what
+    /// the key already stands for. An expired key is free again.
+    async fn admit(&self, admission: Admission) -> Result<Admitted, PortError>;
+
+    /// Records that these requests' commands are on their queue.
+    async fn mark_queued(&self, request_ids: &[RequestId]) -> Result<(), PortError>;
+
+    /// Undoes a claim whose command could not be queued, so the key is free again.
+    async fn abandon(&self, owner: &UserId, key: &IdempotencyKey, request_id: &RequestId) -> Result<(), PortError>;
+
+    async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError>;
+
+    /// `accepted` → `processing`; any other status is left alone.
+    async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError>;
+
+    /// Commits a terminal outcome and its events in one write, conditional on the request
+    /// not being terminal yet; if it is, returns what was committed then.
+    async fn complete(
+        &self,
+        request_id: &RequestId,
+        outcome: Outcome,
+        events: Vec<CloudEvent>,
+        now: Timestamp,
+    ) -> Result<Completion, PortError>;
+
+    /// `dead_lettered` → `accepted`, when an operator replays its message.
+    async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError>;
+
+    /// Commands admitted before `claimed_before` that are not known to be queued.
+    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<CommandEnvelope>, PortError>;
+
+    /// Forgets idempotency keys past their retention. Returns how many went.
+    async fn purge_expired_keys(&self, now: Timestamp) -> Result<u64, PortError>;
+
+    async fn ping(&self) -> Result<(), PortError>;
+}
+
+/// Movies, shows and their seats. Writes are synchronous admin actions.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    async fn create_movie(&self, movie: &Movie) -> Result<(), PortError>;
+    /// Creates the show and lays out every seat as available.
+    async fn create_show(&self, show: &Show) -> Result<(), PortError>;
+    async fn movies(&self) -> Result<Vec<Movie>, PortError>;
+    async fn movie(&self, movie_id: &MovieId) -> Result<Option<Movie>, PortError>;
+    async fn shows_of(&self, movie_id: &MovieId) -> Result<Vec<Show>, PortError>;
+    async fn show(&self, show_id: &ShowId) -> Result<Option<Show>, PortError>;
+    /// Every seat of the show as stored; apply `SeatRecord::state_at` to read it.
+    async fn seats(&self, show_id: &ShowId) -> Result<Vec<SeatRecord>, PortError>;
+}
+
+/// Holds and bookings. Every method that completes a request commits the seats, the
+/// hold or booking, the status document and its events in one transaction, and does
+/// nothing but return the first completion when the request is already terminal.
+#[async_trait]
+pub trait BookingStore: Send + Sync {
+    /// All or nothing: every seat must exist and be available at `ctx.now` (an expired
+    /// hold counts as available). Fails with `show_not_found`, `seat_not_found` or
+    /// `seats_unavailable`.
+    async fn place_hold(
+        &self,
+        ctx: &CommandContext,
+        show_id: &ShowId,
+        seat_ids: &[SeatId],
+        expires_at: Timestamp,
+    ) -> Result<Completion, PortError>;
+
+    /// Frees a live hold of `ctx.actor`'s; `hold_not_found` otherwise.
+    async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError>;
+
+    /// Turns a paid, live hold of `ctx.actor`'s into a booking. The hold is re-checked in
+    /// the transaction: `hold_not_found`, `hold_expired`.
+    async fn confirm_booking(
+        &self,
+        ctx: &CommandContext,
+        hold_id: &HoldId,
+        payment: &PaymentReceipt,
+    ) -> Result<Completion, PortError>;
+
+    /// Marks an active hold whose time has come as expired and frees its seats. Returns
+    /// the `usher.booking.hold.expired` event, the same one on every call for that hold,
+    /// or nothing when the hold was released or confirmed first.
+    async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError>;
+
+    async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError>;
+    async fn booking(&self, booking_id: &BookingId) -> Result<Option<Booking>, PortError>;
+}

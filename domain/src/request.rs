@@ -1,0 +1,135 @@
+//! The status document: what a client polls after a 202.
+
+use crate::clock::{Timestamp, rfc3339};
+use crate::error::BusinessError;
+use crate::event::{CloudEvent, EventType};
+use crate::ids::{RequestId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Accepted,
+    Processing,
+    Succeeded,
+    Failed,
+    DeadLettered,
+}
+
+impl RequestStatus {
+    /// Terminal until an operator replays the message.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RequestStatus::Succeeded | RequestStatus::Failed | RequestStatus::DeadLettered)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Accepted => "accepted",
+            RequestStatus::Processing => "processing",
+            RequestStatus::Succeeded => "succeeded",
+            RequestStatus::Failed => "failed",
+            RequestStatus::DeadLettered => "dead_lettered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "accepted" => RequestStatus::Accepted,
+            "processing" => RequestStatus::Processing,
+            "succeeded" => RequestStatus::Succeeded,
+            "failed" => RequestStatus::Failed,
+            "dead_lettered" => RequestStatus::DeadLettered,
+            _ => return None,
+        })
+    }
+}
+
+/// `{request_id, kind, status, result?, error?, created_at, updated_at}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    pub request_id: RequestId,
+    /// The command type, e.g. `booking.hold.place`.
+    pub kind: String,
+    pub status: RequestStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<BusinessError>,
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Timestamp,
+}
+
+impl StatusDoc {
+    pub fn accepted(request_id: RequestId, kind: &str, now: Timestamp) -> Self {
+        Self {
+            request_id,
+            kind: kind.to_owned(),
+            status: RequestStatus::Accepted,
+            result: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The document after `outcome`, as the worker commits it.
+    pub fn completed(&self, outcome: &Outcome, now: Timestamp) -> Self {
+        let (status, result, error) = match outcome {
+            Outcome::Succeeded(v) => (RequestStatus::Succeeded, Some(v.clone()), None),
+            Outcome::Failed(e) => (RequestStatus::Failed, None, Some(e.clone())),
+            Outcome::DeadLettered(e) => (RequestStatus::DeadLettered, None, Some(e.clone())),
+        };
+        Self { status, result, error, updated_at: now, ..self.clone() }
+    }
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    Failed(BusinessError),
+    DeadLettered(BusinessError),
+}
+
+/// A status document with the caller it belongs to (never shown; used to authorise reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub owner: UserId,
+    pub doc: StatusDoc,
+}
+
+/// The outcome and event of a request the system gave up on after its retries.
+pub fn dead_lettered(
+    request_id: &RequestId,
+    kind: &str,
+    pool: &str,
+    reason: &str,
+    now: Timestamp,
+) -> (Outcome, Vec<CloudEvent>) {
+    let error = BusinessError::new("dead_lettered", reason);
+    let data = serde_json::json!({ "request_id": request_id, "kind": kind, "failure_reason": reason });
+    let event = CloudEvent::new(EventType::RequestDeadLettered, pool, request_id.as_str(), request_id.as_str(), data, now);
+    (Outcome::DeadLettered(error), vec![event])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_millis;
+
+    #[test]
+    fn a_completed_document_keeps_its_identity() {
+        let doc = StatusDoc::accepted("req_1".into(), "booking.hold.place", from_millis(1));
+        let done = doc.completed(&Outcome::Failed(BusinessError::new("hold_not_found", "x")), from_millis(2));
+        assert_eq!(done.status, RequestStatus::Failed);
+        assert_eq!(done.created_at, from_millis(1));
+        assert_eq!(done.updated_at, from_millis(2));
+        assert!(done.status.is_terminal() && !RequestStatus::Processing.is_terminal());
+        let json = serde_json::to_value(&done).unwrap();
+        assert_eq!(json["error"]["code"], "hold_not_found");
+        assert!(json.get("result").is_none());
+    }
+}
