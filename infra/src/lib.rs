@@ -1,1 +1,52 @@
+//! Adapters for the domain's ports, and the configuration that picks them.
+//!
+//! # Layout
+//! - [`config`]: the typed [`Settings`], read once from the environment.
+//! - [`embedded`]: the default backend, one SQLite file; a real, crash-safe product backend.
+//! - [`aws`]: SQS, SNS and DynamoDB.
+//! - [`contract`]: the port contract suite every adapter runs (`port_contract_tests!`).
 
+pub mod aws;
+pub mod config;
+pub mod contract;
+pub mod embedded;
+
+pub use config::{BackendKind, ConfigError, Settings};
+
+use domain::PortError;
+use domain::ports::{BookingStore, CatalogStore, EventBus, MessageQueue, RequestStore};
+use std::sync::Arc;
+
+/// Every port, wired to one backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Backend {
+    pub queues: Arc<dyn MessageQueue>,
+    pub bus: Arc<dyn EventBus>,
+    pub requests: Arc<dyn RequestStore>,
+    pub catalog: Arc<dyn CatalogStore>,
+    pub bookings: Arc<dyn BookingStore>,
+}
+
+impl Backend {
+    /// Connects to the configured backend. The embedded one creates its file and schema.
+    pub async fn connect(settings: &Settings) -> Result<Backend, PortError> {
+        match settings.backend {
+            BackendKind::Embedded => embedded::open(settings).map(|db| db.backend()),
+            BackendKind::Aws => aws::connect(settings).await,
+        }
+    }
+
+    /// Creates (idempotently) the queues, DLQs, topic, subscriptions and tables.
+    pub async fn setup(settings: &Settings) -> Result<(), PortError> {
+        match settings.backend {
+            BackendKind::Embedded => embedded::open(settings).map(|_| ()),
+            BackendKind::Aws => aws::setup(settings).await,
+        }
+    }
+
+    /// Succeeds when the store and the queues answer.
+    pub async fn ready(&self) -> Result<(), PortError> {
+        self.requests.ping().await?;
+        self.queues.ping().await
+    }
+}
