@@ -1,15 +1,158 @@
-//! The embedded backend (in progress).
+//! The embedded backend: every port in one SQLite file (`<data dir>/usher.db`, WAL).
+//!
+//! It is the default product backend, not a test double: queues keep SQS semantics
+//! (visibility, receive counts, delays, redrive), the topic fans out by filter, and a
+//! command's effects commit with its status in one transaction.
+
+mod bookings;
+mod bus;
+mod catalog;
+mod db;
+mod queue;
+mod requests;
+
 use crate::{Backend, Settings};
+use db::Db;
 use domain::PortError;
+use domain::ports::QueueAddr;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
-pub struct Embedded;
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS messages (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT    NOT NULL,
+    message_id    TEXT    NOT NULL,
+    body          TEXT    NOT NULL,
+    attributes    TEXT    NOT NULL,
+    sent_at       INTEGER NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at, seq);
+CREATE INDEX IF NOT EXISTS messages_by_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
 
-impl Embedded {
-    pub fn backend(&self) -> Backend {
-        unimplemented!()
-    }
+CREATE TABLE IF NOT EXISTS subscriptions (
+    queue TEXT PRIMARY KEY,
+    types TEXT            -- JSON array of event types; NULL: every type
+);
+
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    owner      TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    status     TEXT    NOT NULL,
+    result     TEXT,
+    error      TEXT,
+    events     TEXT    NOT NULL DEFAULT '[]',
+    command    TEXT    NOT NULL,
+    queued     INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_unqueued ON requests (created_at) WHERE queued = 0;
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    owner           TEXT    NOT NULL,
+    key             TEXT    NOT NULL,
+    fingerprint     TEXT    NOT NULL,
+    request_id      TEXT    NOT NULL,
+    response_status INTEGER NOT NULL,
+    response_body   TEXT    NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    PRIMARY KEY (owner, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+
+CREATE TABLE IF NOT EXISTS movies (
+    movie_id     TEXT PRIMARY KEY,
+    title        TEXT    NOT NULL,
+    duration_min INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS shows (
+    show_id       TEXT PRIMARY KEY,
+    movie_id      TEXT    NOT NULL,
+    starts_at     INTEGER NOT NULL,
+    rows          INTEGER NOT NULL,
+    seats_per_row INTEGER NOT NULL,
+    price_cents   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shows_by_movie ON shows (movie_id, starts_at);
+
+CREATE TABLE IF NOT EXISTS seats (
+    show_id         TEXT    NOT NULL,
+    seat_id         TEXT    NOT NULL,
+    position        INTEGER NOT NULL,
+    booking_id      TEXT,
+    hold_id         TEXT,
+    hold_expires_at INTEGER,
+    PRIMARY KEY (show_id, seat_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS holds (
+    hold_id     TEXT PRIMARY KEY,
+    show_id     TEXT    NOT NULL,
+    customer_id TEXT    NOT NULL,
+    seat_ids    TEXT    NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    status      TEXT    NOT NULL,
+    request_id  TEXT    NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bookings (
+    booking_id   TEXT PRIMARY KEY,
+    hold_id      TEXT    NOT NULL UNIQUE,
+    show_id      TEXT    NOT NULL,
+    customer_id  TEXT    NOT NULL,
+    seat_ids     TEXT    NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    request_id   TEXT    NOT NULL
+);
+"#;
+
+/// Every port over one database. Cloning the `Arc` hands out the same backend.
+pub struct Embedded {
+    db: Arc<Db>,
+    /// Receives after which a message moves to its DLQ (the redrive safety net).
+    redrive_after: u32,
+    /// Wakes long-polling receivers in this process when a send commits.
+    arrivals: HashMap<String, Arc<Notify>>,
+    /// The topic's subscriptions, read once at open.
+    subscriptions: Vec<(QueueAddr, Option<Vec<String>>)>,
 }
 
-pub fn open(_settings: &Settings) -> Result<Embedded, PortError> {
-    Err(PortError::Invalid("not yet".into()))
+/// Opens (creating if needed) `<data dir>/usher.db`, its schema and its subscriptions.
+pub fn open(settings: &Settings) -> Result<Arc<Embedded>, PortError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        PortError::Unavailable(format!("cannot create the data dir {}: {e}", settings.data_dir.display()))
+    })?;
+    open_file(&settings.data_dir.join("usher.db"), settings.max_receives)
+}
+
+fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError> {
+    let db = Db::open(path, SCHEMA)?;
+    let subscriptions = bus::ensure_subscriptions(path)?;
+    let arrivals = domain::ports::Queue::ALL
+        .into_iter()
+        .flat_map(|q| [q.source(), q.dlq()])
+        .map(|addr| (addr.name(), Arc::new(Notify::new())))
+        .collect();
+    Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, arrivals, subscriptions }))
+}
+
+impl Embedded {
+    pub fn backend(self: &Arc<Self>) -> Backend {
+        Backend {
+            queues: self.clone(),
+            bus: self.clone(),
+            requests: self.clone(),
+            catalog: self.clone(),
+            bookings: self.clone(),
+        }
+    }
 }

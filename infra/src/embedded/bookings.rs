@@ -1,0 +1,331 @@
+//! Holds and bookings. Each method runs as one write job: the seats, the hold or booking,
+//! the status document and its events commit together or not at all.
+
+use super::Embedded;
+use super::catalog::{load_show, seat_from};
+use super::db::{json_error, sql_error};
+use super::requests::{complete_in, terminal_completion};
+use async_trait::async_trait;
+use domain::PortError;
+use domain::booking::{self, Booking, BookingStatus, HoldStatus, SeatHold, SeatRecord};
+use domain::clock::{self, Timestamp};
+use domain::error::BusinessError;
+use domain::event::CloudEvent;
+use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
+use domain::payment::PaymentReceipt;
+use domain::ports::{BookingStore, CommandContext, Completion};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+fn hold_from(r: &Row<'_>) -> rusqlite::Result<(SeatHold, String)> {
+    let status: String = r.get(5)?;
+    let seats: String = r.get(3)?;
+    let hold = SeatHold {
+        hold_id: HoldId::from(r.get::<_, String>(0)?),
+        show_id: ShowId::from(r.get::<_, String>(1)?),
+        customer_id: UserId::new(r.get::<_, String>(2)?),
+        seat_ids: Vec::new(),
+        expires_at: clock::from_millis(r.get(4)?),
+        status: HoldStatus::parse(&status).unwrap_or(HoldStatus::Expired),
+        request_id: RequestId::from(r.get::<_, String>(6)?),
+    };
+    Ok((hold, seats))
+}
+
+fn load_hold(conn: &Connection, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT hold_id, show_id, customer_id, seat_ids, expires_at, status, request_id
+             FROM holds WHERE hold_id = ?1",
+        )
+        .map_err(sql_error)?
+        .query_row([hold_id.as_str()], hold_from)
+        .optional()
+        .map_err(sql_error)?;
+    row.map(|(mut hold, seats)| {
+        hold.seat_ids = serde_json::from_str(&seats).map_err(json_error)?;
+        Ok(hold)
+    })
+    .transpose()
+}
+
+fn load_seats(conn: &Connection, show_id: &ShowId, seat_ids: &[SeatId]) -> Result<Vec<SeatRecord>, PortError> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT seat_id, booking_id, hold_id, hold_expires_at FROM seats WHERE show_id = ?1 AND seat_id = ?2",
+        )
+        .map_err(sql_error)?;
+    let mut seats = Vec::with_capacity(seat_ids.len());
+    for seat in seat_ids {
+        if let Some(s) = select.query_row(params![show_id.as_str(), seat.as_str()], seat_from).optional().map_err(sql_error)? {
+            seats.push(s);
+        }
+    }
+    Ok(seats)
+}
+
+/// Frees the seats a hold still claims (never a seat that a later hold took over).
+fn free_seats(conn: &Connection, hold: &SeatHold) -> Result<(), PortError> {
+    conn.prepare_cached(
+        "UPDATE seats SET hold_id = NULL, hold_expires_at = NULL
+         WHERE show_id = ?1 AND hold_id = ?2 AND booking_id IS NULL",
+    )
+    .map_err(sql_error)?
+    .execute(params![hold.show_id.as_str(), hold.hold_id.as_str()])
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+fn set_hold_status(conn: &Connection, hold_id: &HoldId, status: HoldStatus) -> Result<(), PortError> {
+    conn.prepare_cached("UPDATE holds SET status = ?2 WHERE hold_id = ?1")
+        .map_err(sql_error)?
+        .execute(params![hold_id.as_str(), status.as_str()])
+        .map_err(sql_error)?;
+    Ok(())
+}
+
+fn place(
+    conn: &Connection,
+    ctx: &CommandContext,
+    show_id: &ShowId,
+    seat_ids: &[SeatId],
+    expires_at: Timestamp,
+) -> Result<Result<SeatHold, BusinessError>, PortError> {
+    if load_show(conn, show_id)?.is_none() {
+        return Ok(Err(BusinessError::new("show_not_found", format!("no show {show_id}"))));
+    }
+    let current = load_seats(conn, show_id, seat_ids)?;
+    if let Err(e) = booking::check_hold(seat_ids, &current, ctx.now) {
+        return Ok(Err(e));
+    }
+    let hold = SeatHold {
+        hold_id: HoldId::generate(),
+        show_id: show_id.clone(),
+        customer_id: ctx.actor.clone(),
+        seat_ids: seat_ids.to_vec(),
+        expires_at,
+        status: HoldStatus::Active,
+        request_id: ctx.request_id.clone(),
+    };
+    conn.prepare_cached(
+        "INSERT INTO holds (hold_id, show_id, customer_id, seat_ids, expires_at, status, request_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6)",
+    )
+    .map_err(sql_error)?
+    .execute(params![
+        hold.hold_id.as_str(),
+        show_id.as_str(),
+        ctx.actor.as_str(),
+        serde_json::to_string(&hold.seat_ids).map_err(json_error)?,
+        clock::to_millis(expires_at),
+        ctx.request_id.as_str()
+    ])
+    .map_err(sql_error)?;
+    // The WHERE repeats the rule as a guard: a seat that is not available is not taken.
+    let mut claim = conn
+        .prepare_cached(
+            "UPDATE seats SET hold_id = ?3, hold_expires_at = ?4
+             WHERE show_id = ?1 AND seat_id = ?2 AND booking_id IS NULL
+               AND (hold_expires_at IS NULL OR hold_expires_at <= ?5)",
+        )
+        .map_err(sql_error)?;
+    for seat in seat_ids {
+        let n = claim
+            .execute(params![
+                show_id.as_str(),
+                seat.as_str(),
+                hold.hold_id.as_str(),
+                clock::to_millis(expires_at),
+                clock::to_millis(ctx.now)
+            ])
+            .map_err(sql_error)?;
+        if n != 1 {
+            return Err(PortError::Contention(format!("seat {seat} changed under the hold")));
+        }
+    }
+    Ok(Ok(hold))
+}
+
+fn confirm(
+    conn: &Connection,
+    ctx: &CommandContext,
+    hold_id: &HoldId,
+) -> Result<Result<Booking, BusinessError>, PortError> {
+    let Some(hold) = load_hold(conn, hold_id)? else {
+        return Ok(Err(booking::hold_not_found(hold_id)));
+    };
+    if let Err(e) = hold.check_confirmable(&ctx.actor, ctx.now) {
+        return Ok(Err(e));
+    }
+    let Some(show) = load_show(conn, &hold.show_id)? else {
+        return Err(PortError::Corrupt(format!("hold {hold_id} names a missing show")));
+    };
+    let booking = Booking {
+        booking_id: BookingId::generate(),
+        show_id: hold.show_id.clone(),
+        seat_ids: hold.seat_ids.clone(),
+        amount_cents: show.price_cents * hold.seat_ids.len() as u64,
+        status: BookingStatus::Confirmed,
+        customer_id: ctx.actor.clone(),
+        created_at: ctx.now,
+    };
+    conn.prepare_cached(
+        "INSERT INTO bookings (booking_id, hold_id, show_id, customer_id, seat_ids, amount_cents, created_at, request_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .map_err(sql_error)?
+    .execute(params![
+        booking.booking_id.as_str(),
+        hold_id.as_str(),
+        booking.show_id.as_str(),
+        ctx.actor.as_str(),
+        serde_json::to_string(&booking.seat_ids).map_err(json_error)?,
+        booking.amount_cents,
+        clock::to_millis(ctx.now),
+        ctx.request_id.as_str()
+    ])
+    .map_err(sql_error)?;
+    let booked = conn
+        .prepare_cached(
+            "UPDATE seats SET booking_id = ?3, hold_id = NULL, hold_expires_at = NULL
+             WHERE show_id = ?1 AND hold_id = ?2 AND booking_id IS NULL",
+        )
+        .map_err(sql_error)?
+        .execute(params![hold.show_id.as_str(), hold_id.as_str(), booking.booking_id.as_str()])
+        .map_err(sql_error)?;
+    if booked != hold.seat_ids.len() {
+        return Err(PortError::Corrupt(format!("hold {hold_id} no longer claims all its seats")));
+    }
+    set_hold_status(conn, hold_id, HoldStatus::Confirmed)?;
+    Ok(Ok(booking))
+}
+
+#[async_trait]
+impl BookingStore for Embedded {
+    async fn place_hold(
+        &self,
+        ctx: &CommandContext,
+        show_id: &ShowId,
+        seat_ids: &[SeatId],
+        expires_at: Timestamp,
+    ) -> Result<Completion, PortError> {
+        let (ctx, show_id, seat_ids) = (ctx.clone(), show_id.clone(), seat_ids.to_vec());
+        self.db
+            .write(move |conn| {
+                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                    return Ok(done);
+                }
+                let (outcome, events) = match place(conn, &ctx, &show_id, &seat_ids, expires_at)? {
+                    Ok(hold) => booking::hold_placed(&ctx, &hold),
+                    Err(e) => booking::hold_rejected(&ctx, &show_id, &seat_ids, e),
+                };
+                complete_in(conn, &ctx.request_id, outcome, events, ctx.now)
+            })
+            .await
+    }
+
+    async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
+        let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
+        self.db
+            .write(move |conn| {
+                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                    return Ok(done);
+                }
+                let checked = match load_hold(conn, &hold_id)? {
+                    None => Err(booking::hold_not_found(&hold_id)),
+                    Some(hold) => hold.check_releasable(&ctx.actor, ctx.now).map(|()| hold),
+                };
+                let (outcome, events) = match checked {
+                    Ok(hold) => {
+                        free_seats(conn, &hold)?;
+                        set_hold_status(conn, &hold_id, HoldStatus::Released)?;
+                        booking::hold_released(&ctx, &hold)
+                    }
+                    Err(e) => booking::release_failed(e),
+                };
+                complete_in(conn, &ctx.request_id, outcome, events, ctx.now)
+            })
+            .await
+    }
+
+    async fn confirm_booking(
+        &self,
+        ctx: &CommandContext,
+        hold_id: &HoldId,
+        _payment: &PaymentReceipt,
+    ) -> Result<Completion, PortError> {
+        let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
+        self.db
+            .write(move |conn| {
+                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                    return Ok(done);
+                }
+                let (outcome, events) = match confirm(conn, &ctx, &hold_id)? {
+                    Ok(b) => booking::booking_confirmed(&ctx, &b, &hold_id),
+                    Err(e) => booking::booking_failed(&ctx, &hold_id, e),
+                };
+                complete_in(conn, &ctx.request_id, outcome, events, ctx.now)
+            })
+            .await
+    }
+
+    async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
+        let hold_id = hold_id.clone();
+        self.db
+            .write(move |conn| {
+                let Some(hold) = load_hold(conn, &hold_id)? else { return Ok(None) };
+                match hold.status {
+                    HoldStatus::Expired => Ok(Some(booking::hold_expired(&hold))),
+                    HoldStatus::Active if hold.expires_at <= now => {
+                        free_seats(conn, &hold)?;
+                        set_hold_status(conn, &hold_id, HoldStatus::Expired)?;
+                        Ok(Some(booking::hold_expired(&hold)))
+                    }
+                    _ => Ok(None),
+                }
+            })
+            .await
+    }
+
+    async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {
+        let id = hold_id.clone();
+        self.db.read(move |conn| load_hold(conn, &id)).await
+    }
+
+    async fn booking(&self, booking_id: &BookingId) -> Result<Option<Booking>, PortError> {
+        let id = booking_id.to_string();
+        self.db
+            .read(move |conn| {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT booking_id, show_id, seat_ids, amount_cents, customer_id, created_at
+                         FROM bookings WHERE booking_id = ?1",
+                    )
+                    .map_err(sql_error)?
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, u64>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(sql_error)?;
+                row.map(|(booking_id, show_id, seats, amount_cents, customer, created_at)| {
+                    Ok(Booking {
+                        booking_id: BookingId::from(booking_id),
+                        show_id: ShowId::from(show_id),
+                        seat_ids: serde_json::from_str(&seats).map_err(json_error)?,
+                        amount_cents,
+                        status: BookingStatus::Confirmed,
+                        customer_id: UserId::new(customer),
+                        created_at: clock::from_millis(created_at),
+                    })
+                })
+                .transpose()
+            })
+            .await
+    }
+}

@@ -1,0 +1,273 @@
+//! Idempotency records and status documents. `complete_in` is shared with the booking
+//! store so that a command's effects and its status commit in one transaction.
+
+use super::Embedded;
+use super::db::{json_error, sql_error};
+use async_trait::async_trait;
+use domain::PortError;
+use domain::clock::{self, Timestamp};
+use domain::command::CommandEnvelope;
+use domain::error::BusinessError;
+use domain::event::CloudEvent;
+use domain::idempotency::IdempotencyKey;
+use domain::ids::{RequestId, UserId};
+use domain::ports::{Admission, Admitted, Completion, RequestStore, StoredResponse};
+use domain::request::{Outcome, RequestRecord, RequestStatus, StatusDoc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+const RECORD_COLUMNS: &str = "request_id, owner, kind, status, result, error, created_at, updated_at, events";
+
+fn record_from(row: &Row<'_>) -> rusqlite::Result<(RequestRecord, String)> {
+    let status: String = row.get(3)?;
+    let result: Option<String> = row.get(4)?;
+    let error: Option<String> = row.get(5)?;
+    let parse = |col: usize, e: String| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into());
+    let doc = StatusDoc {
+        request_id: RequestId::from(row.get::<_, String>(0)?),
+        kind: row.get(2)?,
+        status: RequestStatus::parse(&status).ok_or_else(|| parse(3, format!("unknown status {status}")))?,
+        result: result.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| parse(4, e.to_string()))?,
+        error: error.map(|e| serde_json::from_str::<BusinessError>(&e)).transpose().map_err(|e| parse(5, e.to_string()))?,
+        created_at: clock::from_millis(row.get(6)?),
+        updated_at: clock::from_millis(row.get(7)?),
+    };
+    Ok((RequestRecord { owner: UserId::new(row.get::<_, String>(1)?), doc }, row.get(8)?))
+}
+
+fn load(conn: &Connection, request_id: &RequestId) -> Result<Option<(RequestRecord, String)>, PortError> {
+    conn.prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM requests WHERE request_id = ?1"))
+        .map_err(sql_error)?
+        .query_row([request_id.as_str()], record_from)
+        .optional()
+        .map_err(sql_error)
+}
+
+/// What the first run committed, if the request is already terminal.
+pub(super) fn terminal_completion(conn: &Connection, request_id: &RequestId) -> Result<Option<Completion>, PortError> {
+    let Some((record, events)) = load(conn, request_id)? else {
+        return Err(PortError::Corrupt(format!("request {request_id} has no status document")));
+    };
+    if !record.doc.status.is_terminal() {
+        return Ok(None);
+    }
+    let events: Vec<CloudEvent> = serde_json::from_str(&events).map_err(json_error)?;
+    Ok(Some(Completion { doc: record.doc, events, first: false }))
+}
+
+/// Commits a terminal outcome and its events unless the request is already terminal.
+pub(super) fn complete_in(
+    conn: &Connection,
+    request_id: &RequestId,
+    outcome: Outcome,
+    events: Vec<CloudEvent>,
+    now: Timestamp,
+) -> Result<Completion, PortError> {
+    let Some((record, stored_events)) = load(conn, request_id)? else {
+        return Err(PortError::Corrupt(format!("request {request_id} has no status document")));
+    };
+    if record.doc.status.is_terminal() {
+        let events = serde_json::from_str(&stored_events).map_err(json_error)?;
+        return Ok(Completion { doc: record.doc, events, first: false });
+    }
+    let doc = record.doc.completed(&outcome, now);
+    let result = doc.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+    let error = doc.error.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+    let stored = serde_json::to_string(&events).map_err(json_error)?;
+    conn.prepare_cached(
+        "UPDATE requests SET status = ?2, result = ?3, error = ?4, events = ?5, updated_at = ?6
+         WHERE request_id = ?1",
+    )
+    .map_err(sql_error)?
+    .execute(params![request_id.as_str(), doc.status.as_str(), result, error, stored, clock::to_millis(now)])
+    .map_err(sql_error)?;
+    Ok(Completion { doc, events, first: true })
+}
+
+#[async_trait]
+impl RequestStore for Embedded {
+    async fn admit(&self, a: Admission) -> Result<Admitted, PortError> {
+        self.db
+            .write(move |conn| {
+                let now = clock::to_millis(a.doc.created_at);
+                let existing = conn
+                    .prepare_cached(
+                        "SELECT k.fingerprint, k.response_status, k.response_body, r.queued, r.command, r.created_at
+                         FROM idempotency_keys k LEFT JOIN requests r ON r.request_id = k.request_id
+                         WHERE k.owner = ?1 AND k.key = ?2 AND k.expires_at > ?3",
+                    )
+                    .map_err(sql_error)?
+                    .query_row(params![a.owner.as_str(), a.key.as_str(), now], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, u16>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<bool>>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<i64>>(5)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(sql_error)?;
+                if let Some((fingerprint, status, body, queued, command, claimed_at)) = existing {
+                    if fingerprint != a.fingerprint.as_str() {
+                        return Ok(Admitted::KeyReused);
+                    }
+                    let response = StoredResponse { status, body };
+                    return match (queued, command, claimed_at) {
+                        (Some(false), Some(command), Some(claimed_at)) => Ok(Admitted::Unqueued {
+                            response,
+                            command: CommandEnvelope::parse(&command).map_err(json_error)?,
+                            claimed_at: clock::from_millis(claimed_at),
+                        }),
+                        _ => Ok(Admitted::Replay(response)),
+                    };
+                }
+                let doc = &a.doc;
+                conn.prepare_cached(
+                    "INSERT INTO requests (request_id, owner, kind, status, command, queued, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+                )
+                .map_err(sql_error)?
+                .execute(params![
+                    doc.request_id.as_str(),
+                    a.owner.as_str(),
+                    doc.kind,
+                    doc.status.as_str(),
+                    a.command.to_json(),
+                    now
+                ])
+                .map_err(sql_error)?;
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO idempotency_keys
+                     (owner, key, fingerprint, request_id, response_status, response_body, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql_error)?
+                .execute(params![
+                    a.owner.as_str(),
+                    a.key.as_str(),
+                    a.fingerprint.as_str(),
+                    doc.request_id.as_str(),
+                    a.response.status,
+                    a.response.body,
+                    clock::to_millis(a.key_expires_at)
+                ])
+                .map_err(sql_error)?;
+                Ok(Admitted::Claimed)
+            })
+            .await
+    }
+
+    async fn mark_queued(&self, request_ids: &[RequestId]) -> Result<(), PortError> {
+        let ids: Vec<String> = request_ids.iter().map(|r| r.to_string()).collect();
+        self.db
+            .write(move |conn| {
+                let mut update =
+                    conn.prepare_cached("UPDATE requests SET queued = 1 WHERE request_id = ?1").map_err(sql_error)?;
+                for id in &ids {
+                    update.execute([id]).map_err(sql_error)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn abandon(&self, owner: &UserId, key: &IdempotencyKey, request_id: &RequestId) -> Result<(), PortError> {
+        let (owner, key, id) = (owner.to_string(), key.to_string(), request_id.to_string());
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "DELETE FROM idempotency_keys WHERE owner = ?1 AND key = ?2 AND request_id = ?3",
+                    params![owner, key, id],
+                )
+                .map_err(sql_error)?;
+                conn.execute("DELETE FROM requests WHERE request_id = ?1 AND queued = 0", [id])
+                    .map_err(sql_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError> {
+        let id = request_id.clone();
+        self.db.read(move |conn| Ok(load(conn, &id)?.map(|(record, _)| record))).await
+    }
+
+    async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError> {
+        let ids: Vec<String> = request_ids.iter().map(|r| r.to_string()).collect();
+        self.db
+            .write(move |conn| {
+                let mut update = conn
+                    .prepare_cached(
+                        "UPDATE requests SET status = 'processing', updated_at = ?2
+                         WHERE request_id = ?1 AND status = 'accepted'",
+                    )
+                    .map_err(sql_error)?;
+                for id in &ids {
+                    update.execute(params![id, clock::to_millis(now)]).map_err(sql_error)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn complete(
+        &self,
+        request_id: &RequestId,
+        outcome: Outcome,
+        events: Vec<CloudEvent>,
+        now: Timestamp,
+    ) -> Result<Completion, PortError> {
+        let id = request_id.clone();
+        self.db.write(move |conn| complete_in(conn, &id, outcome, events, now)).await
+    }
+
+    async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError> {
+        let id = request_id.to_string();
+        self.db
+            .write(move |conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE requests SET status = 'accepted', result = NULL, error = NULL, updated_at = ?2
+                         WHERE request_id = ?1 AND status = 'dead_lettered'",
+                        params![id, clock::to_millis(now)],
+                    )
+                    .map_err(sql_error)?;
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<CommandEnvelope>, PortError> {
+        self.db
+            .read(move |conn| {
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT command FROM requests WHERE queued = 0 AND created_at < ?1
+                         ORDER BY created_at LIMIT ?2",
+                    )
+                    .map_err(sql_error)?;
+                let commands = select
+                    .query_map(params![clock::to_millis(claimed_before), limit as i64], |r| r.get::<_, String>(0))
+                    .map_err(sql_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_error)?;
+                commands.iter().map(|c| CommandEnvelope::parse(c).map_err(json_error)).collect()
+            })
+            .await
+    }
+
+    async fn purge_expired_keys(&self, now: Timestamp) -> Result<u64, PortError> {
+        self.db
+            .write(move |conn| {
+                conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", [clock::to_millis(now)])
+                    .map(|n| n as u64)
+                    .map_err(sql_error)
+            })
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), PortError> {
+        self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error)).await
+    }
+}
