@@ -1,1 +1,451 @@
-//! The port contract suite.
+//! The port contract suite. Every adapter runs it through its own `fresh` function:
+//!
+//! ```ignore
+//! async fn fresh(max_receives: u32) -> infra::Backend { /* a new, set-up backend */ }
+//! infra::port_contract_tests!(fresh);
+//! ```
+//!
+//! Each check takes a fresh backend, so they run in parallel against one server.
+
+use crate::Backend;
+use domain::booking::SeatState;
+use domain::catalog::{Auditorium, Movie, Show};
+use domain::clock::{self, Timestamp};
+use domain::command::{Actor, Command, CommandEnvelope, Role};
+use domain::event::{CloudEvent, EventType};
+use domain::idempotency::{Fingerprint, IdempotencyKey};
+use domain::ids::{HoldId, MovieId, RequestId, SeatId, ShowId, UserId};
+use domain::payment::PaymentReceipt;
+use domain::ports::{
+    ATTR_TYPE, Admission, Admitted, Attributes, CommandContext, OutgoingMessage, Queue, QueueAddr, StoredResponse,
+};
+use domain::request::{Outcome, RequestStatus, StatusDoc};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Generates one `#[tokio::test]` per contract check, each on `$fresh(max_receives)`.
+#[macro_export]
+macro_rules! port_contract_tests {
+    ($fresh:path) => {
+        $crate::port_contract_tests!(@each $fresh;
+            queue_round_trip, visibility_hides_and_redelivers, change_visibility_reveals,
+            delayed_send, large_batches, redrive_moves_to_dlq, purge_empties,
+            fan_out_by_filter, admission_rules, expired_keys_are_free, abandon_frees_the_key,
+            complete_is_conditional, reopen_dead_lettered, hold_is_all_or_nothing,
+            expired_hold_counts_available, release_and_confirm, concurrent_holds_never_overlap);
+    };
+    (@each $fresh:path; $($check:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some(backend) = $fresh(3).await else { return };
+                $crate::contract::$check(backend).await;
+            }
+        )+
+    };
+}
+
+fn msg(body: &str) -> OutgoingMessage {
+    OutgoingMessage::new(body.to_owned(), Attributes::from([(ATTR_TYPE.to_owned(), "test.kind".to_owned())]))
+}
+
+const Q: QueueAddr = QueueAddr { queue: Queue::BookingCommands, dead: false };
+const VIS: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(2);
+
+async fn drain(b: &Backend, q: QueueAddr, expect: usize) -> Vec<domain::ports::ReceivedMessage> {
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        if got.len() >= expect {
+            break;
+        }
+        got.extend(b.queues.receive(q, 10, WAIT, VIS).await.expect("receive"));
+    }
+    got
+}
+
+pub async fn queue_round_trip(b: Backend) {
+    b.queues.send_batch(Q, vec![msg("one"), msg("two"), msg("three")]).await.expect("send");
+    let got = drain(&b, Q, 3).await;
+    let bodies: BTreeSet<&str> = got.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, BTreeSet::from(["one", "two", "three"]));
+    assert!(got.iter().all(|m| m.receive_count == 1 && m.attributes[ATTR_TYPE] == "test.kind"));
+    assert_eq!(b.queues.depth(Q).await.unwrap(), 3, "received messages still count until deleted");
+    b.queues.delete_batch(Q, got.into_iter().map(|m| m.receipt).collect()).await.expect("delete");
+    assert_eq!(b.queues.depth(Q).await.unwrap(), 0);
+    assert!(b.queues.receive(Q, 10, Duration::from_millis(200), VIS).await.unwrap().is_empty());
+}
+
+pub async fn visibility_hides_and_redelivers(b: Backend) {
+    b.queues.send_batch(Q, vec![msg("x")]).await.unwrap();
+    let first = drain(&b, Q, 1).await;
+    assert_eq!(first.len(), 1);
+    let hidden = b.queues.receive(Q, 10, Duration::ZERO, Duration::from_secs(1)).await.unwrap();
+    assert!(hidden.is_empty(), "an in-flight message is invisible");
+    // The first receive hid it for 30 s; shorten that, then it comes back counted twice.
+    b.queues.change_visibility(Q, &first[0].receipt, Duration::from_secs(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let again = drain(&b, Q, 1).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message_id, first[0].message_id);
+    assert_eq!(again[0].receive_count, 2);
+    // A stale receipt deletes nothing and is no error.
+    b.queues.delete_batch(Q, vec![first[0].receipt.clone()]).await.unwrap();
+    b.queues.delete_batch(Q, vec![again[0].receipt.clone()]).await.unwrap();
+    assert_eq!(b.queues.depth(Q).await.unwrap(), 0);
+}
+
+pub async fn change_visibility_reveals(b: Backend) {
+    b.queues.send_batch(Q, vec![msg("y")]).await.unwrap();
+    let got = drain(&b, Q, 1).await;
+    b.queues.change_visibility(Q, &got[0].receipt, Duration::ZERO).await.unwrap();
+    let again = drain(&b, Q, 1).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receive_count, 2);
+}
+
+pub async fn delayed_send(b: Backend) {
+    let mut m = msg("later");
+    m.delay = Duration::from_secs(2);
+    b.queues.send_batch(Q, vec![m]).await.unwrap();
+    let early = b.queues.receive(Q, 10, Duration::from_millis(500), VIS).await.unwrap();
+    assert!(early.is_empty(), "a delayed message is not delivered early");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let got = drain(&b, Q, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "later");
+}
+
+pub async fn large_batches(b: Backend) {
+    let messages: Vec<_> = (0..25).map(|i| msg(&format!("m{i}"))).collect();
+    b.queues.send_batch(Q, messages).await.unwrap();
+    let got = drain(&b, Q, 25).await;
+    assert_eq!(got.iter().map(|m| &m.body).collect::<BTreeSet<_>>().len(), 25);
+    b.queues.delete_batch(Q, got.into_iter().map(|m| m.receipt).collect()).await.unwrap();
+    assert_eq!(b.queues.depth(Q).await.unwrap(), 0);
+}
+
+/// With `max_receives = 3` the queue's own redrive moves a message on its 5th receive.
+pub async fn redrive_moves_to_dlq(b: Backend) {
+    b.queues.send_batch(Q, vec![msg("poison")]).await.unwrap();
+    for attempt in 1..=4 {
+        let got = drain(&b, Q, 1).await;
+        assert_eq!(got.len(), 1, "delivery {attempt}");
+        assert_eq!(got[0].receive_count, attempt);
+        b.queues.change_visibility(Q, &got[0].receipt, Duration::ZERO).await.unwrap();
+    }
+    let mut moved = false;
+    for _ in 0..20 {
+        assert!(b.queues.receive(Q, 10, Duration::from_millis(300), VIS).await.unwrap().is_empty());
+        if b.queues.depth(Queue::BookingCommands.dlq()).await.unwrap() == 1 {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "the message reached the DLQ");
+    let dead = drain(&b, Queue::BookingCommands.dlq(), 1).await;
+    assert_eq!(dead[0].body, "poison");
+    assert_eq!(dead[0].attributes[ATTR_TYPE], "test.kind");
+}
+
+pub async fn purge_empties(b: Backend) {
+    let dlq = Queue::BookingCommands.dlq();
+    b.queues.send_batch(dlq, vec![msg("a"), msg("b")]).await.unwrap();
+    assert_eq!(b.queues.depth(dlq).await.unwrap(), 2);
+    b.queues.purge(dlq).await.unwrap();
+    assert_eq!(b.queues.depth(dlq).await.unwrap(), 0);
+}
+
+fn event(t: EventType, subject: &str) -> CloudEvent {
+    CloudEvent::new(t, "booking", subject, "req_contract", json!({ "n": subject }), clock::now())
+}
+
+pub async fn fan_out_by_filter(b: Backend) {
+    let events =
+        vec![event(EventType::BookingConfirmed, "bk_1"), event(EventType::HoldPlaced, "hold_1"), event(EventType::TicketCommented, "t")];
+    b.bus.publish(&events).await.unwrap();
+    let analytics = drain(&b, Queue::Analytics.source(), 3).await;
+    let notifications = drain(&b, Queue::Notifications.source(), 2).await;
+    let types = |ms: &[domain::ports::ReceivedMessage]| -> BTreeSet<String> {
+        ms.iter().map(|m| m.attributes[ATTR_TYPE].clone()).collect()
+    };
+    assert_eq!(analytics.len(), 3, "analytics takes every type");
+    assert_eq!(
+        types(&notifications),
+        BTreeSet::from(["usher.booking.confirmed".to_owned(), "usher.ticket.commented".to_owned()])
+    );
+    assert_eq!(notifications.len(), 2);
+    let decoded: CloudEvent = serde_json::from_str(&notifications[0].body).expect("raw delivery of the event JSON");
+    assert!(events.iter().any(|e| e.id == decoded.id));
+    assert!(b.queues.receive(Queue::BookingCommands.source(), 10, Duration::ZERO, VIS).await.unwrap().is_empty());
+}
+
+fn admission(owner: &str, key: &str, body: serde_json::Value, now: Timestamp) -> Admission {
+    let request_id = RequestId::generate();
+    let command = CommandEnvelope {
+        request_id: request_id.clone(),
+        actor: Actor { sub: UserId::new(owner), role: Role::Customer },
+        issued_at: now,
+        command: Command::ReleaseHold { hold_id: HoldId::from("hold_x") },
+    };
+    Admission {
+        owner: UserId::new(owner),
+        key: IdempotencyKey::parse(key).unwrap(),
+        fingerprint: Fingerprint::of("POST", "/v1/holds/hold_x/release", &body),
+        doc: StatusDoc::accepted(request_id.clone(), command.command.type_name(), now),
+        command,
+        response: StoredResponse { status: 202, body: format!("{{\"request_id\":\"{request_id}\"}}") },
+        key_expires_at: now + Duration::from_secs(3600),
+    }
+}
+
+pub async fn admission_rules(b: Backend) {
+    let now = clock::now();
+    let first = admission("alice", "k1", json!({"a": 1}), now);
+    let id = first.doc.request_id.clone();
+    assert!(matches!(b.requests.admit(first.clone()).await.unwrap(), Admitted::Claimed));
+    let doc = b.requests.get(&id).await.unwrap().expect("the status doc exists");
+    assert_eq!(doc.doc.status, RequestStatus::Accepted);
+    assert_eq!(doc.owner, UserId::new("alice"));
+    // Before it is marked queued, the same request is in flight (or its admitter died).
+    match b.requests.admit(admission("alice", "k1", json!({"a": 1}), now)).await.unwrap() {
+        Admitted::Unqueued { response, command, .. } => {
+            assert_eq!(response, first.response);
+            assert_eq!(command.request_id, id);
+        }
+        other => panic!("expected Unqueued, got {other:?}"),
+    }
+    let pending = b.requests.unqueued(now + Duration::from_secs(1), 10).await.unwrap();
+    assert!(pending.iter().any(|c| c.request_id == id), "the sweep sees it");
+    b.requests.mark_queued(std::slice::from_ref(&id)).await.unwrap();
+    assert!(!b.requests.unqueued(now + Duration::from_secs(1), 10).await.unwrap().iter().any(|c| c.request_id == id));
+    match b.requests.admit(admission("alice", "k1", json!({"a": 1}), now)).await.unwrap() {
+        Admitted::Replay(r) => assert_eq!(r, first.response),
+        other => panic!("expected Replay, got {other:?}"),
+    }
+    assert!(matches!(b.requests.admit(admission("alice", "k1", json!({"a": 2}), now)).await.unwrap(), Admitted::KeyReused));
+    // Keys are scoped to their owner.
+    assert!(matches!(b.requests.admit(admission("bob", "k1", json!({"a": 1}), now)).await.unwrap(), Admitted::Claimed));
+    b.requests.mark_processing(std::slice::from_ref(&id), now).await.unwrap();
+    assert_eq!(b.requests.get(&id).await.unwrap().unwrap().doc.status, RequestStatus::Processing);
+}
+
+pub async fn expired_keys_are_free(b: Backend) {
+    let now = clock::now();
+    let mut old = admission("carol", "k", json!({}), now - Duration::from_secs(7200));
+    old.key_expires_at = now - Duration::from_secs(1);
+    assert!(matches!(b.requests.admit(old).await.unwrap(), Admitted::Claimed));
+    let fresh = admission("carol", "k", json!({"other": true}), now);
+    assert!(matches!(b.requests.admit(fresh).await.unwrap(), Admitted::Claimed), "an expired key is free");
+    assert!(b.requests.purge_expired_keys(now).await.is_ok());
+}
+
+pub async fn abandon_frees_the_key(b: Backend) {
+    let now = clock::now();
+    let a = admission("dave", "k", json!({}), now);
+    let id = a.doc.request_id.clone();
+    assert!(matches!(b.requests.admit(a.clone()).await.unwrap(), Admitted::Claimed));
+    b.requests.abandon(&a.owner, &a.key, &id).await.unwrap();
+    assert!(b.requests.get(&id).await.unwrap().is_none());
+    assert!(matches!(b.requests.admit(admission("dave", "k", json!({"x": 1}), now)).await.unwrap(), Admitted::Claimed));
+}
+
+async fn admitted(b: &Backend, owner: &str) -> RequestId {
+    let a = admission(owner, &format!("k-{}", RequestId::generate()), json!({}), clock::now());
+    let id = a.doc.request_id.clone();
+    assert!(matches!(b.requests.admit(a).await.unwrap(), Admitted::Claimed));
+    b.requests.mark_queued(std::slice::from_ref(&id)).await.unwrap();
+    id
+}
+
+pub async fn complete_is_conditional(b: Backend) {
+    let id = admitted(&b, "erin").await;
+    let ev = vec![event(EventType::HoldPlaced, "hold_9")];
+    let first = b.requests.complete(&id, Outcome::Succeeded(json!({"ok": 1})), ev.clone(), clock::now()).await.unwrap();
+    assert!(first.first);
+    assert_eq!(first.doc.status, RequestStatus::Succeeded);
+    let second = b
+        .requests
+        .complete(&id, Outcome::Succeeded(json!({"ok": 2})), vec![event(EventType::HoldRejected, "x")], clock::now())
+        .await
+        .unwrap();
+    assert!(!second.first, "a terminal request changes nothing");
+    assert_eq!(second.doc.result, Some(json!({"ok": 1})));
+    assert_eq!(second.events, ev, "the very same events, same ids");
+    assert_eq!(b.requests.get(&id).await.unwrap().unwrap().doc.result, Some(json!({"ok": 1})));
+}
+
+pub async fn reopen_dead_lettered(b: Backend) {
+    let id = admitted(&b, "fay").await;
+    let (outcome, events) = domain::request::dead_lettered(&id, "booking.confirm", "booking", "boom", clock::now());
+    let done = b.requests.complete(&id, outcome, events, clock::now()).await.unwrap();
+    assert_eq!(done.doc.status, RequestStatus::DeadLettered);
+    assert_eq!(done.events[0].event_type, EventType::RequestDeadLettered);
+    assert!(b.requests.reopen(&id, clock::now()).await.unwrap());
+    assert_eq!(b.requests.get(&id).await.unwrap().unwrap().doc.status, RequestStatus::Accepted);
+    assert!(!b.requests.reopen(&id, clock::now()).await.unwrap(), "only a dead-lettered request reopens");
+}
+
+async fn show(b: &Backend, rows: u32, per_row: u32) -> ShowId {
+    let movie = Movie { movie_id: MovieId::generate(), title: "Contract".into(), duration_min: 90 };
+    b.catalog.create_movie(&movie).await.unwrap();
+    let show = Show {
+        show_id: ShowId::generate(),
+        movie_id: movie.movie_id.clone(),
+        starts_at: clock::now() + Duration::from_secs(86_400),
+        auditorium: Auditorium { rows, seats_per_row: per_row },
+        price_cents: 1250,
+    };
+    b.catalog.create_show(&show).await.unwrap();
+    assert_eq!(b.catalog.show(&show.show_id).await.unwrap().as_ref(), Some(&show));
+    assert_eq!(b.catalog.shows_of(&movie.movie_id).await.unwrap(), vec![show.clone()]);
+    assert!(b.catalog.movies().await.unwrap().contains(&movie));
+    show.show_id
+}
+
+fn ctx(id: &RequestId, who: &str) -> CommandContext {
+    CommandContext { request_id: id.clone(), actor: UserId::new(who), now: clock::now() }
+}
+
+fn seats(ids: &[&str]) -> Vec<SeatId> {
+    ids.iter().map(|s| SeatId::from(*s)).collect()
+}
+
+async fn seat_state(b: &Backend, show: &ShowId, seat: &str) -> SeatState {
+    let now = clock::now();
+    b.catalog.seats(show).await.unwrap().iter().find(|s| s.seat_id.as_str() == seat).expect("seat").state_at(now)
+}
+
+pub async fn hold_is_all_or_nothing(b: Backend) {
+    let show_id = show(&b, 2, 3).await;
+    assert_eq!(b.catalog.seats(&show_id).await.unwrap().len(), 6);
+    let ttl = clock::now() + Duration::from_secs(600);
+    let r1 = admitted(&b, "alice").await;
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1", "A2"]), ttl).await.unwrap();
+    assert_eq!(placed.doc.status, RequestStatus::Succeeded);
+    assert_eq!(placed.events[0].event_type, EventType::HoldPlaced);
+    let hold_id = HoldId::from(placed.doc.result.as_ref().unwrap()["hold_id"].as_str().unwrap());
+    assert_eq!(b.bookings.hold(&hold_id).await.unwrap().unwrap().seat_ids, seats(&["A1", "A2"]));
+    // Redelivery: the same completion, nothing held twice.
+    let again = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1", "A2"]), ttl).await.unwrap();
+    assert!(!again.first);
+    assert_eq!(again.doc, placed.doc);
+
+    let r2 = admitted(&b, "bob").await;
+    let rejected = b.bookings.place_hold(&ctx(&r2, "bob"), &show_id, &seats(&["A2", "A3"]), ttl).await.unwrap();
+    assert_eq!(rejected.doc.status, RequestStatus::Failed);
+    let err = rejected.doc.error.as_ref().unwrap();
+    assert_eq!(err.code, "seats_unavailable");
+    assert_eq!(err.extra["seat_ids"], json!(["A2"]));
+    assert_eq!(rejected.events[0].event_type, EventType::HoldRejected);
+    assert_eq!(seat_state(&b, &show_id, "A3").await, SeatState::Available, "nothing of a rejected hold is kept");
+
+    let r3 = admitted(&b, "bob").await;
+    let missing = b.bookings.place_hold(&ctx(&r3, "bob"), &show_id, &seats(&["Z9"]), ttl).await.unwrap();
+    assert_eq!(missing.doc.error.unwrap().code, "seat_not_found");
+    let r4 = admitted(&b, "bob").await;
+    let no_show = b.bookings.place_hold(&ctx(&r4, "bob"), &ShowId::from("show_nope"), &seats(&["A1"]), ttl).await.unwrap();
+    assert_eq!(no_show.doc.error.unwrap().code, "show_not_found");
+}
+
+pub async fn expired_hold_counts_available(b: Backend) {
+    let show_id = show(&b, 1, 2).await;
+    let r1 = admitted(&b, "alice").await;
+    let soon = clock::now() + Duration::from_millis(800);
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1"]), soon).await.unwrap();
+    let hold_id = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Held);
+    assert!(b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().is_none(), "not due yet");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Available, "no sweep needed");
+    let r2 = admitted(&b, "bob").await;
+    let later = clock::now() + Duration::from_secs(600);
+    let taken = b.bookings.place_hold(&ctx(&r2, "bob"), &show_id, &seats(&["A1"]), later).await.unwrap();
+    assert_eq!(taken.doc.status, RequestStatus::Succeeded, "an expired hold's seat can be held again");
+    // The late expiry of the first hold must not free the second hold's seat.
+    let expired = b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().expect("the expiry event");
+    assert_eq!(expired.event_type, EventType::HoldExpired);
+    assert_eq!(expired.correlationid, r1.as_str());
+    let again = b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().expect("the same event again");
+    assert_eq!(again.id, expired.id);
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Held);
+}
+
+pub async fn release_and_confirm(b: Backend) {
+    let show_id = show(&b, 1, 4).await;
+    let ttl = clock::now() + Duration::from_secs(600);
+    let r1 = admitted(&b, "alice").await;
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1", "A2"]), ttl).await.unwrap();
+    let h1 = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+
+    // Someone else cannot release or confirm it.
+    let r2 = admitted(&b, "bob").await;
+    let not_yours = b.bookings.release_hold(&ctx(&r2, "bob"), &h1).await.unwrap();
+    assert_eq!(not_yours.doc.error.unwrap().code, "hold_not_found");
+    let pay = PaymentReceipt { payment_id: "pay_1".into(), amount_cents: 2500 };
+    let r3 = admitted(&b, "bob").await;
+    let not_yours = b.bookings.confirm_booking(&ctx(&r3, "bob"), &h1, &pay).await.unwrap();
+    assert_eq!(not_yours.doc.error.unwrap().code, "hold_not_found");
+    assert_eq!(not_yours.events[0].event_type, EventType::BookingFailed);
+
+    let r4 = admitted(&b, "alice").await;
+    let booked = b.bookings.confirm_booking(&ctx(&r4, "alice"), &h1, &pay).await.unwrap();
+    assert_eq!(booked.doc.status, RequestStatus::Succeeded);
+    let result = booked.doc.result.unwrap();
+    assert_eq!(result["amount_cents"], 2500);
+    assert_eq!(booked.events[0].event_type, EventType::BookingConfirmed);
+    let booking_id = domain::ids::BookingId::from(result["booking_id"].as_str().unwrap());
+    let booking = b.bookings.booking(&booking_id).await.unwrap().expect("the booking");
+    assert_eq!(booking.seat_ids, seats(&["A1", "A2"]));
+    assert_eq!(booking.customer_id, UserId::new("alice"));
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Booked);
+    // A confirmed hold is neither released nor expired.
+    let r5 = admitted(&b, "alice").await;
+    assert_eq!(b.bookings.release_hold(&ctx(&r5, "alice"), &h1).await.unwrap().doc.error.unwrap().code, "hold_not_found");
+    assert!(b.bookings.expire_hold(&h1, clock::now() + Duration::from_secs(700)).await.unwrap().is_none());
+    assert_eq!(seat_state(&b, &show_id, "A2").await, SeatState::Booked);
+
+    let r6 = admitted(&b, "carol").await;
+    let placed = b.bookings.place_hold(&ctx(&r6, "carol"), &show_id, &seats(&["A3"]), ttl).await.unwrap();
+    let h2 = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    let r7 = admitted(&b, "carol").await;
+    let released = b.bookings.release_hold(&ctx(&r7, "carol"), &h2).await.unwrap();
+    assert_eq!(released.doc.status, RequestStatus::Succeeded);
+    assert_eq!(released.events[0].event_type, EventType::HoldReleased);
+    assert_eq!(seat_state(&b, &show_id, "A3").await, SeatState::Available);
+}
+
+pub async fn concurrent_holds_never_overlap(b: Backend) {
+    let show_id = show(&b, 1, 6).await;
+    let ttl = clock::now() + Duration::from_secs(600);
+    let mut tasks = Vec::new();
+    for i in 0..24usize {
+        let b = b.clone();
+        let show_id = show_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let who = format!("c{i}");
+            let id = admitted(&b, &who).await;
+            let want = [format!("A{}", i % 6 + 1), format!("A{}", (i + 1) % 6 + 1)];
+            let want: Vec<SeatId> = want.iter().map(|s| SeatId::from(s.as_str())).collect();
+            b.bookings.place_hold(&ctx(&id, &who), &show_id, &want, ttl).await
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        let c = t.await.unwrap().expect("a contended hold is an outcome, not an error");
+        assert!(c.doc.status.is_terminal());
+        if c.doc.status == RequestStatus::Succeeded {
+            for s in c.doc.result.unwrap()["seat_ids"].as_array().unwrap() {
+                held.push(s.as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let unique: BTreeSet<&String> = held.iter().collect();
+    assert_eq!(unique.len(), held.len(), "no seat in two live holds: {held:?}");
+    assert!(!held.is_empty());
+    let map = b.catalog.seats(&show_id).await.unwrap();
+    let now = clock::now();
+    let held_on_map = map.iter().filter(|s| s.state_at(now) == SeatState::Held).count();
+    assert_eq!(held_on_map, held.len(), "the seat map agrees");
+}
