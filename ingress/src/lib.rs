@@ -1,1 +1,136 @@
+//! Usher's HTTP API: it authenticates, validates, admits commands under idempotency keys
+//! and answers reads straight from the store. It never waits on a worker.
+//!
+//! # Layout
+//! - [`auth`]: Bearer JWTs (HS256) and the [`auth::Caller`] / [`auth::Admin`] extractors.
+//! - [`json`]: the body extractor: 64 KiB limit, JSON only, errors that name the field.
+//! - [`idempotency`]: the `Idempotency-Key` header and admitting a command exactly once.
+//! - [`problem`]: [`ApiError`], the one place errors become `application/problem+json`.
+//! - [`routes`]: the handlers: health, catalog, commands, reads.
+//!
+//! [`Ingress::build`] binds the address and [`Ingress::run_until_stopped`] serves until
+//! the shutdown token fires, then lets in-flight requests finish.
+//!
+//! # Error codes
+//! `unauthorized` (401), `forbidden` (403), `not_found` and `<resource>_not_found` (404),
+//! `method_not_allowed` (405), `invalid_body`, `invalid_query`, `invalid_path`,
+//! `idempotency_key_missing`, `idempotency_key_invalid` (400), `payload_too_large` (413),
+//! `idempotency_key_reused` (422), `idempotency_request_in_progress` (409, `Retry-After`),
+//! `backend_unavailable` (503, `Retry-After`). Input errors carry the offending `field`.
 
+pub mod auth;
+pub mod idempotency;
+pub mod json;
+pub mod problem;
+pub mod routes;
+
+pub use auth::JwtSecret;
+pub use problem::ApiError;
+
+use auth::TokenVerifier;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use infra::{Backend, Settings};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub backend: Backend,
+    pub verifier: Arc<TokenVerifier>,
+    /// How long an idempotency key is kept (`USHER_IDEMPOTENCY_TTL`).
+    pub idempotency_ttl: Duration,
+    /// Fires when the server stops, so long polls answer at once instead of holding the
+    /// graceful shutdown up.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, secret: &JwtSecret, backend: Backend) -> Self {
+        Self {
+            backend,
+            verifier: Arc::new(TokenVerifier::new(secret)),
+            idempotency_ttl: settings.idempotency_ttl,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn router(state: AppState) -> Router {
+    use routes::{catalog, commands, health, reads};
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route(
+            "/v1/movies",
+            get(catalog::list_movies).post(catalog::create_movie),
+        )
+        .route("/v1/movies/{movie_id}/shows", get(catalog::shows_of_movie))
+        .route("/v1/shows", post(catalog::create_show))
+        .route("/v1/shows/{show_id}/seats", get(catalog::seat_map))
+        .route("/v1/holds", post(commands::place_hold))
+        .route("/v1/holds/{hold_id}/release", post(commands::release_hold))
+        .route("/v1/bookings", post(commands::confirm_booking))
+        .route("/v1/bookings/{booking_id}", get(reads::booking))
+        .route("/v1/requests/{request_id}", get(reads::request_status))
+        // Applies to the routes above only, so it comes after them.
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(routes::route_not_found)
+        .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The API, bound to its address and ready to serve.
+pub struct Ingress {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: AppState,
+}
+
+impl Ingress {
+    /// Binds `settings.http_addr` (port 0 picks a free port; see [`Ingress::local_addr`]).
+    pub async fn build(
+        settings: &Settings,
+        secret: JwtSecret,
+        backend: Backend,
+    ) -> Result<Ingress, std::io::Error> {
+        let listener = TcpListener::bind(settings.http_addr).await?;
+        let local_addr = listener.local_addr()?;
+        let state = AppState::new(settings, &secret, backend);
+        Ok(Ingress {
+            listener,
+            local_addr,
+            state,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` fires, then stops accepting and lets in-flight requests end.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(), std::io::Error> {
+        let stopping = self.state.shutdown.clone();
+        tracing::info!(addr = %self.local_addr, "ingress listening");
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                stopping.cancel();
+            })
+            .await?;
+        tracing::info!("ingress stopped");
+        Ok(())
+    }
+}

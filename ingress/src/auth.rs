@@ -1,0 +1,231 @@
+//! Bearer JWTs (HS256, claims `sub`, `role`, `exp`): minting them, checking them, and the
+//! extractors that hand a handler its authenticated [`Caller`] or reject the request with
+//! 401 (no or bad token) or 403 (the wrong role).
+
+use crate::AppState;
+use crate::problem::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use domain::command::{Actor, Role};
+use domain::ids::UserId;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Clock skew tolerated on `exp`, between the machine that minted a token and this one.
+const LEEWAY_SECS: u64 = 5;
+/// Longest `sub` accepted; it keys idempotency records and ownership.
+const MAX_SUB_LEN: usize = 255;
+
+/// The HS256 signing secret. Its `Debug` never shows the value.
+#[derive(Debug, Clone)]
+pub struct JwtSecret(SecretString);
+
+impl JwtSecret {
+    pub fn new(secret: SecretString) -> Self {
+        Self(secret)
+    }
+
+    /// A fresh random secret (244 bits from two v4 uuids), for `usher dev` to persist.
+    pub fn generate() -> Self {
+        let raw = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        Self(SecretString::from(raw))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<SecretString> for JwtSecret {
+    fn from(secret: SecretString) -> Self {
+        Self::new(secret)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+}
+
+/// Signs a token for `sub` with `role`, valid for `ttl` from now.
+pub fn mint_token(secret: &JwtSecret, sub: &str, role: Role, ttl: Duration) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let claims = Claims {
+        sub: sub.to_owned(),
+        role,
+        exp: (now + ttl).as_secs(),
+        iat: Some(now.as_secs()),
+    };
+    let key = EncodingKey::from_secret(secret.expose().as_bytes());
+    // HMAC accepts any key length and the claims are plain strings and numbers.
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+        .expect("HS256 signing of plain claims cannot fail")
+}
+
+/// Checks tokens against the one configured secret.
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    pub fn new(secret: &JwtSecret) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            key: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+        }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => {
+                    ApiError::Unauthorized("the token has expired".into())
+                }
+                _ => ApiError::Unauthorized("the token is not valid".into()),
+            },
+        )?;
+        let Claims { sub, role, .. } = data.claims;
+        if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
+            return Err(ApiError::Unauthorized(
+                "the token's sub is not valid".into(),
+            ));
+        }
+        Ok(Caller {
+            sub: UserId::new(sub),
+            role,
+        })
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: UserId,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Whether the caller may read a resource that belongs to `owner`.
+    pub fn may_read(&self, owner: &UserId) -> bool {
+        self.role.is_staff() || &self.sub == owner
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            sub: self.sub.clone(),
+            role: self.role,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        state.verifier.verify(token)
+    }
+}
+
+/// A caller with the `admin` role; anyone else authenticated gets 403.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.role != Role::Admin {
+            return Err(ApiError::Forbidden("admin"));
+        }
+        Ok(Admin(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> JwtSecret {
+        JwtSecret::new(SecretString::from(s))
+    }
+
+    #[test]
+    fn a_minted_token_verifies_to_its_caller() {
+        let s = secret("k1");
+        let token = mint_token(&s, "alice", Role::Agent, Duration::from_secs(60));
+        let caller = TokenVerifier::new(&s).verify(&token).unwrap();
+        assert_eq!(
+            caller,
+            Caller {
+                sub: UserId::new("alice"),
+                role: Role::Agent
+            }
+        );
+    }
+
+    #[test]
+    fn tokens_signed_with_another_secret_or_garbage_are_refused() {
+        let token = mint_token(&secret("k1"), "alice", Role::Admin, Duration::from_secs(60));
+        let verifier = TokenVerifier::new(&secret("k2"));
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            verifier.verify("not.a.jwt"),
+            Err(ApiError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let s = secret("k1");
+        let claims = Claims {
+            sub: "alice".into(),
+            role: Role::Customer,
+            exp: 1_000,
+            iat: None,
+        };
+        let key = EncodingKey::from_secret(b"k1");
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        let err = TokenVerifier::new(&s).verify(&token).unwrap_err();
+        assert_eq!(err.to_string(), "the token has expired");
+    }
+
+    #[test]
+    fn the_secret_never_prints() {
+        assert!(!format!("{:?}", secret("hunter2")).contains("hunter2"));
+    }
+}

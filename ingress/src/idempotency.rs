@@ -1,0 +1,204 @@
+//! Admitting a command under an `Idempotency-Key` (CONTRACT.md section 2): claim the key
+//! and create the status document in one store write, queue the command, answer 202; a
+//! retry of the same request gets the first answer again, byte for byte.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::problem::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::PortError;
+use domain::clock;
+use domain::command::{Command, CommandEnvelope};
+use domain::idempotency::{Fingerprint, IdempotencyKey};
+use domain::ids::RequestId;
+use domain::ports::{Admission, Admitted, OutgoingMessage, StoredResponse};
+use domain::request::StatusDoc;
+use serde::Serialize;
+use serde_json::Value;
+
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// How long a claim without a queued command is taken to be still in the hands of its
+/// admitter (409). Past it, the admitter is presumed dead and a retry re-queues.
+const ADMISSION_GRACE: time::Duration = time::Duration::seconds(10);
+
+/// The checked `Idempotency-Key` header.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKeyHeader(pub IdempotencyKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let mut values = parts.headers.get_all(&IDEMPOTENCY_KEY).iter();
+        let first = values.next().ok_or(ApiError::IdempotencyKeyMissing)?;
+        if values.next().is_some() {
+            return Err(ApiError::IdempotencyKeyInvalid);
+        }
+        let raw = first
+            .to_str()
+            .map_err(|_| ApiError::IdempotencyKeyInvalid)?;
+        IdempotencyKey::parse(raw)
+            .map(Self)
+            .map_err(|_| ApiError::IdempotencyKeyInvalid)
+    }
+}
+
+/// A validated command and what its fingerprint is made of.
+pub struct CommandRequest {
+    pub caller: Caller,
+    pub key: IdempotencyKey,
+    /// The request path as sent, e.g. `/v1/holds/hold_1/release`.
+    pub path: String,
+    /// The body as parsed; hashed canonically.
+    pub body: Value,
+    pub command: Command,
+}
+
+/// The 202 body. Field order is the wire order; it is serialized once and stored.
+#[derive(Serialize)]
+struct AcceptedBody<'a> {
+    request_id: &'a RequestId,
+    status: &'static str,
+    status_url: String,
+}
+
+pub fn status_url(request_id: &RequestId) -> String {
+    format!("/v1/requests/{request_id}")
+}
+
+/// Admits `request` once per `(caller, key)` and answers as the contract says.
+pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response, ApiError> {
+    let CommandRequest {
+        caller,
+        key,
+        path,
+        body,
+        command,
+    } = request;
+    let now = clock::now();
+    let request_id = RequestId::generate();
+    let doc = StatusDoc::accepted(request_id.clone(), command.type_name(), now);
+    let envelope = CommandEnvelope {
+        request_id: request_id.clone(),
+        actor: caller.actor(),
+        issued_at: now,
+        command,
+    };
+    let response_body = serde_json::to_string(&AcceptedBody {
+        request_id: &request_id,
+        status: "accepted",
+        status_url: status_url(&request_id),
+    })
+    .map_err(|e| PortError::Invalid(format!("the 202 body does not serialize: {e}")))?;
+    let admission = Admission {
+        owner: caller.sub.clone(),
+        key: key.clone(),
+        fingerprint: Fingerprint::of("POST", &path, &body),
+        doc,
+        command: envelope.clone(),
+        response: StoredResponse {
+            status: StatusCode::ACCEPTED.as_u16(),
+            body: response_body.clone(),
+        },
+        key_expires_at: now + state.idempotency_ttl,
+    };
+
+    match state.backend.requests.admit(admission).await? {
+        Admitted::Claimed => {
+            if let Err(e) = enqueue(state, &envelope).await {
+                if let Err(abandon_error) = state
+                    .backend
+                    .requests
+                    .abandon(&caller.sub, &key, &request_id)
+                    .await
+                {
+                    tracing::warn!(
+                        request_id = %request_id, error = %abandon_error,
+                        "could not abandon a claim whose command was not queued"
+                    );
+                }
+                return Err(e.into());
+            }
+            tracing::info!(request_id = %request_id, kind = envelope.command.type_name(), "command admitted");
+            Ok(accepted(
+                StatusCode::ACCEPTED,
+                response_body,
+                &request_id,
+                false,
+            ))
+        }
+        Admitted::Replay(stored) => replay(stored),
+        Admitted::Unqueued {
+            response,
+            command,
+            claimed_at,
+        } => {
+            if now - claimed_at < ADMISSION_GRACE {
+                return Err(ApiError::IdempotencyRequestInProgress);
+            }
+            // Its admitter died between claim and queue: finish its job. Workers are
+            // idempotent on request id, so a duplicate message here changes nothing.
+            enqueue(state, &command).await?;
+            tracing::info!(request_id = %command.request_id, "re-queued a command whose admitter stopped");
+            replay(response)
+        }
+        Admitted::KeyReused => Err(ApiError::IdempotencyKeyReused),
+    }
+}
+
+/// Sends the command and records that it is queued. Only the send can fail the request:
+/// a command on its queue is accepted even if the bookkeeping after it fails, because
+/// the periodic sweep of unqueued requests re-sends it and workers dedupe by request id.
+async fn enqueue(state: &AppState, envelope: &CommandEnvelope) -> Result<(), PortError> {
+    let queue = envelope.command.queue().source();
+    state
+        .backend
+        .queues
+        .send_batch(queue, vec![OutgoingMessage::command(envelope)])
+        .await?;
+    if let Err(e) = state
+        .backend
+        .requests
+        .mark_queued(std::slice::from_ref(&envelope.request_id))
+        .await
+    {
+        tracing::warn!(request_id = %envelope.request_id, error = %e, "command queued but not marked queued");
+    }
+    Ok(())
+}
+
+/// The stored first answer, verbatim, marked as a replay.
+fn replay(stored: StoredResponse) -> Result<Response, ApiError> {
+    let status = StatusCode::from_u16(stored.status)
+        .map_err(|_| PortError::Corrupt(format!("stored response status {}", stored.status)))?;
+    let request_id = serde_json::from_str::<Value>(&stored.body)
+        .ok()
+        .and_then(|v| {
+            v.get("request_id")
+                .and_then(Value::as_str)
+                .map(RequestId::from)
+        })
+        .ok_or_else(|| PortError::Corrupt("stored response has no request_id".into()))?;
+    Ok(accepted(status, stored.body, &request_id, true))
+}
+
+fn accepted(status: StatusCode, body: String, request_id: &RequestId, replayed: bool) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(location) = HeaderValue::from_str(&status_url(request_id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    if replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}

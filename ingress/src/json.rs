@@ -1,0 +1,197 @@
+//! The JSON body extractor: a 64 KiB limit (413), JSON only, and typed parsing that names
+//! the offending field (400). It keeps the parsed `serde_json::Value` too, because the
+//! idempotency fingerprint hashes the body canonically.
+
+use crate::problem::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The largest body accepted, in bytes (CONTRACT.md section 2).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A request body parsed as `T` (whose structs deny unknown fields), plus the JSON value
+/// it was parsed from.
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Value,
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
+            if !is_json(content_type.to_str().unwrap_or("")) {
+                return Err(ApiError::InvalidBody {
+                    field: None,
+                    detail: "the body must be JSON (Content-Type: application/json)".into(),
+                });
+            }
+        }
+        // The router's `DefaultBodyLimit` makes `Bytes` stop at BODY_LIMIT.
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+            } else {
+                ApiError::InvalidBody {
+                    field: None,
+                    detail: rejection.body_text(),
+                }
+            }
+        })?;
+        parse(&bytes)
+    }
+}
+
+/// Parses a body. An empty body reads as `{}`, so a bodiless POST is told which field
+/// it lacks rather than that it is not JSON.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
+    let raw: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidBody {
+            field: None,
+            detail: format!("the body is not valid JSON: {e}"),
+        })?
+    };
+    if !raw.is_object() {
+        return Err(ApiError::InvalidBody {
+            field: None,
+            detail: "the body must be a JSON object".into(),
+        });
+    }
+    let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let field = field_of(e.path(), e.inner());
+        let reason = e.inner().to_string();
+        match field {
+            Some(field) => ApiError::InvalidBody {
+                detail: format!("{field}: {reason}"),
+                field: Some(field),
+            },
+            None => ApiError::InvalidBody {
+                field: None,
+                detail: reason,
+            },
+        }
+    })?;
+    Ok(JsonBody { value, raw })
+}
+
+/// The dotted path of the field an error is about. A missing or unknown field is
+/// reported one level up, so its own name is taken from serde's message.
+fn field_of(path: &serde_path_to_error::Path, error: &serde_json::Error) -> Option<String> {
+    let message = error.to_string();
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned);
+    let parent = path.to_string();
+    let parent = (parent != ".").then_some(parent);
+    match (parent, named) {
+        (Some(parent), Some(name)) if !parent.ends_with(&name) => Some(format!("{parent}.{name}")),
+        (Some(parent), _) => Some(parent),
+        (None, name) => name,
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        rows: u32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+        list: Vec<u32>,
+    }
+
+    fn field(body: &str) -> Option<String> {
+        match parse::<Outer>(body.as_bytes()) {
+            Err(ApiError::InvalidBody { field, .. }) => field,
+            other => panic!("expected invalid_body, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            field(r#"{"name":1,"inner":{"rows":1},"list":[]}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field(r#"{"name":"a","inner":{"rows":-1},"list":[]}"#).as_deref(),
+            Some("inner.rows")
+        );
+        assert_eq!(
+            field(r#"{"name":"a","inner":{"rows":1},"list":["x"]}"#).as_deref(),
+            Some("list[0]")
+        );
+        assert_eq!(
+            field(r#"{"inner":{"rows":1},"list":[]}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field(r#"{"name":"a","inner":{},"list":[]}"#).as_deref(),
+            Some("inner.rows")
+        );
+        assert_eq!(
+            field(r#"{"name":"a","inner":{"rows":1},"list":[],"extra":1}"#).as_deref(),
+            Some("extra")
+        );
+        assert_eq!(
+            field(r#"{"name":"a","inner":{"rows":1,"cols":2},"list":[]}"#).as_deref(),
+            Some("inner.cols")
+        );
+    }
+
+    #[test]
+    fn non_json_is_a_bad_body_without_a_field() {
+        assert_eq!(field("{not json"), None);
+        assert_eq!(field("[1,2]"), None);
+    }
+
+    #[test]
+    fn an_empty_body_reads_as_an_empty_object() {
+        assert_eq!(field("").as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+    }
+}

@@ -1,0 +1,227 @@
+//! Every HTTP error the API gives, and the one place that turns it into an RFC 9457
+//! `application/problem+json` response with a stable machine `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::PortError;
+use serde::Serialize;
+
+/// The base of every problem's `type` URI; the code follows it.
+const PROBLEM_TYPE_BASE: &str = "https://usher.dev/problems/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("this action needs the {0} role")]
+    Forbidden(&'static str),
+    /// A resource that does not exist or that the caller may not see: the two read alike.
+    #[error("{detail}")]
+    NotFound { code: &'static str, detail: String },
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("the Idempotency-Key header is required on this route")]
+    IdempotencyKeyMissing,
+    #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
+    IdempotencyKeyInvalid,
+    /// The body is not JSON, or a field is missing, unknown, mistyped or out of range.
+    #[error("{detail}")]
+    InvalidBody {
+        field: Option<String>,
+        detail: String,
+    },
+    /// A query parameter is malformed or out of range.
+    #[error("{detail}")]
+    InvalidQuery {
+        field: Option<String>,
+        detail: String,
+    },
+    #[error("a path segment is not valid: {0}")]
+    InvalidPath(String),
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being admitted; retry shortly")]
+    IdempotencyRequestInProgress,
+    #[error("the backend cannot be reached right now; retry shortly")]
+    BackendUnavailable(#[source] PortError),
+}
+
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> Self {
+        ApiError::BackendUnavailable(e)
+    }
+}
+
+impl ApiError {
+    pub(crate) fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid_field(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        ApiError::InvalidBody {
+            detail: format!("{field}: {reason}"),
+            field: Some(field),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::IdempotencyKeyMissing
+            | ApiError::IdempotencyKeyInvalid
+            | ApiError::InvalidBody { .. }
+            | ApiError::InvalidQuery { .. }
+            | ApiError::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyRequestInProgress => StatusCode::CONFLICT,
+            ApiError::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable machine code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { code, .. } => code,
+            ApiError::RouteNotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::IdempotencyKeyMissing => "idempotency_key_missing",
+            ApiError::IdempotencyKeyInvalid => "idempotency_key_invalid",
+            ApiError::InvalidBody { .. } => "invalid_body",
+            ApiError::InvalidQuery { .. } => "invalid_query",
+            ApiError::InvalidPath(_) => "invalid_path",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::IdempotencyRequestInProgress => "idempotency_request_in_progress",
+            ApiError::BackendUnavailable(_) => "backend_unavailable",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::NotFound { .. } | ApiError::RouteNotFound(_) => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::IdempotencyKeyMissing => "Idempotency key missing",
+            ApiError::IdempotencyKeyInvalid => "Idempotency key invalid",
+            ApiError::InvalidBody { .. } => "Invalid body",
+            ApiError::InvalidQuery { .. } => "Invalid query",
+            ApiError::InvalidPath(_) => "Invalid path",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::IdempotencyKeyReused => "Idempotency key reused",
+            ApiError::IdempotencyRequestInProgress => "Request in progress",
+            ApiError::BackendUnavailable(_) => "Backend unavailable",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidBody { field, .. } | ApiError::InvalidQuery { field, .. } => {
+                field.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The RFC 9457 document, with Usher's `code` and, for input errors, the `field`.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+        if let ApiError::BackendUnavailable(e) = &self {
+            tracing::warn!(error = %e, "backend unavailable");
+        }
+        let problem = Problem {
+            problem_type: format!("{PROBLEM_TYPE_BASE}{code}"),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+            field: self.field(),
+        };
+        // A struct of strings and a number always serializes.
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::BackendUnavailable(_) | ApiError::IdempotencyRequestInProgress => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn render(e: ApiError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn problems_carry_type_title_status_detail_and_code() {
+        let (status, headers, body) = render(ApiError::invalid_field("seat_ids", "too many")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(body["type"], "https://usher.dev/problems/invalid_body");
+        assert_eq!(body["title"], "Invalid body");
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["code"], "invalid_body");
+        assert_eq!(body["field"], "seat_ids");
+        assert_eq!(body["detail"], "seat_ids: too many");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_backend_asks_for_a_retry() {
+        let (status, headers, body) =
+            render(PortError::Unavailable("disk gone".into()).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        assert_eq!(body["code"], "backend_unavailable");
+        // The port's own message stays in the log, not in the answer.
+        assert!(!body["detail"].as_str().unwrap().contains("disk gone"));
+        assert!(body.get("field").is_none());
+    }
+}
