@@ -1,1 +1,16 @@
+//! Usher's workers: the consumer loop (written once), a handler per pool, the sweeps and
+//! the DLQ operations.
+//!
+//! # Layout
+//! - [`consumer`]: batch receive, bounded concurrency, delete after commit, backoff with
+//!   full jitter, dead-lettering; a [`consumer::Handler`] is all a pool adds.
+//! - [`booking`]: the booking pool (holds, releases, confirmations, hold expiry).
+//! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
+//!   whose messages the queue's redrive moved; forgets expired idempotency keys.
+//! - [`dlq`]: list, peek, replay and purge dead-letter queues.
 
+pub mod backoff;
+pub mod booking;
+pub mod consumer;
+pub mod dlq;
+pub mod sweep;

@@ -1,0 +1,167 @@
+//! The booking pool: places and releases holds, confirms bookings through the mock
+//! payment provider, and expires holds when their delayed expiry message comes due.
+
+use crate::consumer::{Effects, Handler, HandlerError};
+use async_trait::async_trait;
+use domain::PortError;
+use domain::booking::{self, POOL};
+use domain::clock;
+use domain::command::{Command, CommandEnvelope};
+use domain::error::BusinessError;
+use domain::event::CloudEvent;
+use domain::ids::{HoldId, RequestId};
+use domain::payment::{self, PaymentError};
+use domain::ports::{ATTR_REQUEST_ID, CommandContext, Completion, OutgoingMessage, Queue, ReceivedMessage};
+use domain::request::RequestStatus;
+use infra::Backend;
+use std::time::Duration;
+
+pub struct BookingPool {
+    backend: Backend,
+    hold_ttl: Duration,
+}
+
+impl BookingPool {
+    pub fn new(backend: Backend, hold_ttl: Duration) -> Self {
+        Self { backend, hold_ttl }
+    }
+
+    async fn confirm(&self, ctx: &CommandContext, hold_id: &HoldId, token: &str) -> Result<Completion, HandlerError> {
+        // A redelivered command finds its hold confirmed (or still declining) and the
+        // completion below hands back what the first run committed; the mock provider is
+        // idempotent per request, so nothing is charged twice.
+        let checked = match self.backend.bookings.hold(hold_id).await? {
+            None => Err(booking::hold_not_found(hold_id)),
+            Some(hold) => hold.check_confirmable(&ctx.actor, ctx.now).map(|()| hold),
+        };
+        let hold = match checked {
+            Ok(hold) => hold,
+            Err(e) => return self.fail(ctx, booking::booking_failed(ctx, hold_id, e)).await,
+        };
+        let Some(show) = self.backend.catalog.show(&hold.show_id).await? else {
+            return Err(HandlerError::Poison(format!("hold {hold_id} names a missing show")));
+        };
+        let amount = show.price_cents * hold.seat_ids.len() as u64;
+        match payment::charge(token, amount, &ctx.request_id) {
+            Ok(receipt) => Ok(self.backend.bookings.confirm_booking(ctx, hold_id, &receipt).await?),
+            Err(PaymentError::Unavailable) => Err(HandlerError::Transient("the payment provider is unavailable".to_owned())),
+            Err(e @ (PaymentError::Declined | PaymentError::InvalidToken)) => {
+                let declined = BusinessError::new("payment_declined", e.to_string());
+                self.fail(ctx, booking::booking_failed(ctx, hold_id, declined)).await
+            }
+        }
+    }
+
+    async fn fail(
+        &self,
+        ctx: &CommandContext,
+        (outcome, events): (domain::request::Outcome, Vec<CloudEvent>),
+    ) -> Result<Completion, HandlerError> {
+        Ok(self.backend.requests.complete(&ctx.request_id, outcome, events, ctx.now).await?)
+    }
+
+    /// A delayed expiry: re-delays itself while the hold has time left (queues cap delays).
+    async fn expire(&self, envelope: &CommandEnvelope, hold_id: &HoldId, expires_at: clock::Timestamp) -> Result<Effects, HandlerError> {
+        let now = clock::now();
+        if expires_at > now {
+            let mut again = OutgoingMessage::command(envelope);
+            again.delay = (expires_at - now).try_into().unwrap_or(Duration::ZERO);
+            return Ok(Effects { events: Vec::new(), follow_ups: vec![(Queue::BookingCommands.source(), again)] });
+        }
+        let event = self.backend.bookings.expire_hold(hold_id, now).await?;
+        Ok(Effects { events: event.into_iter().collect(), follow_ups: Vec::new() })
+    }
+
+    /// The effects of a completion, on its first run or a redelivery alike.
+    fn effects(&self, envelope: &CommandEnvelope, completion: Completion) -> Effects {
+        let mut follow_ups = Vec::new();
+        if let (Command::PlaceHold { .. }, RequestStatus::Succeeded) = (&envelope.command, completion.doc.status)
+            && let Some(result) = &completion.doc.result
+            && let (Some(hold_id), Some(expires_at)) = (
+                result["hold_id"].as_str(),
+                result["expires_at"].as_str().and_then(|t| clock::parse(t).ok()),
+            )
+        {
+            let expiry = CommandEnvelope {
+                request_id: envelope.request_id.clone(),
+                actor: envelope.actor.clone(),
+                issued_at: clock::now(),
+                command: Command::ExpireHold { hold_id: HoldId::from(hold_id), expires_at },
+            };
+            let mut message = OutgoingMessage::command(&expiry);
+            message.delay = (expires_at - clock::now()).try_into().unwrap_or(Duration::ZERO);
+            follow_ups.push((Queue::BookingCommands.source(), message));
+        }
+        Effects { events: completion.events, follow_ups }
+    }
+}
+
+#[async_trait]
+impl Handler for BookingPool {
+    fn pool(&self) -> &'static str {
+        POOL
+    }
+
+    async fn before_batch(&self, messages: &[ReceivedMessage]) {
+        let ids: Vec<RequestId> = messages
+            .iter()
+            .filter_map(|m| CommandEnvelope::parse(&m.body).ok())
+            .filter(|e| e.command.has_status_doc())
+            .map(|e| e.request_id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.backend.requests.mark_processing(&ids, clock::now()).await {
+            tracing::warn!(error = %e, "cannot mark the batch processing");
+        }
+    }
+
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
+        let envelope = CommandEnvelope::parse(&message.body)
+            .map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
+        let ctx = CommandContext { request_id: envelope.request_id.clone(), actor: envelope.actor.sub.clone(), now: clock::now() };
+        let bookings = &self.backend.bookings;
+        let completion = match &envelope.command {
+            Command::PlaceHold { show_id, seat_ids } => {
+                bookings.place_hold(&ctx, show_id, seat_ids, ctx.now + self.hold_ttl).await?
+            }
+            Command::ReleaseHold { hold_id } => bookings.release_hold(&ctx, hold_id).await?,
+            Command::ConfirmBooking { hold_id, payment_token } => self.confirm(&ctx, hold_id, payment_token).await?,
+            Command::ExpireHold { hold_id, expires_at } => return self.expire(&envelope, hold_id, *expires_at).await,
+        };
+        tracing::debug!(request_id = %ctx.request_id, status = completion.doc.status.as_str(), first = completion.first, "command applied");
+        Ok(self.effects(&envelope, completion))
+    }
+
+    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError> {
+        let (request_id, kind) = match CommandEnvelope::parse(&message.body) {
+            Ok(e) if e.command.has_status_doc() => (e.request_id, e.command.type_name().to_owned()),
+            Ok(_) => return Ok(Vec::new()),
+            Err(_) => match message.attributes.get(ATTR_REQUEST_ID) {
+                Some(id) => (RequestId::from(id.as_str()), message.attributes.get("type").cloned().unwrap_or_default()),
+                None => return Ok(Vec::new()),
+            },
+        };
+        mark_dead_lettered(&self.backend, &request_id, &kind, POOL, reason).await
+    }
+}
+
+/// Marks a request `dead_lettered` (unless it already ended) and returns its event.
+pub async fn mark_dead_lettered(
+    backend: &Backend,
+    request_id: &RequestId,
+    kind: &str,
+    pool: &str,
+    reason: &str,
+) -> Result<Vec<CloudEvent>, PortError> {
+    let Some(record) = backend.requests.get(request_id).await? else { return Ok(Vec::new()) };
+    if record.doc.status.is_terminal() {
+        return Ok(Vec::new());
+    }
+    let now = clock::now();
+    let kind = if kind.is_empty() { record.doc.kind.as_str() } else { kind };
+    let (outcome, events) = domain::request::dead_lettered(request_id, kind, pool, reason, now);
+    let done = backend.requests.complete(request_id, outcome, events, now).await?;
+    Ok(if done.first { done.events } else { Vec::new() })
+}

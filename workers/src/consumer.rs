@@ -1,0 +1,282 @@
+//! The consumer loop, written once for every pool.
+//!
+//! One step, [`Consumer::process_batch`], takes a received batch: the handler applies each
+//! message concurrently; the events and follow-up messages of the whole batch are
+//! published and sent together; then the batch is deleted in one call. Nothing is deleted
+//! before its effects are committed and its events published (at-least-once).
+
+use crate::backoff::Backoff;
+use async_trait::async_trait;
+use domain::clock;
+use domain::error::Disposition;
+use domain::event::CloudEvent;
+use domain::ports::{
+    ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, OutgoingMessage, Queue, QueueAddr, Receipt,
+    ReceivedMessage,
+};
+use domain::PortError;
+use infra::Backend;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// What applying one message produced, to be published and sent before it is deleted.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub events: Vec<CloudEvent>,
+    pub follow_ups: Vec<(QueueAddr, OutgoingMessage)>,
+}
+
+/// Why a message was not applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    /// May pass later: retried with backoff until the last allowed receive.
+    #[error("{0}")]
+    Transient(String),
+    /// Will never pass (unparseable, or a bug): dead-lettered at once.
+    #[error("{0}")]
+    Poison(String),
+}
+
+impl From<PortError> for HandlerError {
+    fn from(e: PortError) -> Self {
+        match e.disposition() {
+            Disposition::Retry => HandlerError::Transient(e.to_string()),
+            Disposition::DeadLetter => HandlerError::Poison(e.to_string()),
+        }
+    }
+}
+
+/// What a pool adds to the loop.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// The pool's name, used in event sources (`/usher/<pool>`) and logs.
+    fn pool(&self) -> &'static str;
+
+    /// Called once per batch before the messages are applied (e.g. to mark them
+    /// `processing` in one write). Failures here are logged, never fatal.
+    async fn before_batch(&self, _messages: &[ReceivedMessage]) {}
+
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError>;
+
+    /// The message is now in the DLQ: record that on its status document and return
+    /// the events to publish (`usher.request.dead_lettered`).
+    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub queue: Queue,
+    /// Receive loops running at once; each holds up to one batch of 10 in flight.
+    pub concurrency: usize,
+    pub visibility: Duration,
+    /// Long-poll wait of one receive.
+    pub wait: Duration,
+    /// The last allowed receive: on it, a failing message is dead-lettered by the worker.
+    pub max_receives: u32,
+    pub backoff: Backoff,
+}
+
+impl ConsumerConfig {
+    pub fn new(queue: Queue, settings: &infra::Settings) -> Self {
+        Self {
+            queue,
+            concurrency: 2,
+            visibility: Duration::from_secs(30),
+            wait: Duration::from_secs(5),
+            max_receives: settings.max_receives,
+            backoff: Backoff { base: settings.retry_base, max: settings.retry_max },
+        }
+    }
+}
+
+/// How one batch ended; tests assert on it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    pub done: usize,
+    pub retried: usize,
+    pub dead_lettered: usize,
+}
+
+pub struct Consumer<H> {
+    backend: Backend,
+    handler: Arc<H>,
+    config: ConsumerConfig,
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(backend: Backend, handler: H, config: ConsumerConfig) -> Self {
+        Self { backend, handler: Arc::new(handler), config }
+    }
+
+    /// Receives and processes batches on `concurrency` loops until `shutdown`, then
+    /// finishes the batches in flight. Messages not yet received stay on the queue.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        let mut loops = JoinSet::new();
+        for _ in 0..this.config.concurrency.max(1) {
+            let this = Arc::clone(&this);
+            let shutdown = shutdown.clone();
+            loops.spawn(async move { this.receive_loop(shutdown).await });
+        }
+        while loops.join_next().await.is_some() {}
+        tracing::info!(pool = this.handler.pool(), "consumer stopped");
+    }
+
+    async fn receive_loop(&self, shutdown: CancellationToken) {
+        let source = self.config.queue.source();
+        let mut failures = 0u32;
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.backend.queues.receive(source, 10, self.config.wait, self.config.visibility) => r,
+            };
+            match received {
+                Ok(messages) if messages.is_empty() => failures = 0,
+                Ok(messages) => {
+                    failures = 0;
+                    // Not raced with shutdown: a received batch is finished, not dropped.
+                    self.process_batch(messages).await;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let pause = self.config.backoff.delay(failures.min(6));
+                    tracing::warn!(pool = self.handler.pool(), error = %e, ?pause, "receive failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one received batch: the unit of work tests drive directly.
+    pub async fn process_batch(&self, messages: Vec<ReceivedMessage>) -> BatchReport {
+        let source = self.config.queue.source();
+        self.handler.before_batch(&messages).await;
+        let mut running = JoinSet::new();
+        for (index, message) in messages.iter().cloned().enumerate() {
+            let handler = Arc::clone(&self.handler);
+            let span = tracing::info_span!("message", pool = handler.pool(), message_id = %message.message_id);
+            running.spawn(async move { (index, handler.handle(&message).await) }.instrument(span));
+        }
+        let mut outcomes: Vec<Option<Result<Effects, HandlerError>>> = (0..messages.len()).map(|_| None).collect();
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok((index, outcome)) => outcomes[index] = Some(outcome),
+                Err(e) => tracing::error!(error = %e, "a handler task failed"),
+            }
+        }
+
+        let mut report = BatchReport::default();
+        let mut done: Vec<&ReceivedMessage> = Vec::new();
+        let mut events = Vec::new();
+        let mut follow_ups: HashMap<QueueAddr, Vec<OutgoingMessage>> = HashMap::new();
+        for (message, outcome) in messages.iter().zip(outcomes) {
+            // A handler task that panicked is a bug in the handler: dead-letter the message.
+            let outcome = outcome.unwrap_or_else(|| Err(HandlerError::Poison("the handler panicked".to_owned())));
+            match outcome {
+                Ok(effects) => {
+                    events.extend(effects.events);
+                    for (queue, m) in effects.follow_ups {
+                        follow_ups.entry(queue).or_default().push(m);
+                    }
+                    done.push(message);
+                }
+                Err(HandlerError::Transient(reason)) if message.receive_count < self.config.max_receives => {
+                    let delay = self.config.backoff.delay(message.receive_count);
+                    tracing::info!(message_id = %message.message_id, receive_count = message.receive_count, ?delay, %reason, "retrying later");
+                    if let Err(e) = self.backend.queues.change_visibility(source, &message.receipt, delay).await {
+                        tracing::warn!(error = %e, "cannot delay the retry; the visibility timeout will");
+                    }
+                    report.retried += 1;
+                }
+                Err(HandlerError::Transient(reason)) => {
+                    let reason = format!("gave up after {} receives: {reason}", message.receive_count);
+                    if self.dead_letter(message, &reason).await {
+                        report.dead_lettered += 1;
+                    }
+                }
+                Err(HandlerError::Poison(reason)) => {
+                    if self.dead_letter(message, &reason).await {
+                        report.dead_lettered += 1;
+                    }
+                }
+            }
+        }
+        if done.is_empty() {
+            return report;
+        }
+
+        // Publish and send the batch's effects before acknowledging any of it. If that
+        // fails, the messages come back; redoing them re-publishes the same stored events.
+        let mut delivered = self.backend.bus.publish(&events).await;
+        for (queue, batch) in follow_ups {
+            if delivered.is_ok() {
+                delivered = self.backend.queues.send_batch(queue, batch).await;
+            }
+        }
+        if let Err(e) = delivered {
+            tracing::warn!(pool = self.handler.pool(), error = %e, "cannot publish the batch's effects; it will be redelivered");
+            for m in &done {
+                let delay = self.config.backoff.delay(m.receive_count);
+                let _ = self.backend.queues.change_visibility(source, &m.receipt, delay).await;
+            }
+            report.retried += done.len();
+            return report;
+        }
+        let receipts: Vec<Receipt> = done.iter().map(|m| m.receipt.clone()).collect();
+        if let Err(e) = self.backend.queues.delete_batch(source, receipts).await {
+            // Their effects are committed; redelivery is a no-op that re-publishes.
+            tracing::warn!(pool = self.handler.pool(), error = %e, "cannot delete a processed batch");
+        }
+        report.done = done.len();
+        report
+    }
+
+    /// DLQ first, then the status document, then the delete (send before delete). Returns
+    /// false when the message stays on the source queue to be tried again.
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> bool {
+        let source = self.config.queue.source();
+        tracing::warn!(message_id = %message.message_id, %reason, "dead-lettering");
+        let mut attributes = message.attributes.clone();
+        attributes.insert(ATTR_FAILURE_REASON.to_owned(), truncate(reason, 900));
+        attributes.insert(ATTR_FAILED_AT.to_owned(), clock::format(clock::now()));
+        attributes.insert(ATTR_RECEIVE_COUNT.to_owned(), message.receive_count.to_string());
+        let dead = OutgoingMessage::new(message.body.clone(), attributes);
+        if let Err(e) = self.backend.queues.send_batch(self.config.queue.dlq(), vec![dead]).await {
+            tracing::warn!(error = %e, "cannot reach the DLQ; retrying later");
+            let _ = self.backend.queues.change_visibility(source, &message.receipt, self.config.backoff.max).await;
+            return false;
+        }
+        let recorded = match self.handler.dead_lettered(message, reason).await {
+            Ok(events) => self.backend.bus.publish(&events).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            // Leave it: the next receive is past the limit and dead-letters it again.
+            tracing::warn!(error = %e, "cannot record the dead letter; retrying later");
+            let _ = self.backend.queues.change_visibility(source, &message.receipt, self.config.backoff.base).await;
+            return false;
+        }
+        if let Err(e) = self.backend.queues.delete_batch(source, vec![message.receipt.clone()]).await {
+            tracing::warn!(error = %e, "cannot delete a dead-lettered message");
+        }
+        true
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
