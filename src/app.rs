@@ -1,0 +1,115 @@
+//! Builds what a command asked for (ingress, worker pools, the sweep) on one backend and
+//! runs it until shutdown: stop receiving, finish in-flight work, exit within 30 s.
+
+use anyhow::Context;
+use infra::{Backend, Settings};
+use ingress::Ingress;
+use ingress::auth::JwtSecret;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use workers::booking::BookingPool;
+use workers::consumer::{Consumer, ConsumerConfig};
+use workers::sweep::Sweeper;
+
+/// How long in-flight work may take to finish after a stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pool {
+    Booking,
+    Tickets,
+    Notifications,
+    Analytics,
+    All,
+}
+
+#[derive(Debug, Clone)]
+pub struct Components {
+    pub ingress: bool,
+    pub pools: Vec<Pool>,
+    /// Receive loops per pool.
+    pub concurrency: usize,
+    pub sweep: bool,
+    /// How often the sweep runs.
+    pub sweep_every: Duration,
+}
+
+impl Components {
+    /// Everything in one process, as `usher dev` runs it.
+    pub fn everything() -> Self {
+        Self { ingress: true, pools: vec![Pool::All], concurrency: 4, sweep: true, sweep_every: Duration::from_secs(5) }
+    }
+}
+
+pub struct App {
+    settings: Settings,
+    backend: Backend,
+    secret: JwtSecret,
+    ingress: Option<Ingress>,
+    components: Components,
+}
+
+impl App {
+    /// Connects the backend and binds the HTTP port (if asked), but starts nothing yet.
+    pub async fn build(settings: Settings, components: Components) -> anyhow::Result<App> {
+        for pool in &components.pools {
+            if matches!(pool, Pool::Tickets | Pool::Notifications | Pool::Analytics) {
+                anyhow::bail!("the {pool:?} pool is not part of this build yet; use --pool booking or all");
+            }
+        }
+        let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
+        let secret = crate::secret::resolve(&settings)?;
+        let ingress = if components.ingress {
+            let bound = Ingress::build(&settings, secret.clone(), backend.clone())
+                .await
+                .with_context(|| format!("cannot listen on {} (USHER_HTTP_ADDR)", settings.http_addr))?;
+            Some(bound)
+        } else {
+            None
+        };
+        Ok(App { settings, backend, secret, ingress, components })
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.ingress.as_ref().map(Ingress::local_addr)
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn secret(&self) -> &JwtSecret {
+        &self.secret
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tasks = TaskTracker::new();
+        let runs_booking = self.components.pools.iter().any(|p| matches!(p, Pool::Booking | Pool::All));
+        if runs_booking {
+            let mut config = ConsumerConfig::new(domain::ports::Queue::BookingCommands, &self.settings);
+            config.concurrency = self.components.concurrency;
+            let pool = BookingPool::new(self.backend.clone(), self.settings.hold_ttl);
+            tasks.spawn(Consumer::new(self.backend.clone(), pool, config).run_until_stopped(shutdown.clone()));
+        }
+        if self.components.sweep {
+            let sweeper = Sweeper::new(self.backend.clone(), self.components.sweep_every);
+            tasks.spawn(sweeper.run_until_stopped(shutdown.clone()));
+        }
+        let served = match self.ingress {
+            Some(ingress) => ingress.run_until_stopped(shutdown.clone()).await.context("the HTTP server failed"),
+            None => {
+                shutdown.cancelled().await;
+                Ok(())
+            }
+        };
+        // If the server failed on its own, the workers stop with it.
+        shutdown.cancel();
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+            tracing::warn!("in-flight work did not finish in time; unfinished messages will be redelivered");
+        }
+        served
+    }
+}

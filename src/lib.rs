@@ -1,0 +1,13 @@
+//! The `usher` binary's library half: wiring, so that tests can start the real thing
+//! in-process on port 0.
+//!
+//! # Layout
+//! - [`app`]: builds the requested components on one backend and runs them until stopped.
+//! - [`secret`]: where the JWT secret comes from (`USHER_JWT_SECRET`, or the data dir).
+//! - [`demo`]: the demo catalog `usher dev` seeds into an empty store.
+
+pub mod app;
+pub mod demo;
+pub mod secret;
+
+pub use app::{App, Components, Pool};
