@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::booking::BookingPool;
 use workers::consumer::{Consumer, ConsumerConfig};
+use domain::request::ADMISSION_GRACE;
 use workers::sweep::Sweeper;
 
 /// How long in-flight work may take to finish after a stop signal.
@@ -34,12 +35,14 @@ pub struct Components {
     pub sweep: bool,
     /// How often the sweep runs.
     pub sweep_every: Duration,
+    /// How old an unqueued admission must be before the sweep re-queues it.
+    pub sweep_grace: Duration,
 }
 
 impl Components {
     /// Everything in one process, as `usher dev` runs it.
     pub fn everything() -> Self {
-        Self { ingress: true, pools: vec![Pool::All], concurrency: 4, sweep: true, sweep_every: Duration::from_secs(5) }
+        Self { ingress: true, pools: vec![Pool::All], concurrency: 4, sweep: true, sweep_every: Duration::from_secs(5), sweep_grace: ADMISSION_GRACE }
     }
 }
 
@@ -94,7 +97,7 @@ impl App {
             tasks.spawn(Consumer::new(self.backend.clone(), pool, config).run_until_stopped(shutdown.clone()));
         }
         if self.components.sweep {
-            let sweeper = Sweeper::new(self.backend.clone(), self.components.sweep_every);
+            let sweeper = Sweeper::new(self.backend.clone(), self.components.sweep_every, self.components.sweep_grace);
             tasks.spawn(sweeper.run_until_stopped(shutdown.clone()));
         }
         let served = match self.ingress {

@@ -45,6 +45,10 @@ impl RequestStatus {
     }
 }
 
+/// How long admitting one command may take. A claim older than this whose command is not
+/// known to be queued is taken to be stranded by a dead admitter, and re-queued.
+pub const ADMISSION_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `{request_id, kind, status, result?, error?, created_at, updated_at}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDoc {

@@ -14,12 +14,11 @@ use infra::Backend;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long an admission may take before the sweep treats its admitter as dead.
-pub const ADMISSION_GRACE: Duration = Duration::from_secs(10);
-
 pub struct Sweeper {
     backend: Backend,
     every: Duration,
+    /// Admissions younger than this are left to their admitter.
+    grace: Duration,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -30,8 +29,8 @@ pub struct SweepReport {
 }
 
 impl Sweeper {
-    pub fn new(backend: Backend, every: Duration) -> Self {
-        Self { backend, every }
+    pub fn new(backend: Backend, every: Duration, grace: Duration) -> Self {
+        Self { backend, every, grace }
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
@@ -50,7 +49,7 @@ impl Sweeper {
 
     pub async fn sweep_once(&self) -> Result<SweepReport, PortError> {
         let now = clock::now();
-        let requeued = self.requeue(now - ADMISSION_GRACE).await?;
+        let requeued = self.requeue(now - self.grace).await?;
         let marked_dead = self.mark_redriven().await?;
         let keys_forgotten = self.backend.requests.purge_expired_keys(now).await?;
         Ok(SweepReport { requeued, marked_dead, keys_forgotten })
