@@ -1,0 +1,165 @@
+//! `usher dev` as a child process: killed with SIGKILL under load and restarted on the
+//! same data dir, every 202 still ends terminal and no seat is held twice; and SIGTERM
+//! stops it cleanly.
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+struct Dev {
+    child: Child,
+    base: String,
+    token: String,
+}
+
+async fn start(dir: &Path) -> Dev {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_usher"))
+        .arg("dev")
+        .env("USHER_DATA_DIR", dir)
+        .env("USHER_HTTP_ADDR", "127.0.0.1:0")
+        .env("USHER_LOG", "warn")
+        .env_remove("USHER_BACKEND")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("usher dev starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut token) = (None, None);
+    while base.is_none() || token.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("usher dev prints its address")
+            .unwrap()
+            .expect("a line");
+        if let Some(url) = line.strip_prefix("usher is listening on ") {
+            base = Some(url.to_owned());
+        } else if let Some(t) = line.strip_prefix("admin token (24 h): ") {
+            token = Some(t.to_owned());
+        }
+    }
+    Dev { child, base: base.unwrap(), token: token.unwrap() }
+}
+
+async fn first_show(http: &reqwest::Client, dev: &Dev) -> String {
+    let movies: Value = http.get(format!("{}/v1/movies", dev.base)).bearer_auth(&dev.token).send().await.unwrap().json().await.unwrap();
+    let movie = movies[0]["movie_id"].as_str().unwrap();
+    let shows: Value = http
+        .get(format!("{}/v1/movies/{movie}/shows", dev.base))
+        .bearer_auth(&dev.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    shows[0]["show_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut dev = start(dir.path()).await;
+    let show = first_show(&http, &dev).await;
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+
+    // Eight clients hold random overlapping pairs of seats until the process dies.
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (http, base, token, show, accepted) =
+            (http.clone(), dev.base.clone(), dev.token.clone(), show.clone(), accepted.clone());
+        clients.push(tokio::spawn(async move {
+            for n in 0.. {
+                let row = char::from(b'A' + fastrand::u8(0..10));
+                let a = fastrand::u8(1..12);
+                let body = json!({ "show_id": show, "seat_ids": [format!("{row}{a}"), format!("{row}{}", a + 1)] });
+                let sent = http
+                    .post(format!("{base}/v1/holds"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", format!("c{c}-{n}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 202 => {
+                        let v: Value = r.json().await.unwrap_or_default();
+                        if let Some(id) = v["request_id"].as_str() {
+                            accepted.lock().await.push(id.to_owned());
+                        }
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    while accepted.lock().await.len() < 300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    dev.child.kill().await.expect("SIGKILL");
+    for c in clients {
+        c.await.unwrap();
+    }
+    let accepted = accepted.lock().await.clone();
+
+    let dev = start(dir.path()).await;
+    let mut held: Vec<String> = Vec::new();
+    for id in &accepted {
+        let mut doc = Value::Null;
+        for _ in 0..12 {
+            doc = http
+                .get(format!("{}/v1/requests/{id}?wait=5", dev.base))
+                .bearer_auth(&dev.token)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if matches!(doc["status"].as_str(), Some("succeeded" | "failed" | "dead_lettered")) {
+                break;
+            }
+        }
+        match doc["status"].as_str() {
+            Some("succeeded") => {
+                held.extend(doc["result"]["seat_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()))
+            }
+            Some("failed") => assert_eq!(doc["error"]["code"], "seats_unavailable"),
+            other => panic!("request {id} did not end: {other:?} {doc}"),
+        }
+    }
+    let unique: BTreeSet<&String> = held.iter().collect();
+    assert_eq!(unique.len(), held.len(), "a seat was held twice");
+    let map: Value =
+        http.get(format!("{}/v1/shows/{show}/seats", dev.base)).bearer_auth(&dev.token).send().await.unwrap().json().await.unwrap();
+    let on_map: BTreeSet<String> = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "held")
+        .map(|s| s["seat_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(on_map, unique.into_iter().cloned().collect(), "the seat map agrees with the succeeded holds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_gracefully_with_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = start(dir.path()).await;
+    let pid = dev.child.id().expect("a pid").to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), dev.child.wait())
+        .await
+        .expect("exits within 30 s")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
