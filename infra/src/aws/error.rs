@@ -1,0 +1,85 @@
+//! One mapping from SDK errors to [`PortError`] kinds, so every adapter tells the worker
+//! the same thing: throttling and lost races are contention (retry), an endpoint that is
+//! down or answers 5xx is unavailable (retry), anything else is an invalid call.
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use domain::PortError;
+
+/// Error codes that mean "too much at once, try again later", across SQS, SNS and DynamoDB.
+const CONTENTION_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "TooManyRequestsException",
+    "KMSThrottlingException",
+    "LimitExceededException",
+];
+
+/// Error codes of a backend that is (for now) not serving, whatever the HTTP status says.
+const UNAVAILABLE_CODES: &[&str] = &[
+    "InternalServerError",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+];
+
+/// Logs the SDK error with its whole source chain and maps it to a port error kind.
+pub(crate) fn port_error<E>(op: &'static str, err: &SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = err.code().unwrap_or("");
+    let what = match err.message() {
+        Some(message) if !code.is_empty() => format!("{op}: {code}: {message}"),
+        _ if !code.is_empty() => format!("{op}: {code}"),
+        _ => format!("{op}: {}", short_kind(err)),
+    };
+    let error = match err {
+        SdkError::ServiceError(service) => {
+            if CONTENTION_CODES.contains(&code) {
+                PortError::Contention(what)
+            } else if service.raw().status().is_server_error() || UNAVAILABLE_CODES.contains(&code)
+            {
+                PortError::Unavailable(what)
+            } else {
+                PortError::Invalid(what)
+            }
+        }
+        SdkError::ConstructionFailure(_) => PortError::Invalid(what),
+        // Timeouts, dispatch failures (connection refused, DNS, TLS) and unparseable
+        // responses (a proxy's HTML error page) all mean the backend is not answering.
+        _ => PortError::Unavailable(what),
+    };
+    match &error {
+        PortError::Invalid(_) => {
+            tracing::error!(op, error = %DisplayErrorContext(err), "aws call rejected")
+        }
+        _ => tracing::warn!(op, error = %DisplayErrorContext(err), "aws call failed"),
+    }
+    error
+}
+
+fn short_kind<E, R>(err: &SdkError<E, R>) -> &'static str {
+    match err {
+        SdkError::ConstructionFailure(_) => "the request could not be built",
+        SdkError::TimeoutError(_) => "timed out",
+        SdkError::DispatchFailure(_) => "the endpoint could not be reached",
+        SdkError::ResponseError(_) => "the response could not be read",
+        SdkError::ServiceError(_) => "the service refused the call",
+        _ => "failed",
+    }
+}
+
+/// A value the SDK insists on validating before it sends anything (a missing required
+/// field): a bug in this adapter, reported instead of panicking.
+pub(crate) fn build_error(what: &'static str, err: impl std::fmt::Display) -> PortError {
+    tracing::error!(what, error = %err, "could not build an aws request");
+    PortError::Invalid(format!("{what}: {err}"))
+}

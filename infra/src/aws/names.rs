@@ -1,0 +1,85 @@
+//! Resource names: everything Usher creates on AWS carries the `USHER_ENV` prefix, so
+//! several environments (and test runs) share one account without touching each other.
+
+use domain::ports::QueueAddr;
+
+/// The tables, by what they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// Status documents, their committed events and the command behind them.
+    Requests,
+    /// Idempotency keys per caller.
+    IdempotencyKeys,
+    /// Movies and shows.
+    Catalog,
+    /// One item per seat of a show.
+    Seats,
+    Holds,
+    Bookings,
+}
+
+impl Table {
+    fn suffix(self) -> &'static str {
+        match self {
+            Table::Requests => "requests",
+            Table::IdempotencyKeys => "idempotency-keys",
+            Table::Catalog => "catalog",
+            Table::Seats => "seats",
+            Table::Holds => "holds",
+            Table::Bookings => "bookings",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    env: String,
+}
+
+impl Names {
+    pub(crate) fn new(env: &str) -> Self {
+        Self {
+            env: env.to_owned(),
+        }
+    }
+
+    pub(crate) fn env(&self) -> &str {
+        &self.env
+    }
+
+    /// `<env>-booking-commands`, `<env>-booking-commands-dlq`, ….
+    pub(crate) fn queue(&self, addr: QueueAddr) -> String {
+        format!("{}-{}", self.env, addr.name())
+    }
+
+    /// `<env>-events`.
+    pub(crate) fn topic(&self) -> String {
+        format!("{}-events", self.env)
+    }
+
+    /// `<env>-requests`, `<env>-seats`, ….
+    pub(crate) fn table(&self, table: Table) -> String {
+        format!("{}-{}", self.env, table.suffix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ports::Queue;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let names = Names::new("dev");
+        assert_eq!(
+            names.queue(Queue::BookingCommands.source()),
+            "dev-booking-commands"
+        );
+        assert_eq!(
+            names.queue(Queue::BookingCommands.dlq()),
+            "dev-booking-commands-dlq"
+        );
+        assert_eq!(names.topic(), "dev-events");
+        assert_eq!(names.table(Table::Seats), "dev-seats");
+    }
+}
