@@ -15,16 +15,12 @@ use domain::command::{Command, CommandEnvelope};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::RequestId;
 use domain::ports::{Admission, Admitted, OutgoingMessage, StoredResponse};
-use domain::request::StatusDoc;
+use domain::request::{ADMISSION_GRACE, StatusDoc};
 use serde::Serialize;
 use serde_json::Value;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
-/// How long a claim without a queued command is taken to be still in the hands of its
-/// admitter (409). Past it, the admitter is presumed dead and a retry re-queues.
-const ADMISSION_GRACE: time::Duration = time::Duration::seconds(10);
 
 /// The checked `Idempotency-Key` header.
 #[derive(Debug, Clone)]
@@ -138,6 +134,8 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
             command,
             claimed_at,
         } => {
+            // Within the grace its admitter may still be queueing it; past it, the admitter
+            // is presumed dead (the sweep uses the same grace).
             if now - claimed_at < ADMISSION_GRACE {
                 return Err(ApiError::IdempotencyRequestInProgress);
             }
