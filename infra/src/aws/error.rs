@@ -30,6 +30,35 @@ const UNAVAILABLE_CODES: &[&str] = &[
     "ServiceUnavailableException",
 ];
 
+/// Credentials that are missing, expired or not allowed: the operator's to fix, and no
+/// fault of the message being handled, so it is retried (and answered 503) meanwhile
+/// rather than dead-lettered at once.
+const ACCESS_CODES: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "MissingAuthenticationToken",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthorizationError",
+];
+
+/// What a service's error answer means for the caller.
+fn service_error(code: &str, status: u16, what: String) -> PortError {
+    if CONTENTION_CODES.contains(&code) || status == 429 {
+        PortError::Contention(what)
+    } else if status >= 500 || UNAVAILABLE_CODES.contains(&code) || ACCESS_CODES.contains(&code) {
+        PortError::Unavailable(what)
+    } else {
+        PortError::Invalid(what)
+    }
+}
+
 /// Logs the SDK error with its whole source chain and maps it to a port error kind.
 pub(crate) fn port_error<E>(op: &'static str, err: &SdkError<E, HttpResponse>) -> PortError
 where
@@ -43,18 +72,12 @@ where
     };
     let error = match err {
         SdkError::ServiceError(service) => {
-            if CONTENTION_CODES.contains(&code) {
-                PortError::Contention(what)
-            } else if service.raw().status().is_server_error() || UNAVAILABLE_CODES.contains(&code)
-            {
-                PortError::Unavailable(what)
-            } else {
-                PortError::Invalid(what)
-            }
+            service_error(code, service.raw().status().as_u16(), what)
         }
-        SdkError::ConstructionFailure(_) => PortError::Invalid(what),
-        // Timeouts, dispatch failures (connection refused, DNS, TLS) and unparseable
-        // responses (a proxy's HTML error page) all mean the backend is not answering.
+        // Timeouts, dispatch failures (connection refused, DNS, TLS), unparseable
+        // responses (a proxy's HTML error page), and requests that could not be built
+        // (most often: no credentials could be loaded) all mean the backend cannot be
+        // used right now.
         _ => PortError::Unavailable(what),
     };
     match &error {
@@ -82,4 +105,35 @@ fn short_kind<E, R>(err: &SdkError<E, R>) -> &'static str {
 pub(crate) fn build_error(what: &'static str, err: impl std::fmt::Display) -> PortError {
     tracing::error!(what, error = %err, "could not build an aws request");
     PortError::Invalid(format!("{what}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(code: &str, status: u16) -> &'static str {
+        match service_error(code, status, String::new()) {
+            PortError::Contention(_) => "contention",
+            PortError::Unavailable(_) => "unavailable",
+            PortError::Invalid(_) => "invalid",
+            PortError::Corrupt(_) => "corrupt",
+        }
+    }
+
+    #[test]
+    fn service_errors_map_to_what_the_worker_should_do() {
+        assert_eq!(kind("ThrottlingException", 400), "contention");
+        assert_eq!(
+            kind("ProvisionedThroughputExceededException", 400),
+            "contention"
+        );
+        assert_eq!(kind("TransactionConflictException", 400), "contention");
+        assert_eq!(kind("RequestThrottled", 403), "contention");
+        assert_eq!(kind("", 429), "contention");
+        assert_eq!(kind("InternalServerError", 500), "unavailable");
+        assert_eq!(kind("", 503), "unavailable");
+        assert_eq!(kind("ExpiredTokenException", 400), "unavailable");
+        assert_eq!(kind("ValidationException", 400), "invalid");
+        assert_eq!(kind("QueueDoesNotExist", 400), "invalid");
+    }
 }

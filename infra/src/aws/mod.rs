@@ -47,3 +47,65 @@ pub async fn setup(settings: &Settings) -> Result<(), PortError> {
     tracing::info!(env = %names.env(), "aws resources ready");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::{BehaviorVersion, Region};
+    use domain::clock;
+    use domain::event::{CloudEvent, EventType};
+    use domain::ids::RequestId;
+    use domain::ports::{EventBus, MessageQueue, Queue, RequestStore};
+    use std::time::Duration;
+
+    /// Nobody listens on the endpoint: every port reports the backend unavailable (what
+    /// the API turns into 503 and the workers into a retry), quickly and without panic.
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_unavailable() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+            .load()
+            .await;
+        let names = Names::new("unreachable");
+        let unavailable = |r: Result<(), PortError>| matches!(r, Err(PortError::Unavailable(_)));
+
+        let queues = sqs::SqsQueues::new(config::sqs(&sdk), names.clone());
+        assert!(unavailable(queues.ping().await));
+        let visibility = Duration::from_secs(30);
+        let received = queues
+            .receive(
+                Queue::BookingCommands.source(),
+                10,
+                Duration::ZERO,
+                visibility,
+            )
+            .await;
+        assert!(unavailable(received.map(|_| ())));
+
+        let bus = sns::SnsBus::new(config::sns(&sdk), names.clone());
+        let event = CloudEvent::new(
+            EventType::HoldPlaced,
+            "booking",
+            "h",
+            "r",
+            serde_json::json!({}),
+            clock::now(),
+        );
+        assert!(unavailable(bus.publish(&[event]).await));
+
+        let store = dynamo::DynamoStore::new(config::dynamodb(&sdk), &names);
+        assert!(unavailable(RequestStore::ping(&store).await));
+        assert!(unavailable(
+            store.get(&RequestId::from("req_1")).await.map(|_| ())
+        ));
+    }
+}

@@ -236,6 +236,12 @@ fn send_entry(
         entry = entry.delay_seconds(delay);
     }
     for (name, value) in &message.attributes {
+        if value.is_empty() {
+            // SQS refuses an empty attribute value, and refusing the message for it
+            // would lose more than leaving the attribute off.
+            tracing::debug!(attribute = %name, "empty message attribute left off");
+            continue;
+        }
         let value = MessageAttributeValue::builder()
             .data_type("String")
             .string_value(value)
@@ -341,15 +347,12 @@ impl MessageQueue for SqsQueues {
         wait: Duration,
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, PortError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
         let url = self.url(queue).await?;
         let out = self
             .client
             .receive_message()
             .queue_url(url)
-            .max_number_of_messages(max.min(BATCH) as i32)
+            .max_number_of_messages(max.clamp(1, BATCH) as i32)
             .wait_time_seconds(wait.as_secs().min(MAX_WAIT_SECS) as i32)
             .visibility_timeout(ceil_secs(visibility).min(MAX_VISIBILITY_SECS) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
