@@ -6,6 +6,7 @@
 //! - [`request`], [`idempotency`]: the status document and the idempotency key + fingerprint.
 //! - [`command`], [`event`]: what flows through the queues and the topic.
 //! - [`payment`]: the mock payment provider (a card processor's sandbox).
+//! - [`notification`], [`report`]: what the downstream pools derive from events.
 //! - [`error`]: business outcomes versus infrastructure failures.
 //! - [`ports`]: the traits `infra` implements and `ingress`/`workers` use.
 //!
@@ -20,7 +21,9 @@ pub mod event;
 pub mod idempotency;
 pub mod ids;
 pub mod payment;
+pub mod notification;
 pub mod ports;
+pub mod report;
 pub mod request;
 
 pub use error::{BusinessError, PortError};

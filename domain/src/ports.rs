@@ -9,7 +9,9 @@ use crate::error::PortError;
 use crate::event::{CloudEvent, EventType};
 use crate::idempotency::{Fingerprint, IdempotencyKey};
 use crate::ids::{BookingId, HoldId, MovieId, RequestId, SeatId, ShowId, UserId};
+use crate::notification::Notification;
 use crate::payment::PaymentReceipt;
+use crate::report::{DailyReport, ShowCounters, TicketStats};
 use crate::request::{Outcome, RequestRecord, StatusDoc};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -327,4 +329,35 @@ pub trait BookingStore: Send + Sync {
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError>;
     async fn booking(&self, booking_id: &BookingId) -> Result<Option<Booking>, PortError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Downstream: what the notifications and analytics pools keep
+
+/// Notifications the notifications pool rendered, by recipient.
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Stores what event `event_id` caused, in one write with the mark that the event is
+    /// handled. Returns false, storing nothing, when that event was handled before.
+    async fn record_notifications(&self, event_id: &str, notifications: &[Notification]) -> Result<bool, PortError>;
+
+    /// The recipient's notifications, newest first.
+    async fn notifications_for(&self, recipient: &UserId, limit: usize) -> Result<Vec<Notification>, PortError>;
+}
+
+/// The analytics pool's aggregates. Applying an event twice changes nothing; applying
+/// events in any order gives the same totals (see `domain::report::facts`).
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// Applies the facts of every event not applied before (by id), in one write.
+    /// Returns how many were new.
+    async fn record_events(&self, events: &[CloudEvent]) -> Result<usize, PortError>;
+
+    /// Zeroes for a show no event has mentioned yet.
+    async fn show_counters(&self, show_id: &ShowId) -> Result<ShowCounters, PortError>;
+
+    async fn ticket_stats(&self) -> Result<Vec<TicketStats>, PortError>;
+
+    /// The latest `limit` days with bookings, newest first.
+    async fn daily(&self, limit: usize) -> Result<Vec<DailyReport>, PortError>;
 }

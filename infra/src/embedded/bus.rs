@@ -12,8 +12,20 @@ use domain::ports::{ATTR_TYPE, Attributes, EventBus, OutgoingMessage, Queue, Que
 use rusqlite::{Connection, params};
 use std::path::Path;
 
+/// A queue subscribed to the topic, with its filter on `type` (`None`: every type).
+pub(super) struct Subscription {
+    queue: QueueAddr,
+    types: Option<Vec<String>>,
+}
+
+impl Subscription {
+    fn accepts(&self, event: &CloudEvent) -> bool {
+        self.types.as_ref().is_none_or(|types| types.iter().any(|t| t == event.event_type.as_str()))
+    }
+}
+
 /// Writes the subscriptions of [`Queue::subscription`] and returns them (idempotent).
-pub(super) fn ensure_subscriptions(path: &Path) -> Result<Vec<(QueueAddr, Option<Vec<String>>)>, PortError> {
+pub(super) fn ensure_subscriptions(path: &Path) -> Result<Vec<Subscription>, PortError> {
     let conn = Connection::open(path).map_err(sql_error)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;
     let mut subscriptions = Vec::new();
@@ -27,7 +39,7 @@ pub(super) fn ensure_subscriptions(path: &Path) -> Result<Vec<(QueueAddr, Option
             params![queue.name(), stored],
         )
         .map_err(sql_error)?;
-        subscriptions.push((queue.source(), types));
+        subscriptions.push(Subscription { queue: queue.source(), types });
     }
     Ok(subscriptions)
 }
@@ -36,17 +48,17 @@ pub(super) fn ensure_subscriptions(path: &Path) -> Result<Vec<(QueueAddr, Option
 impl EventBus for Embedded {
     async fn publish(&self, events: &[CloudEvent]) -> Result<(), PortError> {
         let mut deliveries: Vec<(String, Vec<OutgoingMessage>)> = Vec::new();
-        for (queue, filter) in &self.subscriptions {
+        for subscription in &self.subscriptions {
             let messages: Vec<OutgoingMessage> = events
                 .iter()
-                .filter(|e| filter.as_ref().is_none_or(|types| types.iter().any(|t| t == e.event_type.as_str())))
+                .filter(|e| subscription.accepts(e))
                 .map(|e| {
                     let attributes = Attributes::from([(ATTR_TYPE.to_owned(), e.event_type.as_str().to_owned())]);
                     OutgoingMessage::new(e.to_json(), attributes)
                 })
                 .collect();
             if !messages.is_empty() {
-                deliveries.push((queue.name(), messages));
+                deliveries.push((subscription.queue.name(), messages));
             }
         }
         if deliveries.is_empty() {

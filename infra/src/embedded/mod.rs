@@ -4,17 +4,18 @@
 //! (visibility, receive counts, delays, redrive), the topic fans out by filter, and a
 //! command's effects commit with its status in one transaction.
 
+mod analytics;
 mod bookings;
 mod bus;
 mod catalog;
 mod db;
+mod notifications;
 mod queue;
 mod requests;
 
 use crate::{Backend, Settings};
 use db::Db;
 use domain::PortError;
-use domain::ports::QueueAddr;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -123,7 +124,7 @@ pub struct Embedded {
     /// Wakes long-polling receivers in this process when a send commits.
     arrivals: HashMap<String, Arc<Notify>>,
     /// The topic's subscriptions, read once at open.
-    subscriptions: Vec<(QueueAddr, Option<Vec<String>>)>,
+    subscriptions: Vec<bus::Subscription>,
 }
 
 /// Opens (creating if needed) `<data dir>/usher.db`, its schema and its subscriptions.
@@ -135,7 +136,8 @@ pub fn open(settings: &Settings) -> Result<Arc<Embedded>, PortError> {
 }
 
 fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError> {
-    let db = Db::open(path, SCHEMA)?;
+    let schema = [SCHEMA, notifications::SCHEMA, analytics::SCHEMA].concat();
+    let db = Db::open(path, &schema)?;
     let subscriptions = bus::ensure_subscriptions(path)?;
     let arrivals = domain::ports::Queue::ALL
         .into_iter()
