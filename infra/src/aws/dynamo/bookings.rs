@@ -28,6 +28,15 @@ use time::Duration as TimeDuration;
 /// How long a finished hold stays readable before DynamoDB's TTL may delete it.
 const HOLD_RETENTION: TimeDuration = TimeDuration::days(7);
 
+/// When DynamoDB's TTL may delete a hold (epoch seconds).
+fn retention_end(expires_at: Timestamp) -> i64 {
+    expires_at
+        .checked_add(HOLD_RETENTION)
+        .unwrap_or(expires_at)
+        .unix_timestamp()
+        .max(0)
+}
+
 fn hold_key(hold_id: &HoldId) -> Item {
     key(&[("hold_id", s(hold_id.as_str()))])
 }
@@ -266,10 +275,7 @@ impl DynamoStore {
                 ("expires_at", millis(expires_at)),
                 ("status", s(HoldStatus::Active.as_str())),
                 ("request_id", s(ctx.request_id.as_str())),
-                (
-                    TTL_ATTRIBUTE,
-                    n((expires_at + HOLD_RETENTION).unix_timestamp().max(0)),
-                ),
+                (TTL_ATTRIBUTE, n(retention_end(expires_at))),
             ]),
             "hold_id",
         )?);
@@ -332,7 +338,7 @@ impl DynamoStore {
             booking_id: BookingId::generate(),
             show_id: hold.show_id.clone(),
             seat_ids: hold.seat_ids.clone(),
-            amount_cents: show.price_cents * hold.seat_ids.len() as u64,
+            amount_cents: show.price_cents.saturating_mul(hold.seat_ids.len() as u64),
             status: BookingStatus::Confirmed,
             customer_id: ctx.actor.clone(),
             created_at: ctx.now,
