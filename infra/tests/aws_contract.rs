@@ -302,3 +302,92 @@ async fn an_outside_subscriber_filters_on_type() {
             .all(|b| b["specversion"] == "1.0" && b["correlationid"] == "req_aws")
     );
 }
+
+/// A subscription someone changed by hand is brought back by the next `usher setup`,
+/// still one per queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_repairs_changed_subscriptions() {
+    let Some(settings) = moto_settings(3) else {
+        return;
+    };
+    Backend::setup(&settings).await.expect("first setup");
+    let sdk = sdk().await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic_suffix = format!(":{}-events", settings.env);
+    let topics = sns.list_topics().send().await.unwrap();
+    let topic_arn = topics
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .find(|a| a.ends_with(&topic_suffix))
+        .expect("the topic")
+        .to_owned();
+    let subscriptions = |sns: aws_sdk_sns::Client, topic_arn: String| async move {
+        let out = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic_arn)
+            .send()
+            .await
+            .unwrap();
+        out.subscriptions()
+            .iter()
+            .map(|s| {
+                (
+                    s.endpoint().unwrap().to_owned(),
+                    s.subscription_arn().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for (endpoint, arn) in subscriptions(sns.clone(), topic_arn.clone()).await {
+        let filter = if endpoint.ends_with("-analytics") {
+            r#"{"type": ["usher.ticket.created"]}"#
+        } else {
+            r#"{"type": ["usher.booking.failed"]}"#
+        };
+        for (name, value) in [("FilterPolicy", filter), ("RawMessageDelivery", "false")] {
+            sns.set_subscription_attributes()
+                .subscription_arn(&arn)
+                .attribute_name(name)
+                .attribute_value(value)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    Backend::setup(&settings).await.expect("second setup");
+    let now = subscriptions(sns.clone(), topic_arn.clone()).await;
+    assert_eq!(now.len(), 2, "one subscription per queue");
+    for (endpoint, arn) in now {
+        let out = sns
+            .get_subscription_attributes()
+            .subscription_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes().unwrap();
+        assert_eq!(
+            attrs.get("RawMessageDelivery").map(String::as_str),
+            Some("true")
+        );
+        let filter: Option<serde_json::Value> = attrs
+            .get("FilterPolicy")
+            .filter(|p| !p.is_empty())
+            .map(|p| serde_json::from_str(p).unwrap());
+        if endpoint.ends_with("-analytics") {
+            assert_eq!(filter, None, "analytics takes every type again");
+        } else {
+            let types: BTreeSet<String> = filter.unwrap()["type"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect();
+            assert!(
+                types.contains("usher.booking.confirmed")
+                    && !types.contains("usher.booking.failed")
+            );
+        }
+    }
+}
