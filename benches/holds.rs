@@ -168,11 +168,25 @@ async fn main() {
     }
     let processed_in = started.elapsed();
     let rss = peak_rss_kib(pid).unwrap_or(0);
-    println!("accepted: {:.0} req/s ({} in {:.2} s)", requests as f64 / admitted_in.as_secs_f64(), requests, admitted_in.as_secs_f64());
-    println!("latency:  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        pct(0.50).as_secs_f64() * 1e3, pct(0.99).as_secs_f64() * 1e3, latencies.last().unwrap().as_secs_f64() * 1e3);
-    println!("processed to terminal: {:.0} commands/s ({} terminal, {} succeeded, in {:.2} s from the first request)",
-        requests as f64 / processed_in.as_secs_f64(), requests, succeeded, processed_in.as_secs_f64());
+    println!(
+        "accepted: {:.0} req/s ({} in {:.2} s)",
+        requests as f64 / admitted_in.as_secs_f64(),
+        requests,
+        admitted_in.as_secs_f64()
+    );
+    println!(
+        "latency:  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+    println!(
+        "processed to terminal: {:.0} commands/s ({} terminal, {} succeeded, in {:.2} s from the first request)",
+        requests as f64 / processed_in.as_secs_f64(),
+        requests,
+        succeeded,
+        processed_in.as_secs_f64()
+    );
     println!("peak RSS of usher dev: {:.1} MiB", rss as f64 / 1024.0);
     let _ = child.kill().await;
 }

@@ -2,6 +2,7 @@
 //! runs it until shutdown: stop receiving, finish in-flight work, exit within 30 s.
 
 use anyhow::Context;
+use domain::request::ADMISSION_GRACE;
 use infra::{Backend, Settings};
 use ingress::Ingress;
 use ingress::auth::JwtSecret;
@@ -11,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::booking::BookingPool;
 use workers::consumer::{Consumer, ConsumerConfig};
-use domain::request::ADMISSION_GRACE;
 use workers::sweep::Sweeper;
 
 /// How long in-flight work may take to finish after a stop signal.
@@ -42,7 +42,14 @@ pub struct Components {
 impl Components {
     /// Everything in one process, as `usher dev` runs it.
     pub fn everything() -> Self {
-        Self { ingress: true, pools: vec![Pool::All], concurrency: 4, sweep: true, sweep_every: Duration::from_secs(5), sweep_grace: ADMISSION_GRACE }
+        Self {
+            ingress: true,
+            pools: vec![Pool::All],
+            concurrency: 4,
+            sweep: true,
+            sweep_every: Duration::from_secs(5),
+            sweep_grace: ADMISSION_GRACE,
+        }
     }
 }
 

@@ -167,8 +167,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Worker { pool, concurrency } => {
             init_logging();
-            let components =
-                Components { ingress: false, pools: vec![pool], concurrency: concurrency.into(), ..Components::everything() };
+            let components = Components {
+                ingress: false,
+                pools: vec![pool],
+                concurrency: concurrency.into(),
+                ..Components::everything()
+            };
             serve(settings, components, false).await
         }
         Cmd::Setup => {

@@ -29,8 +29,7 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<JwtSecret> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(&path) {
         Ok(mut file) => {
-            file.write_all(secret.expose().as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            file.write_all(secret.expose().as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
             Ok(secret)
         }
         // Another process created it first: use theirs.

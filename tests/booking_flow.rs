@@ -42,7 +42,12 @@ async fn hold_then_book_then_read_the_booking() {
     // Events went out for every outcome, CloudEvents-shaped, deduplicable by id.
     let mut events: Vec<Value> = Vec::new();
     for _ in 0..10 {
-        let got = app.backend.queues.receive(Queue::Analytics.source(), 10, Duration::from_millis(200), Duration::from_secs(30)).await.unwrap();
+        let got = app
+            .backend
+            .queues
+            .receive(Queue::Analytics.source(), 10, Duration::from_millis(200), Duration::from_secs(30))
+            .await
+            .unwrap();
         if got.is_empty() {
             break;
         }
@@ -90,7 +95,8 @@ async fn a_declined_card_fails_the_booking_and_keeps_the_hold() {
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["error"]["code"], "payment_declined");
     // The hold still stands; a good card books it.
-    let id = app.command(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_mastercard" })).await;
+    let id =
+        app.command(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_mastercard" })).await;
     assert_eq!(app.terminal(&alice, &id).await["status"], "succeeded");
     app.stop().await;
 }
@@ -113,7 +119,12 @@ async fn holds_expire_on_time_and_emit_their_event() {
     // The delayed expiry message runs and emits usher.booking.hold.expired.
     let mut expired = false;
     for _ in 0..50 {
-        let got = app.backend.queues.receive(Queue::Analytics.source(), 10, Duration::from_millis(200), Duration::from_secs(30)).await.unwrap();
+        let got = app
+            .backend
+            .queues
+            .receive(Queue::Analytics.source(), 10, Duration::from_millis(200), Duration::from_secs(30))
+            .await
+            .unwrap();
         if got.iter().any(|m| m.attributes[ATTR_TYPE] == "usher.booking.hold.expired" && m.body.contains(&hold_id)) {
             expired = true;
             break;
@@ -144,7 +155,8 @@ async fn overlapping_holds_race_and_no_seat_is_held_twice() {
     for t in tasks {
         let doc = t.await.unwrap();
         match doc["status"].as_str().unwrap() {
-            "succeeded" => held.extend(doc["result"]["seat_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned())),
+            "succeeded" => held
+                .extend(doc["result"]["seat_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned())),
             "failed" => assert_eq!(doc["error"]["code"], "seats_unavailable"),
             other => panic!("unexpected terminal status {other}"),
         }
@@ -164,7 +176,8 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
     let show = app.show_id().await;
     let held = app.hold(&alice, &show, &["F1"]).await;
     let hold_id = held["result"]["hold_id"].as_str().unwrap();
-    let id = app.command(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_unavailable" })).await;
+    let id =
+        app.command(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_unavailable" })).await;
     let dead = app.terminal(&alice, &id).await;
     assert_eq!(dead["status"], "dead_lettered", "{dead}");
     assert!(dead["error"]["detail"].as_str().unwrap().contains("payment provider is unavailable"));
@@ -214,11 +227,17 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
 async fn garbage_on_the_queue_is_dead_lettered_at_once_and_the_fleet_keeps_serving() {
     use domain::ports::{Attributes, OutgoingMessage};
     let app = spawn().await;
-    let garbage = OutgoingMessage::new("{not json".into(), Attributes::from([(ATTR_TYPE.into(), "booking.hold.place".into())]));
+    let garbage =
+        OutgoingMessage::new("{not json".into(), Attributes::from([(ATTR_TYPE.into(), "booking.hold.place".into())]));
     app.backend.queues.send_batch(Queue::BookingCommands.source(), vec![garbage]).await.unwrap();
     let mut dead = Vec::new();
     for _ in 0..50 {
-        dead = app.backend.queues.receive(Queue::BookingCommands.dlq(), 10, Duration::from_millis(100), Duration::ZERO).await.unwrap();
+        dead = app
+            .backend
+            .queues
+            .receive(Queue::BookingCommands.dlq(), 10, Duration::from_millis(100), Duration::ZERO)
+            .await
+            .unwrap();
         if !dead.is_empty() {
             break;
         }

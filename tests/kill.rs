@@ -48,7 +48,8 @@ async fn start(dir: &Path) -> Dev {
 }
 
 async fn first_show(http: &reqwest::Client, dev: &Dev) -> String {
-    let movies: Value = http.get(format!("{}/v1/movies", dev.base)).bearer_auth(&dev.token).send().await.unwrap().json().await.unwrap();
+    let movies: Value =
+        http.get(format!("{}/v1/movies", dev.base)).bearer_auth(&dev.token).send().await.unwrap().json().await.unwrap();
     let movie = movies[0]["movie_id"].as_str().unwrap();
     let shows: Value = http
         .get(format!("{}/v1/movies/{movie}/shows", dev.base))
@@ -129,17 +130,23 @@ async fn sigkill_under_load_loses_nothing() {
             }
         }
         match doc["status"].as_str() {
-            Some("succeeded") => {
-                held.extend(doc["result"]["seat_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()))
-            }
+            Some("succeeded") => held
+                .extend(doc["result"]["seat_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned())),
             Some("failed") => assert_eq!(doc["error"]["code"], "seats_unavailable"),
             other => panic!("request {id} did not end: {other:?} {doc}"),
         }
     }
     let unique: BTreeSet<&String> = held.iter().collect();
     assert_eq!(unique.len(), held.len(), "a seat was held twice");
-    let map: Value =
-        http.get(format!("{}/v1/shows/{show}/seats", dev.base)).bearer_auth(&dev.token).send().await.unwrap().json().await.unwrap();
+    let map: Value = http
+        .get(format!("{}/v1/shows/{show}/seats", dev.base))
+        .bearer_auth(&dev.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let on_map: BTreeSet<String> = map["seats"]
         .as_array()
         .unwrap()
@@ -157,9 +164,7 @@ async fn sigterm_stops_gracefully_with_exit_zero() {
     let pid = dev.child.id().expect("a pid").to_string();
     let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), dev.child.wait())
-        .await
-        .expect("exits within 30 s")
-        .unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), dev.child.wait()).await.expect("exits within 30 s").unwrap();
     assert!(status.success(), "exit status {status:?}");
 }

@@ -10,8 +10,8 @@ use crate::event::{CloudEvent, EventType};
 use crate::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use crate::ports::CommandContext;
 use crate::request::Outcome;
-use serde_json::json;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::collections::BTreeSet;
 
 pub const MAX_SEATS_PER_HOLD: usize = 10;
@@ -166,16 +166,10 @@ pub fn validate_seat_request(seat_ids: &[String]) -> Result<Vec<SeatId>, String>
 
 /// The all-or-nothing rule of a hold: every requested seat must exist and be available
 /// now (never booked, and either never held or held by a hold that has expired).
-pub fn check_hold(
-    requested: &[SeatId],
-    current: &[SeatRecord],
-    now: Timestamp,
-) -> Result<(), BusinessError> {
-    let missing: Vec<&SeatId> =
-        requested.iter().filter(|s| !current.iter().any(|c| &c.seat_id == *s)).collect();
+pub fn check_hold(requested: &[SeatId], current: &[SeatRecord], now: Timestamp) -> Result<(), BusinessError> {
+    let missing: Vec<&SeatId> = requested.iter().filter(|s| !current.iter().any(|c| &c.seat_id == *s)).collect();
     if !missing.is_empty() {
-        return Err(BusinessError::new("seat_not_found", "these seats are not in the show")
-            .with("seat_ids", missing));
+        return Err(BusinessError::new("seat_not_found", "these seats are not in the show").with("seat_ids", missing));
     }
     let taken: Vec<&SeatId> = current
         .iter()
@@ -183,8 +177,7 @@ pub fn check_hold(
         .map(|c| &c.seat_id)
         .collect();
     if !taken.is_empty() {
-        return Err(BusinessError::new("seats_unavailable", "these seats are held or booked")
-            .with("seat_ids", taken));
+        return Err(BusinessError::new("seats_unavailable", "these seats are held or booked").with("seat_ids", taken));
     }
     Ok(())
 }
@@ -205,7 +198,8 @@ pub fn hold_placed(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<Cloud
     });
     let mut data = result.clone();
     data["customer_id"] = json!(hold.customer_id);
-    let event = CloudEvent::new(EventType::HoldPlaced, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let event =
+        CloudEvent::new(EventType::HoldPlaced, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
     (Outcome::Succeeded(result), vec![event])
 }
 
@@ -221,7 +215,8 @@ pub fn hold_rejected(
         "customer_id": ctx.actor,
         "error": error,
     });
-    let event = CloudEvent::new(EventType::HoldRejected, POOL, show_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let event =
+        CloudEvent::new(EventType::HoldRejected, POOL, show_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
     (Outcome::Failed(error), vec![event])
 }
 
@@ -232,7 +227,8 @@ pub fn hold_released(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<Clo
         "seat_ids": hold.seat_ids,
         "customer_id": hold.customer_id,
     });
-    let event = CloudEvent::new(EventType::HoldReleased, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let event =
+        CloudEvent::new(EventType::HoldReleased, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
     (Outcome::Succeeded(json!({ "hold_id": hold.hold_id })), vec![event])
 }
 
@@ -251,14 +247,21 @@ pub fn booking_confirmed(ctx: &CommandContext, booking: &Booking, hold_id: &Hold
     let mut data = result.clone();
     data["hold_id"] = json!(hold_id);
     data["customer_id"] = json!(booking.customer_id);
-    let event =
-        CloudEvent::new(EventType::BookingConfirmed, POOL, booking.booking_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let event = CloudEvent::new(
+        EventType::BookingConfirmed,
+        POOL,
+        booking.booking_id.as_str(),
+        ctx.request_id.as_str(),
+        data,
+        ctx.now,
+    );
     (Outcome::Succeeded(result), vec![event])
 }
 
 pub fn booking_failed(ctx: &CommandContext, hold_id: &HoldId, error: BusinessError) -> (Outcome, Vec<CloudEvent>) {
     let data = json!({ "hold_id": hold_id, "customer_id": ctx.actor, "error": error });
-    let event = CloudEvent::new(EventType::BookingFailed, POOL, hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let event =
+        CloudEvent::new(EventType::BookingFailed, POOL, hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
     (Outcome::Failed(error), vec![event])
 }
 
@@ -271,7 +274,14 @@ pub fn hold_expired(hold: &SeatHold) -> CloudEvent {
         "customer_id": hold.customer_id,
         "expires_at": crate::clock::format(hold.expires_at),
     });
-    CloudEvent::new(EventType::HoldExpired, POOL, hold.hold_id.as_str(), hold.request_id.as_str(), data, hold.expires_at)
+    CloudEvent::new(
+        EventType::HoldExpired,
+        POOL,
+        hold.hold_id.as_str(),
+        hold.request_id.as_str(),
+        data,
+        hold.expires_at,
+    )
 }
 
 #[cfg(test)]
@@ -342,10 +352,7 @@ mod tests {
         let alice = UserId::new("alice");
         assert!(hold.check_confirmable(&alice, from_millis(999)).is_ok());
         assert_eq!(hold.check_confirmable(&alice, from_millis(1_000)).unwrap_err().code, "hold_expired");
-        assert_eq!(
-            hold.check_confirmable(&UserId::new("bob"), from_millis(1)).unwrap_err().code,
-            "hold_not_found"
-        );
+        assert_eq!(hold.check_confirmable(&UserId::new("bob"), from_millis(1)).unwrap_err().code, "hold_not_found");
         let released = SeatHold { status: HoldStatus::Released, ..hold };
         assert_eq!(released.check_confirmable(&alice, from_millis(1)).unwrap_err().code, "hold_not_found");
     }

@@ -25,9 +25,7 @@ pub struct Auditorium {
 impl Auditorium {
     /// Every seat, row by row: `A1`, `A2`, …, then `B1`, ….
     pub fn seat_ids(&self) -> Vec<SeatId> {
-        (0..self.rows)
-            .flat_map(|r| (0..self.seats_per_row).map(move |n| SeatId::at(r, n)))
-            .collect()
+        (0..self.rows).flat_map(|r| (0..self.seats_per_row).map(move |n| SeatId::at(r, n))).collect()
     }
 
     pub fn capacity(&self) -> u32 {
@@ -75,10 +73,7 @@ pub fn validate_show(auditorium: Auditorium, price_cents: u64) -> Result<(), Fie
         return Err(FieldError::new("auditorium.rows", format!("must be between 1 and {MAX_ROWS}")));
     }
     if !(1..=MAX_SEATS_PER_ROW).contains(&auditorium.seats_per_row) {
-        return Err(FieldError::new(
-            "auditorium.seats_per_row",
-            format!("must be between 1 and {MAX_SEATS_PER_ROW}"),
-        ));
+        return Err(FieldError::new("auditorium.seats_per_row", format!("must be between 1 and {MAX_SEATS_PER_ROW}")));
     }
     if price_cents > MAX_PRICE_CENTS {
         return Err(FieldError::new("price_cents", format!("must be at most {MAX_PRICE_CENTS}")));

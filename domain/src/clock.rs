@@ -17,14 +17,11 @@ pub fn to_millis(t: Timestamp) -> i64 {
 }
 
 pub fn from_millis(ms: i64) -> Timestamp {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 pub fn format(t: Timestamp) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(RFC3339_MILLIS)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.to_offset(time::UtcOffset::UTC).format(RFC3339_MILLIS).unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 pub fn parse(s: &str) -> Result<Timestamp, time::error::Parse> {

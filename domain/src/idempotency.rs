@@ -64,10 +64,8 @@ fn canonical(v: &Value) -> String {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
-                .collect();
+            let fields: Vec<String> =
+                keys.into_iter().map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k]))).collect();
             format!("{{{}}}", fields.join(","))
         }
         Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
@@ -96,7 +94,8 @@ mod tests {
     fn fingerprints_ignore_key_order_and_whitespace() {
         let a: Value = serde_json::from_str(r#"{"show_id":"s","seat_ids":["A1","A2"],"n":{"b":1,"a":2}}"#).unwrap();
         let b: Value =
-            serde_json::from_str("{ \"n\": {\"a\":2, \"b\":1},\n \"seat_ids\": [\"A1\", \"A2\"], \"show_id\": \"s\" }").unwrap();
+            serde_json::from_str("{ \"n\": {\"a\":2, \"b\":1},\n \"seat_ids\": [\"A1\", \"A2\"], \"show_id\": \"s\" }")
+                .unwrap();
         assert_eq!(Fingerprint::of("POST", "/v1/holds", &a), Fingerprint::of("POST", "/v1/holds", &b));
     }
 
@@ -107,9 +106,6 @@ mod tests {
         assert_ne!(base, Fingerprint::of("POST", "/v1/holds", &json!({"seat_ids": ["A2", "A1"]})));
         assert_ne!(base, Fingerprint::of("POST", "/v1/bookings", &a));
         assert_ne!(base, Fingerprint::of("PUT", "/v1/holds", &a));
-        assert_ne!(
-            Fingerprint::of("POST", "/p", &json!({"a": "1"})),
-            Fingerprint::of("POST", "/p", &json!({"a": 1}))
-        );
+        assert_ne!(Fingerprint::of("POST", "/p", &json!({"a": "1"})), Fingerprint::of("POST", "/p", &json!({"a": 1})));
     }
 }

@@ -66,7 +66,10 @@ pub fn render(event: &CloudEvent) -> Vec<Notification> {
             (
                 assignee,
                 format!("Ticket {ticket} was assigned to you"),
-                format!("Ticket {ticket} ({}) is now yours.", text(d, "subject").unwrap_or_else(|| "no subject".to_owned())),
+                format!(
+                    "Ticket {ticket} ({}) is now yours.",
+                    text(d, "subject").unwrap_or_else(|| "no subject".to_owned())
+                ),
             )
         }
         EventType::TicketStatusChanged => {
@@ -145,17 +148,33 @@ mod tests {
 
     #[test]
     fn ticket_events_reach_the_person_they_concern() {
-        let assigned = event(EventType::TicketAssigned, json!({"ticket_id": "t", "assignee": "agent7", "requester": "bob"}));
+        let assigned =
+            event(EventType::TicketAssigned, json!({"ticket_id": "t", "assignee": "agent7", "requester": "bob"}));
         assert_eq!(render(&assigned)[0].recipient, UserId::new("agent7"));
-        let changed = event(EventType::TicketStatusChanged, json!({"ticket_id": "t", "requester": "bob", "actor": "agent7", "to": "solved"}));
+        let changed = event(
+            EventType::TicketStatusChanged,
+            json!({"ticket_id": "t", "requester": "bob", "actor": "agent7", "to": "solved"}),
+        );
         assert_eq!(render(&changed)[0].recipient, UserId::new("bob"));
-        let own = event(EventType::TicketStatusChanged, json!({"ticket_id": "t", "requester": "bob", "actor": "bob", "to": "open"}));
+        let own = event(
+            EventType::TicketStatusChanged,
+            json!({"ticket_id": "t", "requester": "bob", "actor": "bob", "to": "open"}),
+        );
         assert!(render(&own).is_empty());
-        let reply = event(EventType::TicketCommented, json!({"ticket_id": "t", "requester": "bob", "assignee": "agent7", "author": "agent7", "public": true, "body": "hi"}));
+        let reply = event(
+            EventType::TicketCommented,
+            json!({"ticket_id": "t", "requester": "bob", "assignee": "agent7", "author": "agent7", "public": true, "body": "hi"}),
+        );
         assert_eq!(render(&reply)[0].recipient, UserId::new("bob"));
-        let from_customer = event(EventType::TicketCommented, json!({"ticket_id": "t", "requester": "bob", "assignee": "agent7", "author": "bob", "public": true, "body": "hi"}));
+        let from_customer = event(
+            EventType::TicketCommented,
+            json!({"ticket_id": "t", "requester": "bob", "assignee": "agent7", "author": "bob", "public": true, "body": "hi"}),
+        );
         assert_eq!(render(&from_customer)[0].recipient, UserId::new("agent7"));
-        let internal = event(EventType::TicketCommented, json!({"ticket_id": "t", "requester": "bob", "author": "agent7", "public": false}));
+        let internal = event(
+            EventType::TicketCommented,
+            json!({"ticket_id": "t", "requester": "bob", "author": "agent7", "public": false}),
+        );
         assert!(render(&internal).is_empty());
         assert!(render(&event(EventType::HoldPlaced, json!({}))).is_empty());
     }

@@ -69,7 +69,8 @@ pub fn facts(event: &CloudEvent) -> Vec<Fact> {
             let agent_reply = event.event_type == EventType::TicketCommented
                 && d.get("public").and_then(Value::as_bool) == Some(true)
                 && matches!(text(d, "author_role").as_deref(), Some("agent" | "admin"));
-            let solved = event.event_type == EventType::TicketStatusChanged && text(d, "to").as_deref() == Some("solved");
+            let solved =
+                event.event_type == EventType::TicketStatusChanged && text(d, "to").as_deref() == Some("solved");
             vec![Fact::Ticket(TicketFact {
                 ticket_id,
                 created_at: created_at.or((event.event_type == EventType::TicketCreated).then_some(event.time)),
@@ -195,10 +196,8 @@ impl TicketReport {
             *by_assignee.entry(assignee).or_insert(0) += 1;
         }
         let mean = |pick: fn(&TicketStats) -> Option<Timestamp>| {
-            let spans: Vec<f64> = stats
-                .iter()
-                .filter_map(|s| Some((pick(s)? - s.created_at?).as_seconds_f64().max(0.0)))
-                .collect();
+            let spans: Vec<f64> =
+                stats.iter().filter_map(|s| Some((pick(s)? - s.created_at?).as_seconds_f64().max(0.0))).collect();
             (!spans.is_empty()).then(|| spans.iter().sum::<f64>() / spans.len() as f64)
         };
         Self {
@@ -247,18 +246,36 @@ mod tests {
         let mut reversed = events.clone();
         reversed.reverse();
         assert_eq!(forward, fold(&reversed));
-        assert_eq!(forward.report("s", 120), ShowReport {
-            show_id: "s".into(), seats_total: 120, seats_booked: 3, seats_held: 0, bookings: 1, revenue_cents: 3600
-        });
+        assert_eq!(
+            forward.report("s", 120),
+            ShowReport {
+                show_id: "s".into(),
+                seats_total: 120,
+                seats_booked: 3,
+                seats_held: 0,
+                bookings: 1,
+                revenue_cents: 3600
+            }
+        );
     }
 
     #[test]
     fn ticket_means_use_first_reply_and_first_solve() {
         let stats = vec![
-            TicketStats { status: Some("solved".into()), assignee: Some("a".into()), created_at: Some(from_millis(0)),
-                          first_response_at: Some(from_millis(10_000)), solved_at: Some(from_millis(60_000)) },
-            TicketStats { status: Some("open".into()), assignee: None, created_at: Some(from_millis(0)),
-                          first_response_at: Some(from_millis(30_000)), solved_at: None },
+            TicketStats {
+                status: Some("solved".into()),
+                assignee: Some("a".into()),
+                created_at: Some(from_millis(0)),
+                first_response_at: Some(from_millis(10_000)),
+                solved_at: Some(from_millis(60_000)),
+            },
+            TicketStats {
+                status: Some("open".into()),
+                assignee: None,
+                created_at: Some(from_millis(0)),
+                first_response_at: Some(from_millis(30_000)),
+                solved_at: None,
+            },
         ];
         let r = TicketReport::from_stats(&stats);
         assert_eq!(r.tickets, 2);
@@ -291,8 +308,13 @@ mod tests {
 
     #[test]
     fn an_agent_reply_is_a_first_response_and_a_customer_reply_is_not() {
-        let reply = |role: &str| event(EventType::TicketCommented,
-            json!({"ticket_id": "t", "public": true, "author_role": role, "status": "open"}), 5);
+        let reply = |role: &str| {
+            event(
+                EventType::TicketCommented,
+                json!({"ticket_id": "t", "public": true, "author_role": role, "status": "open"}),
+                5,
+            )
+        };
         let Fact::Ticket(f) = &facts(&reply("agent"))[0] else { panic!() };
         assert_eq!(f.first_response_at, Some(from_millis(5)));
         let Fact::Ticket(f) = &facts(&reply("customer"))[0] else { panic!() };

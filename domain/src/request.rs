@@ -115,7 +115,8 @@ pub fn dead_lettered(
 ) -> (Outcome, Vec<CloudEvent>) {
     let error = BusinessError::new("dead_lettered", reason);
     let data = serde_json::json!({ "request_id": request_id, "kind": kind, "failure_reason": reason });
-    let event = CloudEvent::new(EventType::RequestDeadLettered, pool, request_id.as_str(), request_id.as_str(), data, now);
+    let event =
+        CloudEvent::new(EventType::RequestDeadLettered, pool, request_id.as_str(), request_id.as_str(), data, now);
     (Outcome::DeadLettered(error), vec![event])
 }
 

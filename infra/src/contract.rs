@@ -162,8 +162,11 @@ fn event(t: EventType, subject: &str) -> CloudEvent {
 }
 
 pub async fn fan_out_by_filter(b: Backend) {
-    let events =
-        vec![event(EventType::BookingConfirmed, "bk_1"), event(EventType::HoldPlaced, "hold_1"), event(EventType::TicketCommented, "t")];
+    let events = vec![
+        event(EventType::BookingConfirmed, "bk_1"),
+        event(EventType::HoldPlaced, "hold_1"),
+        event(EventType::TicketCommented, "t"),
+    ];
     b.bus.publish(&events).await.unwrap();
     let analytics = drain(&b, Queue::Analytics.source(), 3).await;
     let notifications = drain(&b, Queue::Notifications.source(), 2).await;
@@ -224,7 +227,10 @@ pub async fn admission_rules(b: Backend) {
         Admitted::Replay(r) => assert_eq!(r, first.response),
         other => panic!("expected Replay, got {other:?}"),
     }
-    assert!(matches!(b.requests.admit(admission("alice", "k1", json!({"a": 2}), now)).await.unwrap(), Admitted::KeyReused));
+    assert!(matches!(
+        b.requests.admit(admission("alice", "k1", json!({"a": 2}), now)).await.unwrap(),
+        Admitted::KeyReused
+    ));
     // Keys are scoped to their owner.
     assert!(matches!(b.requests.admit(admission("bob", "k1", json!({"a": 1}), now)).await.unwrap(), Admitted::Claimed));
     b.requests.mark_processing(std::slice::from_ref(&id), now).await.unwrap();
@@ -345,7 +351,8 @@ pub async fn hold_is_all_or_nothing(b: Backend) {
     let missing = b.bookings.place_hold(&ctx(&r3, "bob"), &show_id, &seats(&["Z9"]), ttl).await.unwrap();
     assert_eq!(missing.doc.error.unwrap().code, "seat_not_found");
     let r4 = admitted(&b, "bob").await;
-    let no_show = b.bookings.place_hold(&ctx(&r4, "bob"), &ShowId::from("show_nope"), &seats(&["A1"]), ttl).await.unwrap();
+    let no_show =
+        b.bookings.place_hold(&ctx(&r4, "bob"), &ShowId::from("show_nope"), &seats(&["A1"]), ttl).await.unwrap();
     assert_eq!(no_show.doc.error.unwrap().code, "show_not_found");
 }
 
@@ -402,7 +409,10 @@ pub async fn release_and_confirm(b: Backend) {
     assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Booked);
     // A confirmed hold is neither released nor expired.
     let r5 = admitted(&b, "alice").await;
-    assert_eq!(b.bookings.release_hold(&ctx(&r5, "alice"), &h1).await.unwrap().doc.error.unwrap().code, "hold_not_found");
+    assert_eq!(
+        b.bookings.release_hold(&ctx(&r5, "alice"), &h1).await.unwrap().doc.error.unwrap().code,
+        "hold_not_found"
+    );
     assert!(b.bookings.expire_hold(&h1, clock::now() + Duration::from_secs(700)).await.unwrap().is_none());
     assert_eq!(seat_state(&b, &show_id, "A2").await, SeatState::Booked);
 

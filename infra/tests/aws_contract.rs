@@ -16,9 +16,7 @@ use std::time::Duration;
 
 fn moto_settings(max_receives: u32) -> Option<Settings> {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-        eprintln!(
-            "skipped: AWS_ENDPOINT_URL is unset (run under scripts/moto.sh -- cargo test ...)"
-        );
+        eprintln!("skipped: AWS_ENDPOINT_URL is unset (run under scripts/moto.sh -- cargo test ...)");
         return None;
     }
     let env = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -35,33 +33,18 @@ fn moto_settings(max_receives: u32) -> Option<Settings> {
 
 async fn fresh(max_receives: u32) -> Option<Backend> {
     let settings = moto_settings(max_receives)?;
-    Backend::setup(&settings)
-        .await
-        .expect("usher setup on moto");
-    Some(
-        Backend::connect(&settings)
-            .await
-            .expect("the aws backend connects"),
-    )
+    Backend::setup(&settings).await.expect("usher setup on moto");
+    Some(Backend::connect(&settings).await.expect("the aws backend connects"))
 }
 
 infra::port_contract_tests!(fresh);
 
 async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
 }
 
 fn event(t: EventType, subject: &str) -> CloudEvent {
-    CloudEvent::new(
-        t,
-        "booking",
-        subject,
-        "req_aws",
-        json!({ "subject": subject }),
-        clock::now(),
-    )
+    CloudEvent::new(t, "booking", subject, "req_aws", json!({ "subject": subject }), clock::now())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,30 +60,12 @@ async fn setup_twice_changes_nothing() {
 
     let topic_suffix = format!(":{}-events", settings.env);
     let topics = sns.list_topics().send().await.unwrap();
-    let topic_arn = topics
-        .topics()
-        .iter()
-        .filter_map(|t| t.topic_arn())
-        .find(|a| a.ends_with(&topic_suffix))
-        .expect("the topic");
-    let subs = sns
-        .list_subscriptions_by_topic()
-        .topic_arn(topic_arn)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        subs.subscriptions().len(),
-        2,
-        "notifications and analytics, once each"
-    );
+    let topic_arn =
+        topics.topics().iter().filter_map(|t| t.topic_arn()).find(|a| a.ends_with(&topic_suffix)).expect("the topic");
+    let subs = sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await.unwrap();
+    assert_eq!(subs.subscriptions().len(), 2, "notifications and analytics, once each");
 
-    let url = sqs
-        .get_queue_url()
-        .queue_name(format!("{}-booking-commands", settings.env))
-        .send()
-        .await
-        .unwrap();
+    let url = sqs.get_queue_url().queue_name(format!("{}-booking-commands", settings.env)).send().await.unwrap();
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(url.queue_url().unwrap())
@@ -110,56 +75,27 @@ async fn setup_twice_changes_nothing() {
         .unwrap();
     let attrs = attrs.attributes().unwrap();
     let redrive: serde_json::Value =
-        serde_json::from_str(&attrs[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy])
-            .unwrap();
-    assert_eq!(
-        redrive["maxReceiveCount"].to_string().trim_matches('"'),
-        "4",
-        "one above USHER_MAX_RECEIVES=3"
-    );
+        serde_json::from_str(&attrs[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "4", "one above USHER_MAX_RECEIVES=3");
     assert!(
-        redrive["deadLetterTargetArn"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("{}-booking-commands-dlq", settings.env))
+        redrive["deadLetterTargetArn"].as_str().unwrap().ends_with(&format!("{}-booking-commands-dlq", settings.env))
     );
-    assert_eq!(
-        attrs[&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout],
-        "30"
-    );
+    assert_eq!(attrs[&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout], "30");
 
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let ttl = dynamo
-        .describe_time_to_live()
-        .table_name(format!("{}-holds", settings.env))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        ttl.time_to_live_description()
-            .and_then(|d| d.attribute_name()),
-        Some("ttl_at")
-    );
+    let ttl = dynamo.describe_time_to_live().table_name(format!("{}-holds", settings.env)).send().await.unwrap();
+    assert_eq!(ttl.time_to_live_description().and_then(|d| d.attribute_name()), Some("ttl_at"));
 
     // One event reaches each subscribed queue exactly once.
     let backend = Backend::connect(&settings).await.unwrap();
-    backend
-        .bus
-        .publish(&[event(EventType::BookingConfirmed, "bk_once")])
-        .await
-        .unwrap();
+    backend.bus.publish(&[event(EventType::BookingConfirmed, "bk_once")]).await.unwrap();
     for queue in [Queue::Analytics, Queue::Notifications] {
         let mut got = Vec::new();
         for _ in 0..3 {
             got.extend(
                 backend
                     .queues
-                    .receive(
-                        queue.source(),
-                        10,
-                        Duration::from_millis(500),
-                        Duration::from_secs(30),
-                    )
+                    .receive(queue.source(), 10, Duration::from_millis(500), Duration::from_secs(30))
                     .await
                     .unwrap(),
             );
@@ -176,9 +112,7 @@ async fn an_outside_subscriber_filters_on_type() {
     let Some(settings) = moto_settings(3) else {
         return;
     };
-    Backend::setup(&settings)
-        .await
-        .expect("usher setup on moto");
+    Backend::setup(&settings).await.expect("usher setup on moto");
     let backend = Backend::connect(&settings).await.unwrap();
 
     let sdk = sdk().await;
@@ -193,12 +127,7 @@ async fn an_outside_subscriber_filters_on_type() {
         .find(|a| a.ends_with(&topic_suffix))
         .expect("the topic")
         .to_owned();
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("{}-outsider", settings.env))
-        .send()
-        .await
-        .unwrap();
+    let queue = sqs.create_queue().queue_name(format!("{}-outsider", settings.env)).send().await.unwrap();
     let url = queue.queue_url().unwrap().to_owned();
     let attrs = sqs
         .get_queue_attributes()
@@ -207,8 +136,7 @@ async fn an_outside_subscriber_filters_on_type() {
         .send()
         .await
         .unwrap();
-    let queue_arn =
-        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let queue_arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
     let policy = json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -221,10 +149,7 @@ async fn an_outside_subscriber_filters_on_type() {
     });
     sqs.set_queue_attributes()
         .queue_url(&url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::Policy,
-            policy.to_string(),
-        )
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::Policy, policy.to_string())
         .send()
         .await
         .unwrap();
@@ -233,10 +158,7 @@ async fn an_outside_subscriber_filters_on_type() {
         .protocol("sqs")
         .endpoint(&queue_arn)
         .attributes("RawMessageDelivery", "true")
-        .attributes(
-            "FilterPolicy",
-            r#"{"type": ["usher.booking.confirmed", "usher.booking.hold.expired"]}"#,
-        )
+        .attributes("FilterPolicy", r#"{"type": ["usher.booking.confirmed", "usher.booking.hold.expired"]}"#)
         .send()
         .await
         .unwrap();
@@ -261,46 +183,22 @@ async fn an_outside_subscriber_filters_on_type() {
             .await
             .unwrap();
         for m in out.messages() {
-            let attr = m
-                .message_attributes()
-                .and_then(|a| a.get("type"))
-                .and_then(|v| v.string_value());
-            let body: serde_json::Value =
-                serde_json::from_str(m.body().unwrap()).expect("a raw CloudEvent");
-            assert_eq!(
-                attr,
-                body["type"].as_str(),
-                "the type attribute matches the event"
-            );
+            let attr = m.message_attributes().and_then(|a| a.get("type")).and_then(|v| v.string_value());
+            let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).expect("a raw CloudEvent");
+            assert_eq!(attr, body["type"].as_str(), "the type attribute matches the event");
             bodies.push(body);
         }
     }
-    let got: BTreeSet<(String, String)> = bodies
-        .iter()
-        .map(|b| {
-            (
-                b["type"].as_str().unwrap().to_owned(),
-                b["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let got: BTreeSet<(String, String)> =
+        bodies.iter().map(|b| (b["type"].as_str().unwrap().to_owned(), b["id"].as_str().unwrap().to_owned())).collect();
     let want: BTreeSet<(String, String)> = events
         .iter()
-        .filter(|e| {
-            matches!(
-                e.event_type,
-                EventType::BookingConfirmed | EventType::HoldExpired
-            )
-        })
+        .filter(|e| matches!(e.event_type, EventType::BookingConfirmed | EventType::HoldExpired))
         .map(|e| (e.event_type.as_str().to_owned(), e.id.clone()))
         .collect();
     assert_eq!(bodies.len(), 2, "exactly the matching events, once each");
     assert_eq!(got, want);
-    assert!(
-        bodies
-            .iter()
-            .all(|b| b["specversion"] == "1.0" && b["correlationid"] == "req_aws")
-    );
+    assert!(bodies.iter().all(|b| b["specversion"] == "1.0" && b["correlationid"] == "req_aws"));
 }
 
 /// A subscription someone changed by hand is brought back by the next `usher setup`,
@@ -323,20 +221,10 @@ async fn setup_repairs_changed_subscriptions() {
         .expect("the topic")
         .to_owned();
     let subscriptions = |sns: aws_sdk_sns::Client, topic_arn: String| async move {
-        let out = sns
-            .list_subscriptions_by_topic()
-            .topic_arn(topic_arn)
-            .send()
-            .await
-            .unwrap();
+        let out = sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await.unwrap();
         out.subscriptions()
             .iter()
-            .map(|s| {
-                (
-                    s.endpoint().unwrap().to_owned(),
-                    s.subscription_arn().unwrap().to_owned(),
-                )
-            })
+            .map(|s| (s.endpoint().unwrap().to_owned(), s.subscription_arn().unwrap().to_owned()))
             .collect::<Vec<_>>()
     };
     for (endpoint, arn) in subscriptions(sns.clone(), topic_arn.clone()).await {
@@ -360,34 +248,17 @@ async fn setup_repairs_changed_subscriptions() {
     let now = subscriptions(sns.clone(), topic_arn.clone()).await;
     assert_eq!(now.len(), 2, "one subscription per queue");
     for (endpoint, arn) in now {
-        let out = sns
-            .get_subscription_attributes()
-            .subscription_arn(&arn)
-            .send()
-            .await
-            .unwrap();
+        let out = sns.get_subscription_attributes().subscription_arn(&arn).send().await.unwrap();
         let attrs = out.attributes().unwrap();
-        assert_eq!(
-            attrs.get("RawMessageDelivery").map(String::as_str),
-            Some("true")
-        );
-        let filter: Option<serde_json::Value> = attrs
-            .get("FilterPolicy")
-            .filter(|p| !p.is_empty())
-            .map(|p| serde_json::from_str(p).unwrap());
+        assert_eq!(attrs.get("RawMessageDelivery").map(String::as_str), Some("true"));
+        let filter: Option<serde_json::Value> =
+            attrs.get("FilterPolicy").filter(|p| !p.is_empty()).map(|p| serde_json::from_str(p).unwrap());
         if endpoint.ends_with("-analytics") {
             assert_eq!(filter, None, "analytics takes every type again");
         } else {
-            let types: BTreeSet<String> = filter.unwrap()["type"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_str().unwrap().to_owned())
-                .collect();
-            assert!(
-                types.contains("usher.booking.confirmed")
-                    && !types.contains("usher.booking.failed")
-            );
+            let types: BTreeSet<String> =
+                filter.unwrap()["type"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+            assert!(types.contains("usher.booking.confirmed") && !types.contains("usher.booking.failed"));
         }
     }
 }

@@ -31,11 +31,7 @@ impl JwtSecret {
 
     /// A fresh random secret (244 bits from two v4 uuids), for `usher dev` to persist.
     pub fn generate() -> Self {
-        let raw = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let raw = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         Self(SecretString::from(raw))
     }
 
@@ -61,15 +57,8 @@ struct Claims {
 
 /// Signs a token for `sub` with `role`, valid for `ttl` from now.
 pub fn mint_token(secret: &JwtSecret, sub: &str, role: Role, ttl: Duration) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let claims = Claims {
-        sub: sub.to_owned(),
-        role,
-        exp: (now + ttl).as_secs(),
-        iat: Some(now.as_secs()),
-    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let claims = Claims { sub: sub.to_owned(), role, exp: (now + ttl).as_secs(), iat: Some(now.as_secs()) };
     let key = EncodingKey::from_secret(secret.expose().as_bytes());
     // HMAC accepts any key length and the claims are plain strings and numbers.
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
@@ -87,31 +76,19 @@ impl TokenVerifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            key: DecodingKey::from_secret(secret.expose().as_bytes()),
-            validation,
-        }
+        Self { key: DecodingKey::from_secret(secret.expose().as_bytes()), validation }
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    ApiError::Unauthorized("the token has expired".into())
-                }
-                _ => ApiError::Unauthorized("the token is not valid".into()),
-            },
-        )?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => ApiError::Unauthorized("the token has expired".into()),
+            _ => ApiError::Unauthorized("the token is not valid".into()),
+        })?;
         let Claims { sub, role, .. } = data.claims;
         if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
-            return Err(ApiError::Unauthorized(
-                "the token's sub is not valid".into(),
-            ));
+            return Err(ApiError::Unauthorized("the token's sub is not valid".into()));
         }
-        Ok(Caller {
-            sub: UserId::new(sub),
-            role,
-        })
+        Ok(Caller { sub: UserId::new(sub), role })
     }
 }
 
@@ -129,10 +106,7 @@ impl Caller {
     }
 
     pub fn actor(&self) -> Actor {
-        Actor {
-            sub: self.sub.clone(),
-            role: self.role,
-        }
+        Actor { sub: self.sub.clone(), role: self.role }
     }
 }
 
@@ -150,9 +124,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
         state.verifier.verify(token)
     }
 }
@@ -186,38 +158,21 @@ mod tests {
         let s = secret("k1");
         let token = mint_token(&s, "alice", Role::Agent, Duration::from_secs(60));
         let caller = TokenVerifier::new(&s).verify(&token).unwrap();
-        assert_eq!(
-            caller,
-            Caller {
-                sub: UserId::new("alice"),
-                role: Role::Agent
-            }
-        );
+        assert_eq!(caller, Caller { sub: UserId::new("alice"), role: Role::Agent });
     }
 
     #[test]
     fn tokens_signed_with_another_secret_or_garbage_are_refused() {
         let token = mint_token(&secret("k1"), "alice", Role::Admin, Duration::from_secs(60));
         let verifier = TokenVerifier::new(&secret("k2"));
-        assert!(matches!(
-            verifier.verify(&token),
-            Err(ApiError::Unauthorized(_))
-        ));
-        assert!(matches!(
-            verifier.verify("not.a.jwt"),
-            Err(ApiError::Unauthorized(_))
-        ));
+        assert!(matches!(verifier.verify(&token), Err(ApiError::Unauthorized(_))));
+        assert!(matches!(verifier.verify("not.a.jwt"), Err(ApiError::Unauthorized(_))));
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let s = secret("k1");
-        let claims = Claims {
-            sub: "alice".into(),
-            role: Role::Customer,
-            exp: 1_000,
-            iat: None,
-        };
+        let claims = Claims { sub: "alice".into(), role: Role::Customer, exp: 1_000, iat: None };
         let key = EncodingKey::from_secret(b"k1");
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
         let err = TokenVerifier::new(&s).verify(&token).unwrap_err();

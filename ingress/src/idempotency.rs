@@ -35,12 +35,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
         if values.next().is_some() {
             return Err(ApiError::IdempotencyKeyInvalid);
         }
-        let raw = first
-            .to_str()
-            .map_err(|_| ApiError::IdempotencyKeyInvalid)?;
-        IdempotencyKey::parse(raw)
-            .map(Self)
-            .map_err(|_| ApiError::IdempotencyKeyInvalid)
+        let raw = first.to_str().map_err(|_| ApiError::IdempotencyKeyInvalid)?;
+        IdempotencyKey::parse(raw).map(Self).map_err(|_| ApiError::IdempotencyKeyInvalid)
     }
 }
 
@@ -69,22 +65,11 @@ pub fn status_url(request_id: &RequestId) -> String {
 
 /// Admits `request` once per `(caller, key)` and answers as the contract says.
 pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response, ApiError> {
-    let CommandRequest {
-        caller,
-        key,
-        path,
-        body,
-        command,
-    } = request;
+    let CommandRequest { caller, key, path, body, command } = request;
     let now = clock::now();
     let request_id = RequestId::generate();
     let doc = StatusDoc::accepted(request_id.clone(), command.type_name(), now);
-    let envelope = CommandEnvelope {
-        request_id: request_id.clone(),
-        actor: caller.actor(),
-        issued_at: now,
-        command,
-    };
+    let envelope = CommandEnvelope { request_id: request_id.clone(), actor: caller.actor(), issued_at: now, command };
     let response_body = serde_json::to_string(&AcceptedBody {
         request_id: &request_id,
         status: "accepted",
@@ -97,22 +82,14 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
         fingerprint: Fingerprint::of("POST", &path, &body),
         doc,
         command: envelope.clone(),
-        response: StoredResponse {
-            status: StatusCode::ACCEPTED.as_u16(),
-            body: response_body.clone(),
-        },
+        response: StoredResponse { status: StatusCode::ACCEPTED.as_u16(), body: response_body.clone() },
         key_expires_at: now + state.idempotency_ttl,
     };
 
     match state.backend.requests.admit(admission).await? {
         Admitted::Claimed => {
             if let Err(e) = enqueue(state, &envelope).await {
-                if let Err(abandon_error) = state
-                    .backend
-                    .requests
-                    .abandon(&caller.sub, &key, &request_id)
-                    .await
-                {
+                if let Err(abandon_error) = state.backend.requests.abandon(&caller.sub, &key, &request_id).await {
                     tracing::warn!(
                         request_id = %request_id, error = %abandon_error,
                         "could not abandon a claim whose command was not queued"
@@ -121,19 +98,10 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
                 return Err(e.into());
             }
             tracing::info!(request_id = %request_id, kind = envelope.command.type_name(), "command admitted");
-            Ok(accepted(
-                StatusCode::ACCEPTED,
-                response_body,
-                &request_id,
-                false,
-            ))
+            Ok(accepted(StatusCode::ACCEPTED, response_body, &request_id, false))
         }
         Admitted::Replay(stored) => replay(stored),
-        Admitted::Unqueued {
-            response,
-            command,
-            claimed_at,
-        } => {
+        Admitted::Unqueued { response, command, claimed_at } => {
             // Within the grace its admitter may still be queueing it; past it, the admitter
             // is presumed dead (the sweep uses the same grace).
             if now - claimed_at < ADMISSION_GRACE {
@@ -154,17 +122,8 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
 /// the periodic sweep of unqueued requests re-sends it and workers dedupe by request id.
 async fn enqueue(state: &AppState, envelope: &CommandEnvelope) -> Result<(), PortError> {
     let queue = envelope.command.queue().source();
-    state
-        .backend
-        .queues
-        .send_batch(queue, vec![OutgoingMessage::command(envelope)])
-        .await?;
-    if let Err(e) = state
-        .backend
-        .requests
-        .mark_queued(std::slice::from_ref(&envelope.request_id))
-        .await
-    {
+    state.backend.queues.send_batch(queue, vec![OutgoingMessage::command(envelope)]).await?;
+    if let Err(e) = state.backend.requests.mark_queued(std::slice::from_ref(&envelope.request_id)).await {
         tracing::warn!(request_id = %envelope.request_id, error = %e, "command queued but not marked queued");
     }
     Ok(())
@@ -176,11 +135,7 @@ fn replay(stored: StoredResponse) -> Result<Response, ApiError> {
         .map_err(|_| PortError::Corrupt(format!("stored response status {}", stored.status)))?;
     let request_id = serde_json::from_str::<Value>(&stored.body)
         .ok()
-        .and_then(|v| {
-            v.get("request_id")
-                .and_then(Value::as_str)
-                .map(RequestId::from)
-        })
+        .and_then(|v| v.get("request_id").and_then(Value::as_str).map(RequestId::from))
         .ok_or_else(|| PortError::Corrupt("stored response has no request_id".into()))?;
     Ok(accepted(status, stored.body, &request_id, true))
 }
@@ -188,10 +143,7 @@ fn replay(stored: StoredResponse) -> Result<Response, ApiError> {
 fn accepted(status: StatusCode, body: String, request_id: &RequestId, replayed: bool) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(location) = HeaderValue::from_str(&status_url(request_id)) {
         headers.insert(header::LOCATION, location);
     }

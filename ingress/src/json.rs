@@ -42,10 +42,7 @@ where
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge { limit: BODY_LIMIT }
             } else {
-                ApiError::InvalidBody {
-                    field: None,
-                    detail: rejection.body_text(),
-                }
+                ApiError::InvalidBody { field: None, detail: rejection.body_text() }
             }
         })?;
         parse(&bytes)
@@ -58,29 +55,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError>
     let raw: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidBody {
-            field: None,
-            detail: format!("the body is not valid JSON: {e}"),
-        })?
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::InvalidBody { field: None, detail: format!("the body is not valid JSON: {e}") })?
     };
     if !raw.is_object() {
-        return Err(ApiError::InvalidBody {
-            field: None,
-            detail: "the body must be a JSON object".into(),
-        });
+        return Err(ApiError::InvalidBody { field: None, detail: "the body must be a JSON object".into() });
     }
     let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
         let field = field_of(e.path(), e.inner());
         let reason = e.inner().to_string();
         match field {
-            Some(field) => ApiError::InvalidBody {
-                detail: format!("{field}: {reason}"),
-                field: Some(field),
-            },
-            None => ApiError::InvalidBody {
-                field: None,
-                detail: reason,
-            },
+            Some(field) => ApiError::InvalidBody { detail: format!("{field}: {reason}"), field: Some(field) },
+            None => ApiError::InvalidBody { field: None, detail: reason },
         }
     })?;
     Ok(JsonBody { value, raw })
@@ -105,14 +91,8 @@ fn field_of(path: &serde_path_to_error::Path, error: &serde_json::Error) -> Opti
 }
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]
@@ -145,34 +125,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert_eq!(
-            field(r#"{"name":1,"inner":{"rows":1},"list":[]}"#).as_deref(),
-            Some("name")
-        );
-        assert_eq!(
-            field(r#"{"name":"a","inner":{"rows":-1},"list":[]}"#).as_deref(),
-            Some("inner.rows")
-        );
-        assert_eq!(
-            field(r#"{"name":"a","inner":{"rows":1},"list":["x"]}"#).as_deref(),
-            Some("list[0]")
-        );
-        assert_eq!(
-            field(r#"{"inner":{"rows":1},"list":[]}"#).as_deref(),
-            Some("name")
-        );
-        assert_eq!(
-            field(r#"{"name":"a","inner":{},"list":[]}"#).as_deref(),
-            Some("inner.rows")
-        );
-        assert_eq!(
-            field(r#"{"name":"a","inner":{"rows":1},"list":[],"extra":1}"#).as_deref(),
-            Some("extra")
-        );
-        assert_eq!(
-            field(r#"{"name":"a","inner":{"rows":1,"cols":2},"list":[]}"#).as_deref(),
-            Some("inner.cols")
-        );
+        assert_eq!(field(r#"{"name":1,"inner":{"rows":1},"list":[]}"#).as_deref(), Some("name"));
+        assert_eq!(field(r#"{"name":"a","inner":{"rows":-1},"list":[]}"#).as_deref(), Some("inner.rows"));
+        assert_eq!(field(r#"{"name":"a","inner":{"rows":1},"list":["x"]}"#).as_deref(), Some("list[0]"));
+        assert_eq!(field(r#"{"inner":{"rows":1},"list":[]}"#).as_deref(), Some("name"));
+        assert_eq!(field(r#"{"name":"a","inner":{},"list":[]}"#).as_deref(), Some("inner.rows"));
+        assert_eq!(field(r#"{"name":"a","inner":{"rows":1},"list":[],"extra":1}"#).as_deref(), Some("extra"));
+        assert_eq!(field(r#"{"name":"a","inner":{"rows":1,"cols":2},"list":[]}"#).as_deref(), Some("inner.cols"));
     }
 
     #[test]

@@ -68,10 +68,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route(
-            "/v1/movies",
-            get(catalog::list_movies).post(catalog::create_movie),
-        )
+        .route("/v1/movies", get(catalog::list_movies).post(catalog::create_movie))
         .route("/v1/movies/{movie_id}/shows", get(catalog::shows_of_movie))
         .route("/v1/shows", post(catalog::create_show))
         .route("/v1/shows/{show_id}/seats", get(catalog::seat_map))
@@ -97,19 +94,11 @@ pub struct Ingress {
 
 impl Ingress {
     /// Binds `settings.http_addr` (port 0 picks a free port; see [`Ingress::local_addr`]).
-    pub async fn build(
-        settings: &Settings,
-        secret: JwtSecret,
-        backend: Backend,
-    ) -> Result<Ingress, std::io::Error> {
+    pub async fn build(settings: &Settings, secret: JwtSecret, backend: Backend) -> Result<Ingress, std::io::Error> {
         let listener = TcpListener::bind(settings.http_addr).await?;
         let local_addr = listener.local_addr()?;
         let state = AppState::new(settings, &secret, backend);
-        Ok(Ingress {
-            listener,
-            local_addr,
-            state,
-        })
+        Ok(Ingress { listener, local_addr, state })
     }
 
     /// The address actually bound.
@@ -118,10 +107,7 @@ impl Ingress {
     }
 
     /// Serves until `shutdown` fires, then stops accepting and lets in-flight requests end.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: CancellationToken,
-    ) -> Result<(), std::io::Error> {
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         let stopping = self.state.shutdown.clone();
         tracing::info!(addr = %self.local_addr, "ingress listening");
         axum::serve(self.listener, router(self.state))

@@ -28,16 +28,10 @@ pub enum ApiError {
     IdempotencyKeyInvalid,
     /// The body is not JSON, or a field is missing, unknown, mistyped or out of range.
     #[error("{detail}")]
-    InvalidBody {
-        field: Option<String>,
-        detail: String,
-    },
+    InvalidBody { field: Option<String>, detail: String },
     /// A query parameter is malformed or out of range.
     #[error("{detail}")]
-    InvalidQuery {
-        field: Option<String>,
-        detail: String,
-    },
+    InvalidQuery { field: Option<String>, detail: String },
     #[error("a path segment is not valid: {0}")]
     InvalidPath(String),
     #[error("the body is larger than {limit} bytes")]
@@ -58,18 +52,12 @@ impl From<PortError> for ApiError {
 
 impl ApiError {
     pub(crate) fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::NotFound {
-            code,
-            detail: detail.into(),
-        }
+        ApiError::NotFound { code, detail: detail.into() }
     }
 
     pub(crate) fn invalid_field(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         let field = field.into();
-        ApiError::InvalidBody {
-            detail: format!("{field}: {reason}"),
-            field: Some(field),
-        }
+        ApiError::InvalidBody { detail: format!("{field}: {reason}"), field: Some(field) }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -130,9 +118,7 @@ impl ApiError {
 
     fn field(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidBody { field, .. } | ApiError::InvalidQuery { field, .. } => {
-                field.as_deref()
-            }
+            ApiError::InvalidBody { field, .. } | ApiError::InvalidQuery { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -170,10 +156,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_string(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         match self {
             ApiError::BackendUnavailable(_) | ApiError::IdempotencyRequestInProgress => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -215,8 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unavailable_backend_asks_for_a_retry() {
-        let (status, headers, body) =
-            render(PortError::Unavailable("disk gone".into()).into()).await;
+        let (status, headers, body) = render(PortError::Unavailable("disk gone".into()).into()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(headers[header::RETRY_AFTER], "1");
         assert_eq!(body["code"], "backend_unavailable");

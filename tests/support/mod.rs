@@ -138,5 +138,9 @@ pub fn cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .env_remove("USHER_BACKEND")
         .output()
         .expect("usher runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -44,7 +44,9 @@ impl BookingPool {
         let amount = show.price_cents * hold.seat_ids.len() as u64;
         match payment::charge(token, amount, &ctx.request_id) {
             Ok(receipt) => Ok(self.backend.bookings.confirm_booking(ctx, hold_id, &receipt).await?),
-            Err(PaymentError::Unavailable) => Err(HandlerError::Transient("the payment provider is unavailable".to_owned())),
+            Err(PaymentError::Unavailable) => {
+                Err(HandlerError::Transient("the payment provider is unavailable".to_owned()))
+            }
             Err(e @ (PaymentError::Declined | PaymentError::InvalidToken)) => {
                 let declined = BusinessError::new("payment_declined", e.to_string());
                 self.fail(ctx, booking::booking_failed(ctx, hold_id, declined)).await
@@ -61,7 +63,12 @@ impl BookingPool {
     }
 
     /// A delayed expiry: re-delays itself while the hold has time left (queues cap delays).
-    async fn expire(&self, envelope: &CommandEnvelope, hold_id: &HoldId, expires_at: clock::Timestamp) -> Result<Effects, HandlerError> {
+    async fn expire(
+        &self,
+        envelope: &CommandEnvelope,
+        hold_id: &HoldId,
+        expires_at: clock::Timestamp,
+    ) -> Result<Effects, HandlerError> {
         let now = clock::now();
         if expires_at > now {
             let mut again = OutgoingMessage::command(envelope);
@@ -77,10 +84,8 @@ impl BookingPool {
         let mut follow_ups = Vec::new();
         if let (Command::PlaceHold { .. }, RequestStatus::Succeeded) = (&envelope.command, completion.doc.status)
             && let Some(result) = &completion.doc.result
-            && let (Some(hold_id), Some(expires_at)) = (
-                result["hold_id"].as_str(),
-                result["expires_at"].as_str().and_then(|t| clock::parse(t).ok()),
-            )
+            && let (Some(hold_id), Some(expires_at)) =
+                (result["hold_id"].as_str(), result["expires_at"].as_str().and_then(|t| clock::parse(t).ok()))
         {
             let expiry = CommandEnvelope {
                 request_id: envelope.request_id.clone(),
@@ -120,7 +125,11 @@ impl Handler for BookingPool {
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
         let envelope = CommandEnvelope::parse(&message.body)
             .map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
-        let ctx = CommandContext { request_id: envelope.request_id.clone(), actor: envelope.actor.sub.clone(), now: clock::now() };
+        let ctx = CommandContext {
+            request_id: envelope.request_id.clone(),
+            actor: envelope.actor.sub.clone(),
+            now: clock::now(),
+        };
         let bookings = &self.backend.bookings;
         let completion = match &envelope.command {
             Command::PlaceHold { show_id, seat_ids } => {

@@ -7,6 +7,7 @@
 
 use crate::backoff::Backoff;
 use async_trait::async_trait;
+use domain::PortError;
 use domain::clock;
 use domain::error::Disposition;
 use domain::event::CloudEvent;
@@ -14,7 +15,6 @@ use domain::ports::{
     ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, OutgoingMessage, Queue, QueueAddr, Receipt,
     ReceivedMessage,
 };
-use domain::PortError;
 use infra::Backend;
 use std::collections::HashMap;
 use std::sync::Arc;

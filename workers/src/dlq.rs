@@ -1,13 +1,13 @@
 //! Operator tools for dead-letter queues: list, peek, replay, purge. They work through the
 //! queue port alone (receive → send → delete), so they behave the same on every backend.
 
+use domain::PortError;
 use domain::clock;
 use domain::ids::RequestId;
 use domain::ports::{
     ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, ATTR_REQUEST_ID, ATTR_TYPE, OutgoingMessage, Queue,
     Receipt, ReceivedMessage,
 };
-use domain::PortError;
 use infra::Backend;
 use serde::Serialize;
 use std::collections::HashSet;

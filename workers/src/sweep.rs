@@ -6,10 +6,10 @@
 //! - idempotency keys past their retention are forgotten.
 
 use crate::booking::mark_dead_lettered;
+use domain::PortError;
 use domain::clock;
 use domain::command::CommandEnvelope;
 use domain::ports::{ATTR_REQUEST_ID, ATTR_TYPE, OutgoingMessage, Queue};
-use domain::PortError;
 use infra::Backend;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

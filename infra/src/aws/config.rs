@@ -18,38 +18,26 @@ const SQS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Loads the shared configuration every client of one backend is built from.
 pub(crate) async fn load() -> SdkConfig {
-    let region = aws_config::meta::region::RegionProviderChain::default_provider()
-        .or_else(Region::new(FALLBACK_REGION));
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await
+    let region =
+        aws_config::meta::region::RegionProviderChain::default_provider().or_else(Region::new(FALLBACK_REGION));
+    aws_config::defaults(BehaviorVersion::latest()).region(region).load().await
 }
 
 fn timeouts(attempt: Duration) -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(attempt)
-        .build()
+    TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(attempt).build()
 }
 
 pub(crate) fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
-    let conf = aws_sdk_sqs::config::Builder::from(config)
-        .timeout_config(timeouts(SQS_ATTEMPT_TIMEOUT))
-        .build();
+    let conf = aws_sdk_sqs::config::Builder::from(config).timeout_config(timeouts(SQS_ATTEMPT_TIMEOUT)).build();
     aws_sdk_sqs::Client::from_conf(conf)
 }
 
 pub(crate) fn sns(config: &SdkConfig) -> aws_sdk_sns::Client {
-    let conf = aws_sdk_sns::config::Builder::from(config)
-        .timeout_config(timeouts(ATTEMPT_TIMEOUT))
-        .build();
+    let conf = aws_sdk_sns::config::Builder::from(config).timeout_config(timeouts(ATTEMPT_TIMEOUT)).build();
     aws_sdk_sns::Client::from_conf(conf)
 }
 
 pub(crate) fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    let conf = aws_sdk_dynamodb::config::Builder::from(config)
-        .timeout_config(timeouts(ATTEMPT_TIMEOUT))
-        .build();
+    let conf = aws_sdk_dynamodb::config::Builder::from(config).timeout_config(timeouts(ATTEMPT_TIMEOUT)).build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }

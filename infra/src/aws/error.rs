@@ -22,13 +22,8 @@ const CONTENTION_CODES: &[&str] = &[
 ];
 
 /// Error codes of a backend that is (for now) not serving, whatever the HTTP status says.
-const UNAVAILABLE_CODES: &[&str] = &[
-    "InternalServerError",
-    "InternalFailure",
-    "InternalError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-];
+const UNAVAILABLE_CODES: &[&str] =
+    &["InternalServerError", "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException"];
 
 /// Credentials that are missing, expired or not allowed: the operator's to fix, and no
 /// fault of the message being handled, so it is retried (and answered 503) meanwhile
@@ -71,9 +66,7 @@ where
         _ => format!("{op}: {}", short_kind(err)),
     };
     let error = match err {
-        SdkError::ServiceError(service) => {
-            service_error(code, service.raw().status().as_u16(), what)
-        }
+        SdkError::ServiceError(service) => service_error(code, service.raw().status().as_u16(), what),
         // Timeouts, dispatch failures (connection refused, DNS, TLS), unparseable
         // responses (a proxy's HTML error page), and requests that could not be built
         // (most often: no credentials could be loaded) all mean the backend cannot be
@@ -123,10 +116,7 @@ mod tests {
     #[test]
     fn service_errors_map_to_what_the_worker_should_do() {
         assert_eq!(kind("ThrottlingException", 400), "contention");
-        assert_eq!(
-            kind("ProvisionedThroughputExceededException", 400),
-            "contention"
-        );
+        assert_eq!(kind("ProvisionedThroughputExceededException", 400), "contention");
         assert_eq!(kind("TransactionConflictException", 400), "contention");
         assert_eq!(kind("RequestThrottled", 403), "contention");
         assert_eq!(kind("", 429), "contention");

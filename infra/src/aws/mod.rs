@@ -69,9 +69,7 @@ mod tests {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(format!("http://127.0.0.1:{port}"))
             .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
             .load()
             .await;
@@ -81,31 +79,15 @@ mod tests {
         let queues = sqs::SqsQueues::new(config::sqs(&sdk), names.clone());
         assert!(unavailable(queues.ping().await));
         let visibility = Duration::from_secs(30);
-        let received = queues
-            .receive(
-                Queue::BookingCommands.source(),
-                10,
-                Duration::ZERO,
-                visibility,
-            )
-            .await;
+        let received = queues.receive(Queue::BookingCommands.source(), 10, Duration::ZERO, visibility).await;
         assert!(unavailable(received.map(|_| ())));
 
         let bus = sns::SnsBus::new(config::sns(&sdk), names.clone());
-        let event = CloudEvent::new(
-            EventType::HoldPlaced,
-            "booking",
-            "h",
-            "r",
-            serde_json::json!({}),
-            clock::now(),
-        );
+        let event = CloudEvent::new(EventType::HoldPlaced, "booking", "h", "r", serde_json::json!({}), clock::now());
         assert!(unavailable(bus.publish(&[event]).await));
 
         let store = dynamo::DynamoStore::new(config::dynamodb(&sdk), &names);
         assert!(unavailable(RequestStore::ping(&store).await));
-        assert!(unavailable(
-            store.get(&RequestId::from("req_1")).await.map(|_| ())
-        ));
+        assert!(unavailable(store.get(&RequestId::from("req_1")).await.map(|_| ())));
     }
 }

@@ -38,9 +38,7 @@ pub(crate) struct Names {
 
 impl Names {
     pub(crate) fn new(env: &str) -> Self {
-        Self {
-            env: env.to_owned(),
-        }
+        Self { env: env.to_owned() }
     }
 
     pub(crate) fn env(&self) -> &str {
@@ -71,14 +69,8 @@ mod tests {
     #[test]
     fn names_follow_the_contract() {
         let names = Names::new("dev");
-        assert_eq!(
-            names.queue(Queue::BookingCommands.source()),
-            "dev-booking-commands"
-        );
-        assert_eq!(
-            names.queue(Queue::BookingCommands.dlq()),
-            "dev-booking-commands-dlq"
-        );
+        assert_eq!(names.queue(Queue::BookingCommands.source()), "dev-booking-commands");
+        assert_eq!(names.queue(Queue::BookingCommands.dlq()), "dev-booking-commands-dlq");
         assert_eq!(names.topic(), "dev-events");
         assert_eq!(names.table(Table::Seats), "dev-seats");
     }

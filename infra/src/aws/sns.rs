@@ -31,11 +31,7 @@ pub(crate) struct SnsBus {
 
 impl SnsBus {
     pub(crate) fn new(client: Client, names: Names) -> Self {
-        Self {
-            client,
-            names,
-            topic_arn: OnceCell::new(),
-        }
+        Self { client, names, topic_arn: OnceCell::new() }
     }
 
     async fn topic_arn(&self) -> Result<&str, PortError> {
@@ -43,19 +39,15 @@ impl SnsBus {
             .topic_arn
             .get_or_try_init(|| async {
                 let name = self.names.topic();
-                find_topic(&self.client, &name).await?.ok_or_else(|| {
-                    PortError::Invalid(format!("topic {name} does not exist; run `usher setup`"))
-                })
+                find_topic(&self.client, &name)
+                    .await?
+                    .ok_or_else(|| PortError::Invalid(format!("topic {name} does not exist; run `usher setup`")))
             })
             .await?;
         Ok(arn.as_str())
     }
 
-    async fn publish_chunk(
-        &self,
-        topic_arn: &str,
-        chunk: &[(&CloudEvent, String)],
-    ) -> Result<(), PortError> {
+    async fn publish_chunk(&self, topic_arn: &str, chunk: &[(&CloudEvent, String)]) -> Result<(), PortError> {
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
         for attempt in 1..=ENTRY_ATTEMPTS {
             let mut entries = Vec::with_capacity(pending.len());
@@ -76,36 +68,18 @@ impl SnsBus {
                 return Ok(());
             }
             if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
-                tracing::error!(
-                    code = f.code(),
-                    message = f.message().unwrap_or(""),
-                    "sns refused an event"
-                );
-                return Err(PortError::Invalid(format!(
-                    "sns refused an event: {}",
-                    f.code()
-                )));
+                tracing::error!(code = f.code(), message = f.message().unwrap_or(""), "sns refused an event");
+                return Err(PortError::Invalid(format!("sns refused an event: {}", f.code())));
             }
             pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
-            tracing::warn!(
-                failed = pending.len(),
-                attempt,
-                "sns failed some events of a batch, publishing them again"
-            );
+            tracing::warn!(failed = pending.len(), attempt, "sns failed some events of a batch, publishing them again");
             tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
         }
-        Err(PortError::Unavailable(format!(
-            "sns kept failing {} events of a batch",
-            pending.len()
-        )))
+        Err(PortError::Unavailable(format!("sns kept failing {} events of a batch", pending.len())))
     }
 }
 
-fn publish_entry(
-    id: usize,
-    event_type: EventType,
-    body: &str,
-) -> Result<PublishBatchRequestEntry, PortError> {
+fn publish_entry(id: usize, event_type: EventType, body: &str) -> Result<PublishBatchRequestEntry, PortError> {
     let type_attr = MessageAttributeValue::builder()
         .data_type("String")
         .string_value(event_type.as_str())
@@ -166,12 +140,7 @@ async fn find_topic(client: &Client, name: &str) -> Result<Option<String>, PortE
             .send()
             .await
             .map_err(|e| port_error("sns.list_topics", &e))?;
-        if let Some(arn) = out
-            .topics()
-            .iter()
-            .filter_map(|t| t.topic_arn())
-            .find(|arn| arn.ends_with(&suffix))
-        {
+        if let Some(arn) = out.topics().iter().filter_map(|t| t.topic_arn()).find(|arn| arn.ends_with(&suffix)) {
             return Ok(Some(arn.to_owned()));
         }
         match out.next_token() {
@@ -187,9 +156,7 @@ async fn find_topic(client: &Client, name: &str) -> Result<Option<String>, PortE
 /// The filter policy of a subscription: `{"type": [..]}` on the message attribute, or
 /// none for a queue that takes every event.
 fn filter_policy(types: &Option<Vec<EventType>>) -> Option<Value> {
-    types
-        .as_ref()
-        .map(|types| json!({ ATTR_TYPE: types.iter().map(|t| t.as_str()).collect::<Vec<_>>() }))
+    types.as_ref().map(|types| json!({ ATTR_TYPE: types.iter().map(|t| t.as_str()).collect::<Vec<_>>() }))
 }
 
 /// Lets the topic, and only the topic, send to the queue.
@@ -216,15 +183,8 @@ pub(crate) async fn setup(
     queues: &HashMap<Queue, QueueInfo>,
 ) -> Result<(), PortError> {
     // CreateTopic returns the existing topic's ARN when it already exists.
-    let out = client
-        .create_topic()
-        .name(names.topic())
-        .send()
-        .await
-        .map_err(|e| port_error("sns.create_topic", &e))?;
-    let topic_arn = out
-        .topic_arn()
-        .ok_or_else(|| PortError::Corrupt("create_topic returned no arn".into()))?;
+    let out = client.create_topic().name(names.topic()).send().await.map_err(|e| port_error("sns.create_topic", &e))?;
+    let topic_arn = out.topic_arn().ok_or_else(|| PortError::Corrupt("create_topic returned no arn".into()))?;
     tracing::info!(topic = %names.topic(), "topic ready");
 
     let existing = subscriptions(client, topic_arn).await?;
@@ -233,23 +193,13 @@ pub(crate) async fn setup(
             continue;
         };
         let Some(info) = queues.get(&queue) else {
-            return Err(PortError::Invalid(format!(
-                "queue {} was not set up",
-                queue.name()
-            )));
+            return Err(PortError::Invalid(format!("queue {} was not set up", queue.name())));
         };
         let policy = queue_policy(&info.arn, topic_arn).to_string();
-        set_queue_attributes(
-            sqs,
-            &info.url,
-            &[(aws_sdk_sqs::types::QueueAttributeName::Policy, policy)],
-        )
-        .await?;
+        set_queue_attributes(sqs, &info.url, &[(aws_sdk_sqs::types::QueueAttributeName::Policy, policy)]).await?;
         let wanted = filter_policy(&types);
         match existing.get(&info.arn) {
-            Some(subscription_arn) => {
-                reconcile(client, topic_arn, subscription_arn, &info.arn, wanted).await?
-            }
+            Some(subscription_arn) => reconcile(client, topic_arn, subscription_arn, &info.arn, wanted).await?,
             None => subscribe(client, topic_arn, &info.arn, wanted).await?,
         }
         tracing::info!(queue = %queue.name(), "queue subscribed to the topic");
@@ -258,10 +208,7 @@ pub(crate) async fn setup(
 }
 
 /// The topic's SQS subscriptions, by queue ARN.
-async fn subscriptions(
-    client: &Client,
-    topic_arn: &str,
-) -> Result<HashMap<String, String>, PortError> {
+async fn subscriptions(client: &Client, topic_arn: &str) -> Result<HashMap<String, String>, PortError> {
     let mut found = HashMap::new();
     let mut token: Option<String> = None;
     loop {
@@ -273,9 +220,7 @@ async fn subscriptions(
             .await
             .map_err(|e| port_error("sns.list_subscriptions_by_topic", &e))?;
         for s in out.subscriptions() {
-            if let (Some("sqs"), Some(endpoint), Some(arn)) =
-                (s.protocol(), s.endpoint(), s.subscription_arn())
-            {
+            if let (Some("sqs"), Some(endpoint), Some(arn)) = (s.protocol(), s.endpoint(), s.subscription_arn()) {
                 found.insert(endpoint.to_owned(), arn.to_owned());
             }
         }
@@ -286,12 +231,7 @@ async fn subscriptions(
     }
 }
 
-async fn subscribe(
-    client: &Client,
-    topic_arn: &str,
-    queue_arn: &str,
-    filter: Option<Value>,
-) -> Result<(), PortError> {
+async fn subscribe(client: &Client, topic_arn: &str, queue_arn: &str, filter: Option<Value>) -> Result<(), PortError> {
     let mut request = client
         .subscribe()
         .topic_arn(topic_arn)
@@ -302,11 +242,7 @@ async fn subscribe(
     if let Some(filter) = filter {
         request = request.attributes("FilterPolicy", filter.to_string());
     }
-    request
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| port_error("sns.subscribe", &e))
+    request.send().await.map(|_| ()).map_err(|e| port_error("sns.subscribe", &e))
 }
 
 /// Brings an existing subscription to the wanted raw delivery and filter, changing only
@@ -325,10 +261,8 @@ async fn reconcile(
         .await
         .map_err(|e| port_error("sns.get_subscription_attributes", &e))?;
     let attrs = out.attributes().cloned().unwrap_or_default();
-    let current: Option<Value> = attrs
-        .get("FilterPolicy")
-        .filter(|p| !p.trim().is_empty())
-        .and_then(|p| serde_json::from_str(p).ok());
+    let current: Option<Value> =
+        attrs.get("FilterPolicy").filter(|p| !p.trim().is_empty()).and_then(|p| serde_json::from_str(p).ok());
     if current.is_some() && wanted.is_none() {
         // A filter cannot be taken off a subscription in place everywhere: subscribe anew.
         client
@@ -343,13 +277,7 @@ async fn reconcile(
         set_subscription_attribute(client, subscription_arn, "RawMessageDelivery", "true").await?;
     }
     if let Some(wanted) = wanted.filter(|w| current.as_ref() != Some(w)) {
-        set_subscription_attribute(
-            client,
-            subscription_arn,
-            "FilterPolicy",
-            &wanted.to_string(),
-        )
-        .await?;
+        set_subscription_attribute(client, subscription_arn, "FilterPolicy", &wanted.to_string()).await?;
     }
     Ok(())
 }
@@ -385,13 +313,7 @@ mod tests {
     #[test]
     fn the_queue_policy_names_the_topic() {
         let policy = queue_policy("arn:aws:sqs:us-east-1:1:q", "arn:aws:sns:us-east-1:1:t");
-        assert_eq!(
-            policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
-            "arn:aws:sns:us-east-1:1:t"
-        );
-        assert_eq!(
-            policy["Statement"][0]["Resource"],
-            "arn:aws:sqs:us-east-1:1:q"
-        );
+        assert_eq!(policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"], "arn:aws:sns:us-east-1:1:t");
+        assert_eq!(policy["Statement"][0]["Resource"], "arn:aws:sqs:us-east-1:1:q");
     }
 }

@@ -7,14 +7,12 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use domain::PortError;
 use domain::clock::{self, Timestamp};
-use domain::ports::{
-    Attributes, MessageQueue, OutgoingMessage, Queue, QueueAddr, Receipt, ReceivedMessage,
-};
+use domain::ports::{Attributes, MessageQueue, OutgoingMessage, Queue, QueueAddr, Receipt, ReceivedMessage};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -47,18 +45,11 @@ pub(crate) struct SqsQueues {
 impl SqsQueues {
     pub(crate) fn new(client: Client, names: Names) -> Self {
         let urls = every_addr().map(|addr| (addr, OnceCell::new())).collect();
-        Self {
-            client,
-            names,
-            urls,
-        }
+        Self { client, names, urls }
     }
 
     async fn url(&self, addr: QueueAddr) -> Result<&str, PortError> {
-        let cell = self
-            .urls
-            .get(&addr)
-            .ok_or_else(|| PortError::Invalid(format!("unknown queue {}", addr.name())))?;
+        let cell = self.urls.get(&addr).ok_or_else(|| PortError::Invalid(format!("unknown queue {}", addr.name())))?;
         let url = cell
             .get_or_try_init(|| async {
                 let name = self.names.queue(addr);
@@ -67,14 +58,8 @@ impl SqsQueues {
                         .queue_url()
                         .map(str::to_owned)
                         .ok_or_else(|| PortError::Corrupt(format!("no url for queue {name}"))),
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_queue_does_not_exist()) =>
-                    {
-                        Err(PortError::Invalid(format!(
-                            "queue {name} does not exist; run `usher setup`"
-                        )))
+                    Err(err) if err.as_service_error().is_some_and(|e| e.is_queue_does_not_exist()) => {
+                        Err(PortError::Invalid(format!("queue {name} does not exist; run `usher setup`")))
                     }
                     Err(err) => Err(port_error("sqs.get_queue_url", &err)),
                 }
@@ -103,28 +88,14 @@ impl SqsQueues {
                 return Ok(());
             }
             if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
-                tracing::error!(
-                    code = f.code(),
-                    message = f.message().unwrap_or(""),
-                    "sqs refused a message"
-                );
-                return Err(PortError::Invalid(format!(
-                    "sqs refused a message: {}",
-                    f.code()
-                )));
+                tracing::error!(code = f.code(), message = f.message().unwrap_or(""), "sqs refused a message");
+                return Err(PortError::Invalid(format!("sqs refused a message: {}", f.code())));
             }
             pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
-            tracing::warn!(
-                failed = pending.len(),
-                attempt,
-                "sqs failed some messages of a batch, sending them again"
-            );
+            tracing::warn!(failed = pending.len(), attempt, "sqs failed some messages of a batch, sending them again");
             tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
         }
-        Err(PortError::Unavailable(format!(
-            "sqs kept failing {} messages of a batch",
-            pending.len()
-        )))
+        Err(PortError::Unavailable(format!("sqs kept failing {} messages of a batch", pending.len())))
     }
 
     async fn delete_chunk(&self, url: &str, chunk: &[Receipt]) -> Result<(), PortError> {
@@ -148,37 +119,19 @@ impl SqsQueues {
                 .await
                 .map_err(|e| port_error("sqs.delete_message_batch", &e))?;
             // A stale or unknown receipt deletes nothing, and that is fine (see the port).
-            let failed: Vec<_> = out
-                .failed()
-                .iter()
-                .filter(|f| !is_stale_receipt(f.code()))
-                .collect();
+            let failed: Vec<_> = out.failed().iter().filter(|f| !is_stale_receipt(f.code())).collect();
             if failed.is_empty() {
                 return Ok(());
             }
             if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
-                tracing::error!(
-                    code = f.code(),
-                    message = f.message().unwrap_or(""),
-                    "sqs refused a delete"
-                );
-                return Err(PortError::Invalid(format!(
-                    "sqs refused a delete: {}",
-                    f.code()
-                )));
+                tracing::error!(code = f.code(), message = f.message().unwrap_or(""), "sqs refused a delete");
+                return Err(PortError::Invalid(format!("sqs refused a delete: {}", f.code())));
             }
             pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
-            tracing::warn!(
-                failed = pending.len(),
-                attempt,
-                "sqs failed some deletes of a batch, trying them again"
-            );
+            tracing::warn!(failed = pending.len(), attempt, "sqs failed some deletes of a batch, trying them again");
             tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
         }
-        Err(PortError::Unavailable(format!(
-            "sqs kept failing {} deletes of a batch",
-            pending.len()
-        )))
+        Err(PortError::Unavailable(format!("sqs kept failing {} deletes of a batch", pending.len())))
     }
 
     /// Deletes what is visible, batch by batch: the fallback while SQS is still busy with
@@ -195,11 +148,8 @@ impl SqsQueues {
                 .send()
                 .await
                 .map_err(|e| port_error("sqs.receive_message", &e))?;
-            let receipts: Vec<Receipt> = out
-                .messages()
-                .iter()
-                .filter_map(|m| m.receipt_handle().map(|r| Receipt(r.to_owned())))
-                .collect();
+            let receipts: Vec<Receipt> =
+                out.messages().iter().filter_map(|m| m.receipt_handle().map(|r| Receipt(r.to_owned()))).collect();
             if receipts.is_empty() {
                 return Ok(());
             }
@@ -213,10 +163,7 @@ fn every_addr() -> impl Iterator<Item = QueueAddr> {
 }
 
 fn is_stale_receipt(code: &str) -> bool {
-    matches!(
-        code,
-        "ReceiptHandleIsInvalid" | "AWS.SimpleQueueService.ReceiptHandleIsInvalid"
-    )
+    matches!(code, "ReceiptHandleIsInvalid" | "AWS.SimpleQueueService.ReceiptHandleIsInvalid")
 }
 
 /// Whole seconds, rounded up so that a message is never visible earlier than asked.
@@ -224,14 +171,9 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-fn send_entry(
-    id: usize,
-    message: &OutgoingMessage,
-) -> Result<SendMessageBatchRequestEntry, PortError> {
+fn send_entry(id: usize, message: &OutgoingMessage) -> Result<SendMessageBatchRequestEntry, PortError> {
     let delay = ceil_secs(message.delay.min(MAX_DELAY)) as i32;
-    let mut entry = SendMessageBatchRequestEntry::builder()
-        .id(id.to_string())
-        .message_body(&message.body);
+    let mut entry = SendMessageBatchRequestEntry::builder().id(id.to_string()).message_body(&message.body);
     if delay > 0 {
         entry = entry.delay_seconds(delay);
     }
@@ -254,12 +196,7 @@ fn send_entry(
 
 /// What one message weighs against the batch payload limit.
 fn payload_bytes(message: &OutgoingMessage) -> usize {
-    message.body.len()
-        + message
-            .attributes
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + "String".len())
-            .sum::<usize>()
+    message.body.len() + message.attributes.iter().map(|(k, v)| k.len() + v.len() + "String".len()).sum::<usize>()
 }
 
 /// Splits messages into batches SQS accepts: at most ten, at most [`BATCH_BYTES`].
@@ -284,10 +221,7 @@ fn batches(messages: &[OutgoingMessage]) -> Vec<Vec<&OutgoingMessage>> {
 
 fn received(message: &aws_sdk_sqs::types::Message) -> Option<ReceivedMessage> {
     let Some(receipt) = message.receipt_handle() else {
-        tracing::error!(
-            message_id = message.message_id().unwrap_or(""),
-            "sqs returned a message without a receipt"
-        );
+        tracing::error!(message_id = message.message_id().unwrap_or(""), "sqs returned a message without a receipt");
         return None;
     };
     let system = message.attributes();
@@ -302,12 +236,7 @@ fn received(message: &aws_sdk_sqs::types::Message) -> Option<ReceivedMessage> {
         .unwrap_or_else(clock::now);
     let attributes: Attributes = message
         .message_attributes()
-        .map(|attrs| {
-            attrs
-                .iter()
-                .filter_map(|(k, v)| v.string_value().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
+        .map(|attrs| attrs.iter().filter_map(|(k, v)| v.string_value().map(|s| (k.clone(), s.to_owned()))).collect())
         .unwrap_or_default();
     Some(ReceivedMessage {
         message_id: message.message_id().unwrap_or(receipt).to_owned(),
@@ -325,11 +254,7 @@ impl MessageQueue for SqsQueues {
         MAX_DELAY
     }
 
-    async fn send_batch(
-        &self,
-        queue: QueueAddr,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<(), PortError> {
+    async fn send_batch(&self, queue: QueueAddr, messages: Vec<OutgoingMessage>) -> Result<(), PortError> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -364,11 +289,7 @@ impl MessageQueue for SqsQueues {
         Ok(out.messages().iter().filter_map(received).collect())
     }
 
-    async fn delete_batch(
-        &self,
-        queue: QueueAddr,
-        receipts: Vec<Receipt>,
-    ) -> Result<(), PortError> {
+    async fn delete_batch(&self, queue: QueueAddr, receipts: Vec<Receipt>) -> Result<(), PortError> {
         if receipts.is_empty() {
             return Ok(());
         }
@@ -379,12 +300,7 @@ impl MessageQueue for SqsQueues {
         Ok(())
     }
 
-    async fn change_visibility(
-        &self,
-        queue: QueueAddr,
-        receipt: &Receipt,
-        timeout: Duration,
-    ) -> Result<(), PortError> {
+    async fn change_visibility(&self, queue: QueueAddr, receipt: &Receipt, timeout: Duration) -> Result<(), PortError> {
         let url = self.url(queue).await?;
         let result = self
             .client
@@ -399,9 +315,9 @@ impl MessageQueue for SqsQueues {
             // Like a stale delete: the message was deleted or received again since, so
             // there is nothing left for this receipt to re-time.
             Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    e.is_message_not_inflight() || e.is_receipt_handle_is_invalid()
-                }) =>
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_message_not_inflight() || e.is_receipt_handle_is_invalid()) =>
             {
                 tracing::debug!(queue = %queue.name(), code = err.code().unwrap_or(""), "visibility change on a stale receipt");
                 Ok(())
@@ -424,10 +340,7 @@ impl MessageQueue for SqsQueues {
             .map_err(|e| port_error("sqs.get_queue_attributes", &e))?;
         let attrs = out.attributes();
         let count = |name: QueueAttributeName| {
-            attrs
-                .and_then(|a| a.get(&name))
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
+            attrs.and_then(|a| a.get(&name)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         };
         Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
@@ -438,11 +351,7 @@ impl MessageQueue for SqsQueues {
         let url = self.url(queue).await?;
         match self.client.purge_queue().queue_url(url).send().await {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_purge_queue_in_progress()) =>
-            {
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_purge_queue_in_progress()) => {
                 tracing::info!(queue = %queue.name(), "a purge is already running; deleting what is visible");
                 self.drain(url).await
             }
@@ -484,10 +393,7 @@ pub(crate) async fn setup(
         let dlq = ensure_queue(
             client,
             &names.queue(queue.dlq()),
-            &[(
-                QueueAttributeName::MessageRetentionPeriod,
-                DLQ_RETENTION_SECS.to_string(),
-            )],
+            &[(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECS.to_string())],
         )
         .await?;
         let redrive = serde_json::json!({
@@ -498,10 +404,7 @@ pub(crate) async fn setup(
             client,
             &names.queue(queue.source()),
             &[
-                (
-                    QueueAttributeName::VisibilityTimeout,
-                    VISIBILITY_TIMEOUT_SECS.to_string(),
-                ),
+                (QueueAttributeName::VisibilityTimeout, VISIBILITY_TIMEOUT_SECS.to_string()),
                 (QueueAttributeName::RedrivePolicy, redrive.to_string()),
             ],
         )
@@ -519,16 +422,8 @@ async fn ensure_queue(
     name: &str,
     attributes: &[(QueueAttributeName, String)],
 ) -> Result<QueueInfo, PortError> {
-    let out = client
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .map_err(|e| port_error("sqs.create_queue", &e))?;
-    let url = out
-        .queue_url()
-        .ok_or_else(|| PortError::Corrupt(format!("no url for queue {name}")))?
-        .to_owned();
+    let out = client.create_queue().queue_name(name).send().await.map_err(|e| port_error("sqs.create_queue", &e))?;
+    let url = out.queue_url().ok_or_else(|| PortError::Corrupt(format!("no url for queue {name}")))?.to_owned();
     set_queue_attributes(client, &url, attributes).await?;
     let out = client
         .get_queue_attributes()
@@ -587,14 +482,7 @@ mod tests {
         assert_eq!(ceil_secs(Duration::from_millis(1500)), 2);
         assert_eq!(ceil_secs(Duration::from_secs(3)), 3);
         assert_eq!(ceil_secs(Duration::from_secs(3600).min(MAX_DELAY)), 900);
-        let entry = send_entry(
-            0,
-            &OutgoingMessage {
-                delay: Duration::from_secs(3600),
-                ..message(1)
-            },
-        )
-        .unwrap();
+        let entry = send_entry(0, &OutgoingMessage { delay: Duration::from_secs(3600), ..message(1) }).unwrap();
         assert_eq!(entry.delay_seconds(), Some(900));
     }
 }

@@ -56,7 +56,9 @@ fn load_seats(conn: &Connection, show_id: &ShowId, seat_ids: &[SeatId]) -> Resul
         .map_err(sql_error)?;
     let mut seats = Vec::with_capacity(seat_ids.len());
     for seat in seat_ids {
-        if let Some(s) = select.query_row(params![show_id.as_str(), seat.as_str()], seat_from).optional().map_err(sql_error)? {
+        if let Some(s) =
+            select.query_row(params![show_id.as_str(), seat.as_str()], seat_from).optional().map_err(sql_error)?
+        {
             seats.push(s);
         }
     }

@@ -80,7 +80,9 @@ impl CatalogStore for Embedded {
                     .prepare_cached("INSERT INTO seats (show_id, seat_id, position) VALUES (?1, ?2, ?3)")
                     .map_err(sql_error)?;
                 for (position, seat) in show.auditorium.seat_ids().iter().enumerate() {
-                    insert.execute(params![show.show_id.as_str(), seat.as_str(), position as i64]).map_err(sql_error)?;
+                    insert
+                        .execute(params![show.show_id.as_str(), seat.as_str(), position as i64])
+                        .map_err(sql_error)?;
                 }
                 Ok(())
             })

@@ -180,9 +180,8 @@ impl MessageQueue for Embedded {
         let name = queue.name();
         self.db
             .write(move |conn| {
-                let mut delete = conn
-                    .prepare_cached("DELETE FROM messages WHERE receipt = ?1 AND queue = ?2")
-                    .map_err(sql_error)?;
+                let mut delete =
+                    conn.prepare_cached("DELETE FROM messages WHERE receipt = ?1 AND queue = ?2").map_err(sql_error)?;
                 for r in &receipts {
                     delete.execute(params![r.0, name]).map_err(sql_error)?;
                 }

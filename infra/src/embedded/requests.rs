@@ -21,13 +21,17 @@ fn record_from(row: &Row<'_>) -> rusqlite::Result<(RequestRecord, String)> {
     let status: String = row.get(3)?;
     let result: Option<String> = row.get(4)?;
     let error: Option<String> = row.get(5)?;
-    let parse = |col: usize, e: String| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into());
+    let parse =
+        |col: usize, e: String| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into());
     let doc = StatusDoc {
         request_id: RequestId::from(row.get::<_, String>(0)?),
         kind: row.get(2)?,
         status: RequestStatus::parse(&status).ok_or_else(|| parse(3, format!("unknown status {status}")))?,
         result: result.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| parse(4, e.to_string()))?,
-        error: error.map(|e| serde_json::from_str::<BusinessError>(&e)).transpose().map_err(|e| parse(5, e.to_string()))?,
+        error: error
+            .map(|e| serde_json::from_str::<BusinessError>(&e))
+            .transpose()
+            .map_err(|e| parse(5, e.to_string()))?,
         created_at: clock::from_millis(row.get(6)?),
         updated_at: clock::from_millis(row.get(7)?),
     };
@@ -181,8 +185,7 @@ impl RequestStore for Embedded {
                     params![owner, key, id],
                 )
                 .map_err(sql_error)?;
-                conn.execute("DELETE FROM requests WHERE request_id = ?1 AND queued = 0", [id])
-                    .map_err(sql_error)?;
+                conn.execute("DELETE FROM requests WHERE request_id = ?1 AND queued = 0", [id]).map_err(sql_error)?;
                 Ok(())
             })
             .await

@@ -37,10 +37,7 @@ pub struct SeatMap {
     seats: Vec<Seat>,
 }
 
-pub async fn list_movies(
-    State(state): State<AppState>,
-    _caller: Caller,
-) -> Result<Json<Vec<Movie>>, ApiError> {
+pub async fn list_movies(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<Movie>>, ApiError> {
     Ok(Json(state.backend.catalog.movies().await?))
 }
 
@@ -49,17 +46,9 @@ pub async fn create_movie(
     Admin(admin): Admin,
     body: JsonBody<NewMovie>,
 ) -> Result<(StatusCode, Json<Movie>), ApiError> {
-    let NewMovie {
-        title,
-        duration_min,
-    } = body.value;
-    catalog::validate_movie(&title, duration_min)
-        .map_err(|e| ApiError::invalid_field(e.field, e.reason))?;
-    let movie = Movie {
-        movie_id: MovieId::generate(),
-        title: title.trim().to_owned(),
-        duration_min,
-    };
+    let NewMovie { title, duration_min } = body.value;
+    catalog::validate_movie(&title, duration_min).map_err(|e| ApiError::invalid_field(e.field, e.reason))?;
+    let movie = Movie { movie_id: MovieId::generate(), title: title.trim().to_owned(), duration_min };
     state.backend.catalog.create_movie(&movie).await?;
     tracing::info!(movie_id = %movie.movie_id, admin = %admin.sub, "movie created");
     Ok((StatusCode::CREATED, Json(movie)))
@@ -72,10 +61,7 @@ pub async fn shows_of_movie(
 ) -> Result<Json<Vec<Show>>, ApiError> {
     let movie_id = MovieId::from(movie_id);
     if state.backend.catalog.movie(&movie_id).await?.is_none() {
-        return Err(ApiError::not_found(
-            "movie_not_found",
-            format!("no movie {movie_id}"),
-        ));
+        return Err(ApiError::not_found("movie_not_found", format!("no movie {movie_id}")));
     }
     Ok(Json(state.backend.catalog.shows_of(&movie_id).await?))
 }
@@ -85,26 +71,16 @@ pub async fn create_show(
     Admin(admin): Admin,
     body: JsonBody<NewShow>,
 ) -> Result<(StatusCode, Json<Show>), ApiError> {
-    let NewShow {
-        movie_id,
-        starts_at,
-        auditorium,
-        price_cents,
-    } = body.value;
+    let NewShow { movie_id, starts_at, auditorium, price_cents } = body.value;
     if movie_id.is_empty() {
         return Err(ApiError::invalid_field("movie_id", "must not be empty"));
     }
-    let starts_at = clock::parse(&starts_at).map_err(|e| {
-        ApiError::invalid_field("starts_at", format!("not an RFC 3339 timestamp: {e}"))
-    })?;
-    catalog::validate_show(auditorium, price_cents)
-        .map_err(|e| ApiError::invalid_field(e.field, e.reason))?;
+    let starts_at = clock::parse(&starts_at)
+        .map_err(|e| ApiError::invalid_field("starts_at", format!("not an RFC 3339 timestamp: {e}")))?;
+    catalog::validate_show(auditorium, price_cents).map_err(|e| ApiError::invalid_field(e.field, e.reason))?;
     let movie_id = MovieId::from(movie_id);
     if state.backend.catalog.movie(&movie_id).await?.is_none() {
-        return Err(ApiError::invalid_field(
-            "movie_id",
-            format!("no movie {movie_id}"),
-        ));
+        return Err(ApiError::invalid_field("movie_id", format!("no movie {movie_id}")));
     }
     let show = Show {
         show_id: ShowId::generate(),
@@ -126,10 +102,7 @@ pub async fn seat_map(
 ) -> Result<Json<SeatMap>, ApiError> {
     let show_id = ShowId::from(show_id);
     if state.backend.catalog.show(&show_id).await?.is_none() {
-        return Err(ApiError::not_found(
-            "show_not_found",
-            format!("no show {show_id}"),
-        ));
+        return Err(ApiError::not_found("show_not_found", format!("no show {show_id}")));
     }
     let now = clock::now();
     let seats = state
@@ -138,10 +111,7 @@ pub async fn seat_map(
         .seats(&show_id)
         .await?
         .into_iter()
-        .map(|record| Seat {
-            state: record.state_at(now),
-            seat_id: record.seat_id,
-        })
+        .map(|record| Seat { state: record.state_at(now), seat_id: record.seat_id })
         .collect();
     Ok(Json(SeatMap { show_id, seats }))
 }

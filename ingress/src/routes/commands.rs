@@ -44,23 +44,10 @@ pub async fn place_hold(
 ) -> Result<Response, ApiError> {
     let PlaceHoldBody { show_id, seat_ids } = &body.value;
     check_id("show_id", show_id)?;
-    let seat_ids = booking::validate_seat_request(seat_ids)
-        .map_err(|e| ApiError::invalid_field("seat_ids", e))?;
-    let command = Command::PlaceHold {
-        show_id: ShowId::from(show_id.as_str()),
-        seat_ids,
-    };
-    idempotency::admit(
-        &state,
-        CommandRequest {
-            caller,
-            key,
-            path: uri.path().to_owned(),
-            body: body.raw,
-            command,
-        },
-    )
-    .await
+    let seat_ids = booking::validate_seat_request(seat_ids).map_err(|e| ApiError::invalid_field("seat_ids", e))?;
+    let command = Command::PlaceHold { show_id: ShowId::from(show_id.as_str()), seat_ids };
+    idempotency::admit(&state, CommandRequest { caller, key, path: uri.path().to_owned(), body: body.raw, command })
+        .await
 }
 
 pub async fn release_hold(
@@ -71,20 +58,9 @@ pub async fn release_hold(
     uri: Uri,
     body: JsonBody<ReleaseHoldBody>,
 ) -> Result<Response, ApiError> {
-    let command = Command::ReleaseHold {
-        hold_id: HoldId::from(hold_id),
-    };
-    idempotency::admit(
-        &state,
-        CommandRequest {
-            caller,
-            key,
-            path: uri.path().to_owned(),
-            body: body.raw,
-            command,
-        },
-    )
-    .await
+    let command = Command::ReleaseHold { hold_id: HoldId::from(hold_id) };
+    idempotency::admit(&state, CommandRequest { caller, key, path: uri.path().to_owned(), body: body.raw, command })
+        .await
 }
 
 pub async fn confirm_booking(
@@ -94,35 +70,18 @@ pub async fn confirm_booking(
     uri: Uri,
     body: JsonBody<ConfirmBookingBody>,
 ) -> Result<Response, ApiError> {
-    let ConfirmBookingBody {
-        hold_id,
-        payment_token,
-    } = &body.value;
+    let ConfirmBookingBody { hold_id, payment_token } = &body.value;
     check_id("hold_id", hold_id)?;
     check_payment_token(payment_token)?;
-    let command = Command::ConfirmBooking {
-        hold_id: HoldId::from(hold_id.as_str()),
-        payment_token: payment_token.clone(),
-    };
-    idempotency::admit(
-        &state,
-        CommandRequest {
-            caller,
-            key,
-            path: uri.path().to_owned(),
-            body: body.raw,
-            command,
-        },
-    )
-    .await
+    let command =
+        Command::ConfirmBooking { hold_id: HoldId::from(hold_id.as_str()), payment_token: payment_token.clone() };
+    idempotency::admit(&state, CommandRequest { caller, key, path: uri.path().to_owned(), body: body.raw, command })
+        .await
 }
 
 fn check_id(field: &'static str, id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("must be 1 to {MAX_ID_LEN} characters, none a control"),
-        ));
+        return Err(ApiError::invalid_field(field, format!("must be 1 to {MAX_ID_LEN} characters, none a control")));
     }
     Ok(())
 }
@@ -130,8 +89,7 @@ fn check_id(field: &'static str, id: &str) -> Result<(), ApiError> {
 /// A sandbox card token: `tok_` and 1 to 64 letters, digits or underscores.
 fn check_payment_token(token: &str) -> Result<(), ApiError> {
     let valid = token.strip_prefix("tok_").is_some_and(|rest| {
-        (1..=64).contains(&rest.len())
-            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     });
     if !valid {
         return Err(ApiError::invalid_field(
@@ -148,24 +106,10 @@ mod tests {
 
     #[test]
     fn payment_tokens_look_like_sandbox_tokens() {
-        for ok in [
-            "tok_visa",
-            "tok_decline",
-            "tok_unavailable",
-            "tok_A_1",
-            &format!("tok_{}", "x".repeat(64)),
-        ] {
+        for ok in ["tok_visa", "tok_decline", "tok_unavailable", "tok_A_1", &format!("tok_{}", "x".repeat(64))] {
             assert!(check_payment_token(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "tok_",
-            "visa",
-            "tok-visa",
-            "tok_vi sa",
-            "tok_é",
-            &format!("tok_{}", "x".repeat(65)),
-        ] {
+        for bad in ["", "tok_", "visa", "tok-visa", "tok_vi sa", "tok_é", &format!("tok_{}", "x".repeat(65))] {
             assert!(check_payment_token(bad).is_err(), "{bad}");
         }
     }

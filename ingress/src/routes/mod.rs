@@ -26,9 +26,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .await
             .map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
         if id.len() > MAX_PATH_ID_LEN {
-            return Err(ApiError::InvalidPath(format!(
-                "ids are at most {MAX_PATH_ID_LEN} bytes"
-            )));
+            return Err(ApiError::InvalidPath(format!("ids are at most {MAX_PATH_ID_LEN} bytes")));
         }
         Ok(PathId(id))
     }
@@ -39,8 +37,5 @@ pub async fn route_not_found(uri: Uri) -> ApiError {
 }
 
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-    }
+    ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned() }
 }

@@ -44,27 +44,17 @@ pub async fn request_status(
     }
 }
 
-async fn visible_request(
-    state: &AppState,
-    caller: &Caller,
-    id: &RequestId,
-) -> Result<RequestRecord, ApiError> {
+async fn visible_request(state: &AppState, caller: &Caller, id: &RequestId) -> Result<RequestRecord, ApiError> {
     match state.backend.requests.get(id).await? {
         Some(record) if caller.may_read(&record.owner) => Ok(record),
-        _ => Err(ApiError::not_found(
-            "request_not_found",
-            format!("no request {id}"),
-        )),
+        _ => Err(ApiError::not_found("request_not_found", format!("no request {id}"))),
     }
 }
 
 /// `?wait=SECONDS`, a whole number from 0 to [`MAX_WAIT_SECS`]; absent means no wait.
 fn wait_of(uri: &Uri) -> Result<Duration, ApiError> {
-    let Query(pairs) =
-        Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(|e| ApiError::InvalidQuery {
-            field: None,
-            detail: e.body_text(),
-        })?;
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|e| ApiError::InvalidQuery { field: None, detail: e.body_text() })?;
     let Some((_, raw)) = pairs.iter().find(|(name, _)| name == "wait") else {
         return Ok(Duration::ZERO);
     };
@@ -72,9 +62,7 @@ fn wait_of(uri: &Uri) -> Result<Duration, ApiError> {
         Ok(secs) if secs <= MAX_WAIT_SECS => Ok(Duration::from_secs(secs)),
         _ => Err(ApiError::InvalidQuery {
             field: Some("wait".into()),
-            detail: format!(
-                "wait: must be a whole number of seconds from 0 to {MAX_WAIT_SECS}, got {raw:?}"
-            ),
+            detail: format!("wait: must be a whole number of seconds from 0 to {MAX_WAIT_SECS}, got {raw:?}"),
         }),
     }
 }
@@ -87,10 +75,7 @@ pub async fn booking(
     let booking_id = BookingId::from(booking_id);
     match state.backend.bookings.booking(&booking_id).await? {
         Some(booking) if caller.may_read(&booking.customer_id) => Ok(Json(booking)),
-        _ => Err(ApiError::not_found(
-            "booking_not_found",
-            format!("no booking {booking_id}"),
-        )),
+        _ => Err(ApiError::not_found("booking_not_found", format!("no booking {booking_id}"))),
     }
 }
 

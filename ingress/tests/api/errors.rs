@@ -19,10 +19,7 @@ async fn health_needs_no_token() {
 #[tokio::test]
 async fn an_unreachable_backend_is_not_ready() {
     let working = TestApp::spawn().await;
-    let broken = Backend {
-        queues: Arc::new(UnreachableQueue),
-        ..working.backend.clone()
-    };
+    let broken = Backend { queues: Arc::new(UnreachableQueue), ..working.backend.clone() };
     let app = TestApp::spawn_on(broken, None).await;
     let response = app.get(None, "/health/ready").await;
     assert_eq!(response.headers()["retry-after"], "1");
@@ -37,24 +34,14 @@ async fn no_token_is_401() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     problem(response, 401, "unauthorized").await;
     // Authentication comes before the idempotency key and the body.
-    problem(
-        app.post(None, "/v1/holds", None, "not json").await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    problem(app.post(None, "/v1/holds", None, "not json").await, 401, "unauthorized").await;
 }
 
 #[tokio::test]
 async fn a_bad_token_is_401() {
     let app = TestApp::spawn().await;
     for token in ["garbage", "a.b.c"] {
-        problem(
-            app.get(Some(token), "/v1/movies").await,
-            401,
-            "unauthorized",
-        )
-        .await;
+        problem(app.get(Some(token), "/v1/movies").await, 401, "unauthorized").await;
     }
     let foreign = ingress::auth::mint_token(
         &ingress::JwtSecret::generate(),
@@ -62,19 +49,8 @@ async fn a_bad_token_is_401() {
         Role::Admin,
         std::time::Duration::from_secs(60),
     );
-    problem(
-        app.get(Some(&foreign), "/v1/movies").await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    let basic = app
-        .client
-        .get(app.url("/v1/movies"))
-        .header("authorization", "Basic YTpi")
-        .send()
-        .await
-        .unwrap();
+    problem(app.get(Some(&foreign), "/v1/movies").await, 401, "unauthorized").await;
+    let basic = app.client.get(app.url("/v1/movies")).header("authorization", "Basic YTpi").send().await.unwrap();
     problem(basic, 401, "unauthorized").await;
 }
 
@@ -85,16 +61,8 @@ async fn an_expired_token_is_401() {
     let claims = json!({"sub": "alice", "role": "customer", "exp": an_hour_ago});
     let key = EncodingKey::from_secret(app.secret.expose().as_bytes());
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
-    let body = problem(
-        app.get(Some(&token), "/v1/movies").await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("expired"),
-        "{body}"
-    );
+    let body = problem(app.get(Some(&token), "/v1/movies").await, 401, "unauthorized").await;
+    assert!(body["detail"].as_str().unwrap().contains("expired"), "{body}");
 }
 
 #[tokio::test]
@@ -103,12 +71,7 @@ async fn an_unknown_role_is_401() {
     let claims = json!({"sub": "alice", "role": "owner", "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 60});
     let key = EncodingKey::from_secret(app.secret.expose().as_bytes());
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
-    problem(
-        app.get(Some(&token), "/v1/movies").await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    problem(app.get(Some(&token), "/v1/movies").await, 401, "unauthorized").await;
 }
 
 #[tokio::test]
@@ -117,67 +80,30 @@ async fn only_admins_manage_the_catalog() {
     let body = r#"{"title":"Heat","duration_min":170}"#;
     for role in [Role::Customer, Role::Agent] {
         let token = app.token("someone", role);
-        problem(
-            app.post(Some(&token), "/v1/movies", None, body).await,
-            403,
-            "forbidden",
-        )
-        .await;
+        problem(app.post(Some(&token), "/v1/movies", None, body).await, 403, "forbidden").await;
         // The role is checked before the body is read.
-        problem(
-            app.post(Some(&token), "/v1/movies", None, "{oops").await,
-            403,
-            "forbidden",
-        )
-        .await;
-        problem(
-            app.post(Some(&token), "/v1/shows", None, "{}").await,
-            403,
-            "forbidden",
-        )
-        .await;
+        problem(app.post(Some(&token), "/v1/movies", None, "{oops").await, 403, "forbidden").await;
+        problem(app.post(Some(&token), "/v1/shows", None, "{}").await, 403, "forbidden").await;
     }
-    let movies: Value = app
-        .get(Some(&app.customer("c")), "/v1/movies")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let movies: Value = app.get(Some(&app.customer("c")), "/v1/movies").await.json().await.unwrap();
     assert_eq!(movies, json!([]));
 }
 
 #[tokio::test]
 async fn an_unknown_route_is_404() {
     let app = TestApp::spawn().await;
-    problem(
-        app.get(Some(&app.admin()), "/v1/nothing-here").await,
-        404,
-        "not_found",
-    )
-    .await;
+    problem(app.get(Some(&app.admin()), "/v1/nothing-here").await, 404, "not_found").await;
     problem(app.get(None, "/nope").await, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn a_wrong_method_is_405() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .delete(app.url("/v1/movies"))
-        .bearer_auth(app.admin())
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.delete(app.url("/v1/movies")).bearer_auth(app.admin()).send().await.unwrap();
     let allow = response.headers()["allow"].to_str().unwrap().to_owned();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
     problem(response, 405, "method_not_allowed").await;
-    let response = app
-        .client
-        .get(app.url("/v1/holds"))
-        .bearer_auth(app.admin())
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url("/v1/holds")).bearer_auth(app.admin()).send().await.unwrap();
     problem(response, 405, "method_not_allowed").await;
 }
 
@@ -186,27 +112,10 @@ async fn a_body_over_64_kib_is_413() {
     let app = TestApp::spawn().await;
     let padding = "x".repeat(64 * 1024);
     let body = format!(r#"{{"show_id":"{padding}","seat_ids":["A1"]}}"#);
-    let response = app
-        .post(
-            Some(&app.customer("alice")),
-            "/v1/holds",
-            Some("big"),
-            &body,
-        )
-        .await;
+    let response = app.post(Some(&app.customer("alice")), "/v1/holds", Some("big"), &body).await;
     problem(response, 413, "payload_too_large").await;
     // Nothing was stored: the key is free.
-    assert_eq!(
-        app.post(
-            Some(&app.customer("alice")),
-            "/v1/holds",
-            Some("big"),
-            HOLD_BODY
-        )
-        .await
-        .status(),
-        202
-    );
+    assert_eq!(app.post(Some(&app.customer("alice")), "/v1/holds", Some("big"), HOLD_BODY).await.status(), 202);
 }
 
 /// POSTs `body` and expects a 400 `invalid_body` naming `field`.
@@ -214,10 +123,7 @@ async fn invalid(app: &TestApp, token: &str, path: &str, body: &str, field: &str
     let response = app.post(Some(token), path, Some("key-400"), body).await;
     let problem = problem(response, 400, "invalid_body").await;
     assert_eq!(problem["field"], field, "{body} -> {problem}");
-    assert!(
-        problem["detail"].as_str().unwrap().contains(field),
-        "{problem}"
-    );
+    assert!(problem["detail"].as_str().unwrap().contains(field), "{problem}");
 }
 
 #[tokio::test]
@@ -225,66 +131,27 @@ async fn a_bad_command_body_is_400_naming_the_field() {
     let app = TestApp::spawn().await;
     let token = app.customer("alice");
     let cases = [
-        (
-            "/v1/holds",
-            r#"{"show_id":"show_1","seat_ids":["A1"],"extra":true}"#,
-            "extra",
-        ),
+        ("/v1/holds", r#"{"show_id":"show_1","seat_ids":["A1"],"extra":true}"#, "extra"),
         ("/v1/holds", r#"{"show_id":7,"seat_ids":["A1"]}"#, "show_id"),
-        (
-            "/v1/holds",
-            r#"{"show_id":"show_1","seat_ids":"A1"}"#,
-            "seat_ids",
-        ),
-        (
-            "/v1/holds",
-            r#"{"show_id":"show_1","seat_ids":["A1",2]}"#,
-            "seat_ids[1]",
-        ),
+        ("/v1/holds", r#"{"show_id":"show_1","seat_ids":"A1"}"#, "seat_ids"),
+        ("/v1/holds", r#"{"show_id":"show_1","seat_ids":["A1",2]}"#, "seat_ids[1]"),
         ("/v1/holds", r#"{"seat_ids":["A1"]}"#, "show_id"),
-        (
-            "/v1/holds",
-            r#"{"show_id":"","seat_ids":["A1"]}"#,
-            "show_id",
-        ),
-        (
-            "/v1/holds",
-            r#"{"show_id":"show_1","seat_ids":[]}"#,
-            "seat_ids",
-        ),
-        (
-            "/v1/holds",
-            r#"{"show_id":"show_1","seat_ids":["A1","A1"]}"#,
-            "seat_ids",
-        ),
+        ("/v1/holds", r#"{"show_id":"","seat_ids":["A1"]}"#, "show_id"),
+        ("/v1/holds", r#"{"show_id":"show_1","seat_ids":[]}"#, "seat_ids"),
+        ("/v1/holds", r#"{"show_id":"show_1","seat_ids":["A1","A1"]}"#, "seat_ids"),
         (
             "/v1/holds",
             r#"{"show_id":"show_1","seat_ids":["A1","A2","A3","A4","A5","A6","A7","A8","A9","A10","A11"]}"#,
             "seat_ids",
         ),
-        (
-            "/v1/bookings",
-            r#"{"hold_id":"hold_1","payment_token":"visa"}"#,
-            "payment_token",
-        ),
+        ("/v1/bookings", r#"{"hold_id":"hold_1","payment_token":"visa"}"#, "payment_token"),
         ("/v1/bookings", r#"{"hold_id":"hold_1"}"#, "payment_token"),
-        (
-            "/v1/holds/hold_1/release",
-            r#"{"why":"changed my mind"}"#,
-            "why",
-        ),
+        ("/v1/holds/hold_1/release", r#"{"why":"changed my mind"}"#, "why"),
     ];
     for (path, body, field) in cases {
         invalid(&app, &token, path, body, field).await;
     }
-    assert_eq!(
-        app.backend
-            .queues
-            .depth(domain::ports::Queue::BookingCommands.source())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.backend.queues.depth(domain::ports::Queue::BookingCommands.source()).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -296,10 +163,7 @@ async fn a_bad_catalog_body_is_400_naming_the_field() {
         (r#"{"title":"Heat","duration_min":0}"#, "duration_min"),
         (r#"{"title":"Heat","duration_min":"long"}"#, "duration_min"),
         (r#"{"title":"  ","duration_min":90}"#, "title"),
-        (
-            r#"{"title":"Heat","duration_min":90,"rating":"R"}"#,
-            "rating",
-        ),
+        (r#"{"title":"Heat","duration_min":90,"rating":"R"}"#, "rating"),
     ];
     for (body, field) in cases {
         invalid(&app, &admin, "/v1/movies", body, field).await;
@@ -318,22 +182,10 @@ async fn a_bad_catalog_body_is_400_naming_the_field() {
         body.to_string()
     };
     let cases = [
-        (
-            show(json!({"auditorium": {"rows": 27, "seats_per_row": 8}})),
-            "auditorium.rows",
-        ),
-        (
-            show(json!({"auditorium": {"rows": 5, "seats_per_row": 0}})),
-            "auditorium.seats_per_row",
-        ),
-        (
-            show(json!({"auditorium": {"rows": 5}})),
-            "auditorium.seats_per_row",
-        ),
-        (
-            show(json!({"auditorium": {"rows": 5, "seats_per_row": 8, "balcony": true}})),
-            "auditorium.balcony",
-        ),
+        (show(json!({"auditorium": {"rows": 27, "seats_per_row": 8}})), "auditorium.rows"),
+        (show(json!({"auditorium": {"rows": 5, "seats_per_row": 0}})), "auditorium.seats_per_row"),
+        (show(json!({"auditorium": {"rows": 5}})), "auditorium.seats_per_row"),
+        (show(json!({"auditorium": {"rows": 5, "seats_per_row": 8, "balcony": true}})), "auditorium.balcony"),
         (show(json!({"starts_at": "tomorrow"})), "starts_at"),
         (show(json!({"price_cents": -1})), "price_cents"),
         (show(json!({"price_cents": 1_000_001})), "price_cents"),
@@ -370,9 +222,7 @@ async fn a_wait_out_of_range_is_400() {
     let app = TestApp::spawn().await;
     let token = app.customer("alice");
     for wait in ["21", "-1", "soon"] {
-        let response = app
-            .get(Some(&token), &format!("/v1/requests/req_x?wait={wait}"))
-            .await;
+        let response = app.get(Some(&token), &format!("/v1/requests/req_x?wait={wait}")).await;
         let body = problem(response, 400, "invalid_query").await;
         assert_eq!(body["field"], "wait");
     }

@@ -34,9 +34,7 @@ impl TestApp {
     /// The app on a fresh embedded backend.
     pub async fn spawn() -> TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
-        let backend = Backend::connect(&Settings::embedded(dir.path()))
-            .await
-            .expect("the embedded backend opens");
+        let backend = Backend::connect(&Settings::embedded(dir.path())).await.expect("the embedded backend opens");
         Self::spawn_on(backend, Some(dir)).await
     }
 
@@ -45,24 +43,12 @@ impl TestApp {
         let mut settings = Settings::embedded(std::env::temp_dir());
         settings.http_addr = "127.0.0.1:0".parse().expect("an address");
         let secret = JwtSecret::generate();
-        let app = Ingress::build(&settings, secret.clone(), backend.clone())
-            .await
-            .expect("the app binds");
+        let app = Ingress::build(&settings, secret.clone(), backend.clone()).await.expect("the app binds");
         let base = format!("http://{}", app.local_addr());
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("a client");
-        TestApp {
-            base,
-            client,
-            backend,
-            secret,
-            shutdown,
-            _dir: dir,
-        }
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
+        TestApp { base, client, backend, secret, shutdown, _dir: dir }
     }
 
     pub fn token(&self, sub: &str, role: Role) -> String {
@@ -90,18 +76,9 @@ impl TestApp {
     }
 
     /// POSTs `body` verbatim as JSON, with an `Idempotency-Key` when one is given.
-    pub async fn post(
-        &self,
-        token: Option<&str>,
-        path: &str,
-        key: Option<&str>,
-        body: &str,
-    ) -> Response {
-        let mut request = self
-            .client
-            .post(self.url(path))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
+    pub async fn post(&self, token: Option<&str>, path: &str, key: Option<&str>, body: &str) -> Response {
+        let mut request =
+            self.client.post(self.url(path)).header("content-type", "application/json").body(body.to_owned());
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -114,33 +91,18 @@ impl TestApp {
     /// Creates a movie and a show of `rows` × `seats_per_row` as an admin.
     pub async fn create_show(&self, rows: u32, seats_per_row: u32) -> (String, String) {
         let admin = self.admin();
-        let movie = self
-            .post(
-                Some(&admin),
-                "/v1/movies",
-                None,
-                r#"{"title":"Arrival","duration_min":116}"#,
-            )
-            .await;
+        let movie = self.post(Some(&admin), "/v1/movies", None, r#"{"title":"Arrival","duration_min":116}"#).await;
         assert_eq!(movie.status(), 201);
-        let movie_id = movie.json::<Value>().await.unwrap()["movie_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let movie_id = movie.json::<Value>().await.unwrap()["movie_id"].as_str().unwrap().to_owned();
         let body = json!({
             "movie_id": movie_id,
             "starts_at": "2026-12-01T20:00:00Z",
             "auditorium": {"rows": rows, "seats_per_row": seats_per_row},
             "price_cents": 1250,
         });
-        let show = self
-            .post(Some(&admin), "/v1/shows", None, &body.to_string())
-            .await;
+        let show = self.post(Some(&admin), "/v1/shows", None, &body.to_string()).await;
         assert_eq!(show.status(), 201);
-        let show_id = show.json::<Value>().await.unwrap()["show_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let show_id = show.json::<Value>().await.unwrap()["show_id"].as_str().unwrap().to_owned();
         (movie_id, show_id)
     }
 }
@@ -148,18 +110,12 @@ impl TestApp {
 /// Reads a problem document and checks its shape; returns it.
 pub async fn problem(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status(), status, "status of a `{code}` problem");
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
     let body: Value = response.json().await.expect("a JSON problem");
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status);
     assert_eq!(body["type"], format!("https://usher.dev/problems/{code}"));
-    assert!(
-        body["title"].is_string() && body["detail"].is_string(),
-        "{body}"
-    );
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
     body
 }
 
@@ -190,12 +146,7 @@ impl MessageQueue for UnreachableQueue {
     async fn delete_batch(&self, _: QueueAddr, _: Vec<Receipt>) -> Result<(), PortError> {
         Err(down())
     }
-    async fn change_visibility(
-        &self,
-        _: QueueAddr,
-        _: &Receipt,
-        _: Duration,
-    ) -> Result<(), PortError> {
+    async fn change_visibility(&self, _: QueueAddr, _: &Receipt, _: Duration) -> Result<(), PortError> {
         Err(down())
     }
     async fn depth(&self, _: QueueAddr) -> Result<u64, PortError> {

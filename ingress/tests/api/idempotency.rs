@@ -12,19 +12,13 @@ use serde_json::Value;
 use std::sync::Arc;
 
 async fn queued(app: &TestApp) -> u64 {
-    app.backend
-        .queues
-        .depth(Queue::BookingCommands.source())
-        .await
-        .unwrap()
+    app.backend.queues.depth(Queue::BookingCommands.source()).await.unwrap()
 }
 
 #[tokio::test]
 async fn a_command_without_a_key_is_refused() {
     let app = TestApp::spawn().await;
-    let response = app
-        .post(Some(&app.customer("alice")), "/v1/holds", None, HOLD_BODY)
-        .await;
+    let response = app.post(Some(&app.customer("alice")), "/v1/holds", None, HOLD_BODY).await;
     problem(response, 400, "idempotency_key_missing").await;
     assert_eq!(queued(&app).await, 0);
 }
@@ -35,9 +29,7 @@ async fn a_malformed_key_is_refused() {
     let token = app.customer("alice");
     let too_long = "k".repeat(256);
     for key in ["has space", "", too_long.as_str()] {
-        let response = app
-            .post(Some(&token), "/v1/holds", Some(key), HOLD_BODY)
-            .await;
+        let response = app.post(Some(&token), "/v1/holds", Some(key), HOLD_BODY).await;
         problem(response, 400, "idempotency_key_invalid").await;
     }
     assert_eq!(queued(&app).await, 0);
@@ -46,58 +38,33 @@ async fn a_malformed_key_is_refused() {
 #[tokio::test]
 async fn an_admitted_command_answers_202_with_its_status_url() {
     let app = TestApp::spawn().await;
-    let response = app
-        .post(
-            Some(&app.customer("alice")),
-            "/v1/holds",
-            Some("k1"),
-            HOLD_BODY,
-        )
-        .await;
+    let response = app.post(Some(&app.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.status(), 202);
     assert!(response.headers().get("idempotent-replayed").is_none());
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let text = response.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
     let id = body["request_id"].as_str().unwrap();
-    let expected =
-        format!(r#"{{"request_id":"{id}","status":"accepted","status_url":"/v1/requests/{id}"}}"#);
+    let expected = format!(r#"{{"request_id":"{id}","status":"accepted","status_url":"/v1/requests/{id}"}}"#);
     assert_eq!(text, expected);
     assert_eq!(location, format!("/v1/requests/{id}"));
     assert_eq!(queued(&app).await, 1);
-    let record = app
-        .backend
-        .requests
-        .get(&RequestId::from(id))
-        .await
-        .unwrap()
-        .expect("a status document");
+    let record = app.backend.requests.get(&RequestId::from(id)).await.unwrap().expect("a status document");
     assert_eq!(record.owner, UserId::new("alice"));
     assert_eq!(record.doc.kind, "booking.hold.place");
     // Queued and marked so: the sweep has nothing to re-send.
-    assert!(
-        app.backend
-            .requests
-            .unqueued(clock::now() + time::Duration::minutes(1), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(app.backend.requests.unqueued(clock::now() + time::Duration::minutes(1), 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_retry_replays_the_first_answer_byte_for_byte() {
     let app = TestApp::spawn().await;
     let token = app.customer("alice");
-    let first = app
-        .post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY)
-        .await;
+    let first = app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await;
     let (status, location) = (first.status(), first.headers()["location"].clone());
     let first_body = first.bytes().await.unwrap();
 
-    let again = app
-        .post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY)
-        .await;
+    let again = app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(again.status(), status);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.headers()["content-type"], "application/json");
@@ -110,15 +77,11 @@ async fn a_retry_replays_the_first_answer_byte_for_byte() {
 async fn key_order_and_whitespace_do_not_make_a_different_request() {
     let app = TestApp::spawn().await;
     let token = app.customer("alice");
-    let first = app
-        .post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY)
-        .await;
+    let first = app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(first.status(), 202);
     let first_body = first.text().await.unwrap();
     let reordered = "{\n  \"seat_ids\" : [ \"A1\", \"A2\" ],\n  \"show_id\" : \"show_1\"\n}\n";
-    let again = app
-        .post(Some(&token), "/v1/holds", Some("k1"), reordered)
-        .await;
+    let again = app.post(Some(&token), "/v1/holds", Some("k1"), reordered).await;
     assert_eq!(again.status(), 202);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.text().await.unwrap(), first_body);
@@ -129,54 +92,20 @@ async fn key_order_and_whitespace_do_not_make_a_different_request() {
 async fn a_key_reused_for_a_different_request_is_refused() {
     let app = TestApp::spawn().await;
     let token = app.customer("alice");
-    assert_eq!(
-        app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY)
-            .await
-            .status(),
-        202
-    );
+    assert_eq!(app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await.status(), 202);
     let other_seats = r#"{"show_id":"show_1","seat_ids":["A2","A1"]}"#;
-    problem(
-        app.post(Some(&token), "/v1/holds", Some("k1"), other_seats)
-            .await,
-        422,
-        "idempotency_key_reused",
-    )
-    .await;
+    problem(app.post(Some(&token), "/v1/holds", Some("k1"), other_seats).await, 422, "idempotency_key_reused").await;
     let other_route = r#"{"hold_id":"hold_1","payment_token":"tok_visa"}"#;
-    problem(
-        app.post(Some(&token), "/v1/bookings", Some("k1"), other_route)
-            .await,
-        422,
-        "idempotency_key_reused",
-    )
-    .await;
+    problem(app.post(Some(&token), "/v1/bookings", Some("k1"), other_route).await, 422, "idempotency_key_reused").await;
     assert_eq!(queued(&app).await, 1);
 }
 
 #[tokio::test]
 async fn keys_are_scoped_to_the_caller() {
     let app = TestApp::spawn().await;
-    let alice = app
-        .post(
-            Some(&app.customer("alice")),
-            "/v1/holds",
-            Some("shared"),
-            HOLD_BODY,
-        )
-        .await;
-    let bob = app
-        .post(
-            Some(&app.customer("bob")),
-            "/v1/holds",
-            Some("shared"),
-            HOLD_BODY,
-        )
-        .await;
-    assert_eq!(
-        (alice.status(), bob.status()),
-        (202.try_into().unwrap(), 202.try_into().unwrap())
-    );
+    let alice = app.post(Some(&app.customer("alice")), "/v1/holds", Some("shared"), HOLD_BODY).await;
+    let bob = app.post(Some(&app.customer("bob")), "/v1/holds", Some("shared"), HOLD_BODY).await;
+    assert_eq!((alice.status(), bob.status()), (202.try_into().unwrap(), 202.try_into().unwrap()));
     assert!(bob.headers().get("idempotent-replayed").is_none());
     let alice: Value = alice.json().await.unwrap();
     let bob: Value = bob.json().await.unwrap();
@@ -189,22 +118,9 @@ async fn a_rejected_request_leaves_the_key_free() {
     let app = TestApp::spawn().await;
     let token = app.customer("alice");
     let invalid = r#"{"show_id":"show_1","seat_ids":[]}"#;
-    problem(
-        app.post(Some(&token), "/v1/holds", Some("k1"), invalid)
-            .await,
-        400,
-        "invalid_body",
-    )
-    .await;
-    problem(
-        app.post(None, "/v1/holds", Some("k1"), HOLD_BODY).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    let response = app
-        .post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY)
-        .await;
+    problem(app.post(Some(&token), "/v1/holds", Some("k1"), invalid).await, 400, "invalid_body").await;
+    problem(app.post(None, "/v1/holds", Some("k1"), HOLD_BODY).await, 401, "unauthorized").await;
+    let response = app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.status(), 202);
     assert!(response.headers().get("idempotent-replayed").is_none());
 }
@@ -213,13 +129,9 @@ async fn a_rejected_request_leaves_the_key_free() {
 /// claimed at `claimed_at`.
 fn alice_hold_admission(claimed_at: domain::clock::Timestamp) -> Admission {
     let request_id = RequestId::generate();
-    let command = Command::PlaceHold {
-        show_id: "show_1".into(),
-        seat_ids: vec!["A1".into(), "A2".into()],
-    };
-    let body = format!(
-        r#"{{"request_id":"{request_id}","status":"accepted","status_url":"/v1/requests/{request_id}"}}"#
-    );
+    let command = Command::PlaceHold { show_id: "show_1".into(), seat_ids: vec!["A1".into(), "A2".into()] };
+    let body =
+        format!(r#"{{"request_id":"{request_id}","status":"accepted","status_url":"/v1/requests/{request_id}"}}"#);
     let raw: Value = serde_json::from_str(HOLD_BODY).unwrap();
     Admission {
         owner: UserId::new("alice"),
@@ -228,10 +140,7 @@ fn alice_hold_admission(claimed_at: domain::clock::Timestamp) -> Admission {
         doc: StatusDoc::accepted(request_id.clone(), command.type_name(), claimed_at),
         command: CommandEnvelope {
             request_id,
-            actor: Actor {
-                sub: UserId::new("alice"),
-                role: Role::Customer,
-            },
+            actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
             issued_at: claimed_at,
             command,
         },
@@ -244,18 +153,8 @@ fn alice_hold_admission(claimed_at: domain::clock::Timestamp) -> Admission {
 async fn a_request_still_being_admitted_answers_409() {
     let app = TestApp::spawn().await;
     let admission = alice_hold_admission(clock::now());
-    assert!(matches!(
-        app.backend.requests.admit(admission).await.unwrap(),
-        Admitted::Claimed
-    ));
-    let response = app
-        .post(
-            Some(&app.customer("alice")),
-            "/v1/holds",
-            Some("k1"),
-            HOLD_BODY,
-        )
-        .await;
+    assert!(matches!(app.backend.requests.admit(admission).await.unwrap(), Admitted::Claimed));
+    let response = app.post(Some(&app.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.headers()["retry-after"], "1");
     problem(response, 409, "idempotency_request_in_progress").await;
     assert_eq!(queued(&app).await, 0);
@@ -266,61 +165,27 @@ async fn a_retry_finishes_an_admission_whose_admitter_died() {
     let app = TestApp::spawn().await;
     let admission = alice_hold_admission(clock::now() - time::Duration::minutes(1));
     let stored = admission.response.body.clone();
-    assert!(matches!(
-        app.backend.requests.admit(admission).await.unwrap(),
-        Admitted::Claimed
-    ));
-    let response = app
-        .post(
-            Some(&app.customer("alice")),
-            "/v1/holds",
-            Some("k1"),
-            HOLD_BODY,
-        )
-        .await;
+    assert!(matches!(app.backend.requests.admit(admission).await.unwrap(), Admitted::Claimed));
+    let response = app.post(Some(&app.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.status(), 202);
     assert_eq!(response.headers()["idempotent-replayed"], "true");
     assert_eq!(response.text().await.unwrap(), stored);
     assert_eq!(queued(&app).await, 1, "the stored command is queued");
-    assert!(
-        app.backend
-            .requests
-            .unqueued(clock::now(), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(app.backend.requests.unqueued(clock::now(), 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_command_that_cannot_be_queued_answers_503_and_frees_its_key() {
     let working = TestApp::spawn().await;
-    let broken = Backend {
-        queues: Arc::new(UnreachableQueue),
-        ..working.backend.clone()
-    };
+    let broken = Backend { queues: Arc::new(UnreachableQueue), ..working.backend.clone() };
     let down = TestApp::spawn_on(broken, None).await;
 
-    let response = down
-        .post(
-            Some(&down.customer("alice")),
-            "/v1/holds",
-            Some("k1"),
-            HOLD_BODY,
-        )
-        .await;
+    let response = down.post(Some(&down.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.headers()["retry-after"], "1");
     problem(response, 503, "backend_unavailable").await;
 
     // Same store, a queue that works: the key was given back, so this is a first admission.
-    let response = working
-        .post(
-            Some(&working.customer("alice")),
-            "/v1/holds",
-            Some("k1"),
-            HOLD_BODY,
-        )
-        .await;
+    let response = working.post(Some(&working.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.status(), 202);
     assert!(response.headers().get("idempotent-replayed").is_none());
 }
@@ -329,9 +194,7 @@ async fn a_command_that_cannot_be_queued_answers_503_and_frees_its_key() {
 async fn a_release_takes_an_empty_object_or_no_body() {
     let app = TestApp::spawn().await;
     let token = app.customer("alice");
-    let first = app
-        .post(Some(&token), "/v1/holds/hold_1/release", Some("r1"), "{}")
-        .await;
+    let first = app.post(Some(&token), "/v1/holds/hold_1/release", Some("r1"), "{}").await;
     assert_eq!(first.status(), 202);
     // No body reads as `{}`: the same request, so the same answer.
     let again = app
@@ -345,8 +208,6 @@ async fn a_release_takes_an_empty_object_or_no_body() {
     assert_eq!(again.status(), 202);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     // Another hold is another request.
-    let other = app
-        .post(Some(&token), "/v1/holds/hold_2/release", Some("r1"), "{}")
-        .await;
+    let other = app.post(Some(&token), "/v1/holds/hold_2/release", Some("r1"), "{}").await;
     problem(other, 422, "idempotency_key_reused").await;
 }

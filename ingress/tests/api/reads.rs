@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 async fn admit_hold(app: &TestApp, token: &str, key: &str, body: &str) -> String {
     let response = app.post(Some(token), "/v1/holds", Some(key), body).await;
     assert_eq!(response.status(), 202);
-    response.json::<Value>().await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -40,18 +37,10 @@ async fn a_wait_on_an_unfinished_request_ends_with_the_wait() {
     let alice = app.customer("alice");
     let id = admit_hold(&app, &alice, "k1", HOLD_BODY).await;
     let started = Instant::now();
-    let doc: Value = app
-        .get(Some(&alice), &format!("/v1/requests/{id}?wait=1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get(Some(&alice), &format!("/v1/requests/{id}?wait=1")).await.json().await.unwrap();
     let waited = started.elapsed();
     assert_eq!(doc["status"], "accepted");
-    assert!(
-        waited >= Duration::from_millis(950) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(950) && waited < Duration::from_secs(3), "{waited:?}");
 }
 
 #[tokio::test]
@@ -63,38 +52,19 @@ async fn a_wait_ends_as_soon_as_the_request_is_terminal() {
     let id = admit_hold(&app, &alice, "k1", &body).await;
 
     let poll = tokio::spawn({
-        let (client, url, alice) = (
-            app.client.clone(),
-            app.url(&format!("/v1/requests/{id}?wait=10")),
-            alice.clone(),
-        );
+        let (client, url, alice) = (app.client.clone(), app.url(&format!("/v1/requests/{id}?wait=10")), alice.clone());
         async move {
             let started = Instant::now();
-            let doc: Value = client
-                .get(url)
-                .bearer_auth(alice)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let doc: Value = client.get(url).bearer_auth(alice).send().await.unwrap().json().await.unwrap();
             (doc, started.elapsed())
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     // What the booking worker would do with the command.
-    let ctx = CommandContext {
-        request_id: RequestId::from(id.as_str()),
-        actor: UserId::new("alice"),
-        now: clock::now(),
-    };
+    let ctx =
+        CommandContext { request_id: RequestId::from(id.as_str()), actor: UserId::new("alice"), now: clock::now() };
     let expires_at = clock::now() + time::Duration::minutes(10);
-    app.backend
-        .bookings
-        .place_hold(&ctx, &show_id.as_str().into(), &["A1".into()], expires_at)
-        .await
-        .unwrap();
+    app.backend.bookings.place_hold(&ctx, &show_id.as_str().into(), &["A1".into()], expires_at).await.unwrap();
 
     let (doc, waited) = poll.await.unwrap();
     assert_eq!(doc["status"], "succeeded", "{doc}");
@@ -107,26 +77,10 @@ async fn customers_read_only_their_own_requests() {
     let app = TestApp::spawn().await;
     let id = admit_hold(&app, &app.customer("alice"), "k1", HOLD_BODY).await;
     let path = format!("/v1/requests/{id}");
-    problem(
-        app.get(Some(&app.customer("bob")), &path).await,
-        404,
-        "request_not_found",
-    )
-    .await;
-    problem(
-        app.get(Some(&app.customer("bob")), "/v1/requests/req_missing")
-            .await,
-        404,
-        "request_not_found",
-    )
-    .await;
+    problem(app.get(Some(&app.customer("bob")), &path).await, 404, "request_not_found").await;
+    problem(app.get(Some(&app.customer("bob")), "/v1/requests/req_missing").await, 404, "request_not_found").await;
     for role in [Role::Agent, Role::Admin] {
-        assert_eq!(
-            app.get(Some(&app.token("staff", role)), &path)
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(app.get(Some(&app.token("staff", role)), &path).await.status(), 200);
     }
 }
 
@@ -138,33 +92,17 @@ async fn customers_read_only_their_own_bookings() {
     let show = show_id.as_str().into();
 
     // Hold then confirm through the store, as the booking worker would after the 202s.
-    let hold_request = admit_hold(
-        &app,
-        &alice,
-        "hold",
-        &format!(r#"{{"show_id":"{show_id}","seat_ids":["A1","A2"]}}"#),
-    )
-    .await;
-    let ctx = |id: &str| CommandContext {
-        request_id: RequestId::from(id),
-        actor: UserId::new("alice"),
-        now: clock::now(),
-    };
+    let hold_request =
+        admit_hold(&app, &alice, "hold", &format!(r#"{{"show_id":"{show_id}","seat_ids":["A1","A2"]}}"#)).await;
+    let ctx =
+        |id: &str| CommandContext { request_id: RequestId::from(id), actor: UserId::new("alice"), now: clock::now() };
     let held = app
         .backend
         .bookings
-        .place_hold(
-            &ctx(&hold_request),
-            &show,
-            &["A1".into(), "A2".into()],
-            clock::now() + time::Duration::minutes(10),
-        )
+        .place_hold(&ctx(&hold_request), &show, &["A1".into(), "A2".into()], clock::now() + time::Duration::minutes(10))
         .await
         .unwrap();
-    let hold_id = held.doc.result.unwrap()["hold_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hold_id = held.doc.result.unwrap()["hold_id"].as_str().unwrap().to_owned();
     let confirm = app
         .post(
             Some(&alice),
@@ -174,28 +112,15 @@ async fn customers_read_only_their_own_bookings() {
         )
         .await;
     assert_eq!(confirm.status(), 202);
-    let confirm_request = confirm.json::<Value>().await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let receipt = PaymentReceipt {
-        payment_id: format!("pay_{confirm_request}"),
-        amount_cents: 2500,
-    };
+    let confirm_request = confirm.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
+    let receipt = PaymentReceipt { payment_id: format!("pay_{confirm_request}"), amount_cents: 2500 };
     let booked = app
         .backend
         .bookings
-        .confirm_booking(
-            &ctx(&confirm_request),
-            &HoldId::from(hold_id.as_str()),
-            &receipt,
-        )
+        .confirm_booking(&ctx(&confirm_request), &HoldId::from(hold_id.as_str()), &receipt)
         .await
         .unwrap();
-    let booking_id = booked.doc.result.unwrap()["booking_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let booking_id = booked.doc.result.unwrap()["booking_id"].as_str().unwrap().to_owned();
 
     let path = format!("/v1/bookings/{booking_id}");
     let booking: Value = app.get(Some(&alice), &path).await.json().await.unwrap();
@@ -207,22 +132,7 @@ async fn customers_read_only_their_own_bookings() {
     assert_eq!(booking["customer_id"], "alice");
     assert!(booking["created_at"].is_string());
 
-    problem(
-        app.get(Some(&app.customer("bob")), &path).await,
-        404,
-        "booking_not_found",
-    )
-    .await;
-    problem(
-        app.get(Some(&alice), "/v1/bookings/bk_missing").await,
-        404,
-        "booking_not_found",
-    )
-    .await;
-    assert_eq!(
-        app.get(Some(&app.token("desk", Role::Agent)), &path)
-            .await
-            .status(),
-        200
-    );
+    problem(app.get(Some(&app.customer("bob")), &path).await, 404, "booking_not_found").await;
+    problem(app.get(Some(&alice), "/v1/bookings/bk_missing").await, 404, "booking_not_found").await;
+    assert_eq!(app.get(Some(&app.token("desk", Role::Agent)), &path).await.status(), 200);
 }

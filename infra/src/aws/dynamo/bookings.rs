@@ -5,9 +5,7 @@
 //! reports contention and the worker retries later).
 
 use super::catalog::{seat_from, seat_key};
-use super::item::{
-    Item, Placeholders, get_millis, get_n, get_s, get_strings, key, millis, n, s, strings,
-};
+use super::item::{Item, Placeholders, get_millis, get_n, get_s, get_strings, key, millis, n, s, strings};
 use super::requests::StoredRequest;
 use super::tables::TTL_ATTRIBUTE;
 use super::{ATTEMPTS, Cancelled, DynamoStore};
@@ -30,11 +28,7 @@ const HOLD_RETENTION: TimeDuration = TimeDuration::days(7);
 
 /// When DynamoDB's TTL may delete a hold (epoch seconds).
 fn retention_end(expires_at: Timestamp) -> i64 {
-    expires_at
-        .checked_add(HOLD_RETENTION)
-        .unwrap_or(expires_at)
-        .unix_timestamp()
-        .max(0)
+    expires_at.checked_add(HOLD_RETENTION).unwrap_or(expires_at).unix_timestamp().max(0)
 }
 
 fn hold_key(hold_id: &HoldId) -> Item {
@@ -47,13 +41,9 @@ fn hold_from(item: &Item) -> Result<SeatHold, PortError> {
         hold_id: HoldId::from(get_s(item, "hold_id")?),
         show_id: ShowId::from(get_s(item, "show_id")?),
         customer_id: UserId::new(get_s(item, "customer_id")?),
-        seat_ids: get_strings::<String>(item, "seat_ids")?
-            .iter()
-            .map(|id| SeatId::from(id.as_str()))
-            .collect(),
+        seat_ids: get_strings::<String>(item, "seat_ids")?.iter().map(|id| SeatId::from(id.as_str())).collect(),
         expires_at: get_millis(item, "expires_at")?,
-        status: HoldStatus::parse(status)
-            .ok_or_else(|| PortError::Corrupt(format!("unknown hold status {status}")))?,
+        status: HoldStatus::parse(status).ok_or_else(|| PortError::Corrupt(format!("unknown hold status {status}")))?,
         request_id: RequestId::from(get_s(item, "request_id")?),
     })
 }
@@ -62,10 +52,7 @@ fn booking_from(item: &Item) -> Result<Booking, PortError> {
     Ok(Booking {
         booking_id: BookingId::from(get_s(item, "booking_id")?),
         show_id: ShowId::from(get_s(item, "show_id")?),
-        seat_ids: get_strings::<String>(item, "seat_ids")?
-            .iter()
-            .map(|id| SeatId::from(id.as_str()))
-            .collect(),
+        seat_ids: get_strings::<String>(item, "seat_ids")?.iter().map(|id| SeatId::from(id.as_str())).collect(),
         amount_cents: get_n(item, "amount_cents")?,
         status: BookingStatus::Confirmed,
         customer_id: UserId::new(get_s(item, "customer_id")?),
@@ -116,49 +103,25 @@ struct Plan {
 
 impl Plan {
     fn business(decided: (Outcome, Vec<CloudEvent>)) -> Self {
-        Self {
-            effects: Vec::new(),
-            outcome: decided.0,
-            events: decided.1,
-        }
+        Self { effects: Vec::new(), outcome: decided.0, events: decided.1 }
     }
 }
 
 impl DynamoStore {
     async fn load_hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {
-        self.get_one(&self.holds, hold_key(hold_id))
-            .await?
-            .as_ref()
-            .map(hold_from)
-            .transpose()
+        self.get_one(&self.holds, hold_key(hold_id)).await?.as_ref().map(hold_from).transpose()
     }
 
     /// The stored records of these seats of the show, in the order asked; missing seats
     /// are left out.
-    async fn load_seats(
-        &self,
-        show_id: &ShowId,
-        seat_ids: &[SeatId],
-    ) -> Result<Vec<SeatRecord>, PortError> {
-        let keys = seat_ids
-            .iter()
-            .map(|seat| seat_key(show_id, seat))
-            .collect();
-        self.get_many(&self.seats, keys)
-            .await?
-            .iter()
-            .map(seat_from)
-            .collect()
+    async fn load_seats(&self, show_id: &ShowId, seat_ids: &[SeatId]) -> Result<Vec<SeatRecord>, PortError> {
+        let keys = seat_ids.iter().map(|seat| seat_key(show_id, seat)).collect();
+        self.get_many(&self.seats, keys).await?.iter().map(seat_from).collect()
     }
 
     /// Claims a seat for a hold. The condition is the hold rule itself: never booked, and
     /// either never held or held by a hold that has expired by `now`.
-    fn claim_seat(
-        &self,
-        hold: &SeatHold,
-        seat: &SeatId,
-        now: Timestamp,
-    ) -> Result<TransactWriteItem, PortError> {
+    fn claim_seat(&self, hold: &SeatHold, seat: &SeatId, now: Timestamp) -> Result<TransactWriteItem, PortError> {
         update(
             &self.seats,
             seat_key(&hold.show_id, seat),
@@ -179,8 +142,7 @@ impl DynamoStore {
             seat_key(&hold.show_id, seat),
             "REMOVE #hold_id, #hold_expires_at",
             "#hold_id = :hold AND attribute_not_exists(#booking_id)",
-            Placeholders::names(&["hold_id", "hold_expires_at", "booking_id"])
-                .value("hold", s(hold.hold_id.as_str())),
+            Placeholders::names(&["hold_id", "hold_expires_at", "booking_id"]).value("hold", s(hold.hold_id.as_str())),
         )
     }
 
@@ -189,9 +151,7 @@ impl DynamoStore {
         let current = self.load_seats(&hold.show_id, &hold.seat_ids).await?;
         current
             .iter()
-            .filter(|seat| {
-                seat.hold_id.as_ref() == Some(&hold.hold_id) && seat.booking_id.is_none()
-            })
+            .filter(|seat| seat.hold_id.as_ref() == Some(&hold.hold_id) && seat.booking_id.is_none())
             .map(|seat| self.free_seat(hold, &seat.seat_id))
             .collect()
     }
@@ -215,22 +175,15 @@ impl DynamoStore {
             names.push("expires_at");
             condition.push_str(" AND #expires_at > :now");
         }
-        let mut p = Placeholders::names(&names)
-            .value("to", s(to.as_str()))
-            .value("active", s(HoldStatus::Active.as_str()));
+        let mut p =
+            Placeholders::names(&names).value("to", s(to.as_str())).value("active", s(HoldStatus::Active.as_str()));
         if let Some(booking_id) = booking_id {
             p = p.value("booking", s(booking_id.as_str()));
         }
         if let Some(now) = live_at {
             p = p.value("now", millis(now));
         }
-        update(
-            &self.holds,
-            hold_key(&hold.hold_id),
-            &expression,
-            &condition,
-            p,
-        )
+        update(&self.holds, hold_key(&hold.hold_id), &expression, &condition, p)
     }
 
     async fn plan_hold(
@@ -242,15 +195,11 @@ impl DynamoStore {
     ) -> Result<Plan, PortError> {
         if self.load_show(show_id).await?.is_none() {
             let error = BusinessError::new("show_not_found", format!("no show {show_id}"));
-            return Ok(Plan::business(booking::hold_rejected(
-                ctx, show_id, seat_ids, error,
-            )));
+            return Ok(Plan::business(booking::hold_rejected(ctx, show_id, seat_ids, error)));
         }
         let current = self.load_seats(show_id, seat_ids).await?;
         if let Err(error) = booking::check_hold(seat_ids, &current, ctx.now) {
-            return Ok(Plan::business(booking::hold_rejected(
-                ctx, show_id, seat_ids, error,
-            )));
+            return Ok(Plan::business(booking::hold_rejected(ctx, show_id, seat_ids, error)));
         }
         let hold = SeatHold {
             hold_id: HoldId::generate(),
@@ -261,10 +210,8 @@ impl DynamoStore {
             status: HoldStatus::Active,
             request_id: ctx.request_id.clone(),
         };
-        let mut effects = seat_ids
-            .iter()
-            .map(|seat| self.claim_seat(&hold, seat, ctx.now))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut effects =
+            seat_ids.iter().map(|seat| self.claim_seat(&hold, seat, ctx.now)).collect::<Result<Vec<_>, _>>()?;
         effects.push(create(
             &self.holds,
             attrs(vec![
@@ -280,18 +227,10 @@ impl DynamoStore {
             "hold_id",
         )?);
         let (outcome, events) = booking::hold_placed(ctx, &hold);
-        Ok(Plan {
-            effects,
-            outcome,
-            events,
-        })
+        Ok(Plan { effects, outcome, events })
     }
 
-    async fn plan_release(
-        &self,
-        ctx: &CommandContext,
-        hold_id: &HoldId,
-    ) -> Result<Plan, PortError> {
+    async fn plan_release(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Plan, PortError> {
         let checked = match self.load_hold(hold_id).await? {
             None => Err(booking::hold_not_found(hold_id)),
             Some(hold) => hold.check_releasable(&ctx.actor, ctx.now).map(|()| hold),
@@ -303,11 +242,7 @@ impl DynamoStore {
         let mut effects = self.free_seats(&hold).await?;
         effects.push(self.close_hold(&hold, HoldStatus::Released, Some(ctx.now), None)?);
         let (outcome, events) = booking::hold_released(ctx, &hold);
-        Ok(Plan {
-            effects,
-            outcome,
-            events,
-        })
+        Ok(Plan { effects, outcome, events })
     }
 
     /// The plan of a confirmation, and the hold it confirms (to explain a failed seat).
@@ -323,16 +258,11 @@ impl DynamoStore {
         let hold = match checked {
             Ok(hold) => hold,
             Err(error) => {
-                return Ok((
-                    Plan::business(booking::booking_failed(ctx, hold_id, error)),
-                    None,
-                ));
+                return Ok((Plan::business(booking::booking_failed(ctx, hold_id, error)), None));
             }
         };
         let Some(show) = self.load_show(&hold.show_id).await? else {
-            return Err(PortError::Corrupt(format!(
-                "hold {hold_id} names a missing show"
-            )));
+            return Err(PortError::Corrupt(format!("hold {hold_id} names a missing show")));
         };
         let booking = Booking {
             booking_id: BookingId::generate(),
@@ -357,12 +287,7 @@ impl DynamoStore {
                     .value("hold", s(hold_id.as_str())),
             )?);
         }
-        effects.push(self.close_hold(
-            &hold,
-            HoldStatus::Confirmed,
-            Some(ctx.now),
-            Some(&booking.booking_id),
-        )?);
+        effects.push(self.close_hold(&hold, HoldStatus::Confirmed, Some(ctx.now), Some(&booking.booking_id))?);
         effects.push(create(
             &self.bookings,
             attrs(vec![
@@ -379,14 +304,7 @@ impl DynamoStore {
             "booking_id",
         )?);
         let (outcome, events) = booking::booking_confirmed(ctx, &booking, hold_id);
-        Ok((
-            Plan {
-                effects,
-                outcome,
-                events,
-            },
-            Some(hold),
-        ))
+        Ok((Plan { effects, outcome, events }, Some(hold)))
     }
 
     /// Runs read-decide-commit until it commits or finds the request terminal.
@@ -403,16 +321,7 @@ impl DynamoStore {
                 return Ok(done);
             }
             let decided = plan.plan(self).await?;
-            let committed = match self
-                .commit(
-                    op,
-                    &stored,
-                    decided.effects,
-                    decided.outcome,
-                    decided.events,
-                    now,
-                )
-                .await
+            let committed = match self.commit(op, &stored, decided.effects, decided.outcome, decided.events, now).await
             {
                 // Another transaction held one of the items: read, decide and try again
                 // after a short pause, as the worker would, but sooner.
@@ -431,10 +340,7 @@ impl DynamoStore {
                         if let Some(done) = stored.terminal_completion()? {
                             return Ok(done);
                         }
-                        if let Ok(done) = self
-                            .commit(op, &stored, Vec::new(), outcome.0, outcome.1, now)
-                            .await?
-                        {
+                        if let Ok(done) = self.commit(op, &stored, Vec::new(), outcome.0, outcome.1, now).await? {
                             return Ok(done);
                         }
                     }
@@ -442,9 +348,7 @@ impl DynamoStore {
                 }
             }
         }
-        Err(PortError::Contention(format!(
-            "{op}: state kept changing under request {request_id}"
-        )))
+        Err(PortError::Contention(format!("{op}: state kept changing under request {request_id}")))
     }
 }
 
@@ -481,9 +385,7 @@ struct PlaceHold<'a> {
 impl AsyncPlanner for PlaceHold<'_> {
     async fn plan(&mut self, store: &DynamoStore) -> Result<Plan, PortError> {
         // A seat taken since the last read shows up in the re-read as `seats_unavailable`.
-        store
-            .plan_hold(self.ctx, self.show_id, self.seat_ids, self.expires_at)
-            .await
+        store.plan_hold(self.ctx, self.show_id, self.seat_ids, self.expires_at).await
     }
 }
 
@@ -522,13 +424,8 @@ impl AsyncPlanner for ConfirmBooking<'_> {
         if !cancelled.any_failed(seats) || cancelled.failed(hold.seat_ids.len()) {
             return None;
         }
-        let expired = SeatHold {
-            status: HoldStatus::Expired,
-            ..hold.clone()
-        };
-        let error = expired
-            .check_confirmable(&self.ctx.actor, self.ctx.now)
-            .err()?;
+        let expired = SeatHold { status: HoldStatus::Expired, ..hold.clone() };
+        let error = expired.check_confirmable(&self.ctx.actor, self.ctx.now).err()?;
         Some(booking::booking_failed(self.ctx, self.hold_id, error))
     }
 }
@@ -542,28 +439,12 @@ impl BookingStore for DynamoStore {
         seat_ids: &[SeatId],
         expires_at: Timestamp,
     ) -> Result<Completion, PortError> {
-        let planner = PlaceHold {
-            ctx,
-            show_id,
-            seat_ids,
-            expires_at,
-        };
-        self.apply("place_hold", &ctx.request_id, ctx.now, planner)
-            .await
+        let planner = PlaceHold { ctx, show_id, seat_ids, expires_at };
+        self.apply("place_hold", &ctx.request_id, ctx.now, planner).await
     }
 
-    async fn release_hold(
-        &self,
-        ctx: &CommandContext,
-        hold_id: &HoldId,
-    ) -> Result<Completion, PortError> {
-        self.apply(
-            "release_hold",
-            &ctx.request_id,
-            ctx.now,
-            ReleaseHold { ctx, hold_id },
-        )
-        .await
+    async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
+        self.apply("release_hold", &ctx.request_id, ctx.now, ReleaseHold { ctx, hold_id }).await
     }
 
     async fn confirm_booking(
@@ -572,24 +453,10 @@ impl BookingStore for DynamoStore {
         hold_id: &HoldId,
         _payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
-        self.apply(
-            "confirm_booking",
-            &ctx.request_id,
-            ctx.now,
-            ConfirmBooking {
-                ctx,
-                hold_id,
-                hold: None,
-            },
-        )
-        .await
+        self.apply("confirm_booking", &ctx.request_id, ctx.now, ConfirmBooking { ctx, hold_id, hold: None }).await
     }
 
-    async fn expire_hold(
-        &self,
-        hold_id: &HoldId,
-        now: Timestamp,
-    ) -> Result<Option<CloudEvent>, PortError> {
+    async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
         for attempt in 1..=ATTEMPTS {
             let Some(hold) = self.load_hold(hold_id).await? else {
                 return Ok(None);
@@ -609,9 +476,7 @@ impl BookingStore for DynamoStore {
                 _ => return Ok(None),
             }
         }
-        Err(PortError::Contention(format!(
-            "hold {hold_id} kept changing while expiring"
-        )))
+        Err(PortError::Contention(format!("hold {hold_id} kept changing while expiring")))
     }
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {
@@ -619,12 +484,7 @@ impl BookingStore for DynamoStore {
     }
 
     async fn booking(&self, booking_id: &BookingId) -> Result<Option<Booking>, PortError> {
-        let item = self
-            .get_one(
-                &self.bookings,
-                key(&[("booking_id", s(booking_id.as_str()))]),
-            )
-            .await?;
+        let item = self.get_one(&self.bookings, key(&[("booking_id", s(booking_id.as_str()))])).await?;
         item.as_ref().map(booking_from).transpose()
     }
 }

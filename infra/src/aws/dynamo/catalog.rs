@@ -1,8 +1,6 @@
 //! Movies and shows (one catalog table, `kind` + `id`) and the seats of each show.
 
-use super::item::{
-    Item, Placeholders, get_millis, get_n, get_s, key, millis, n, opt_millis, opt_s, s,
-};
+use super::item::{Item, Placeholders, get_millis, get_n, get_s, key, millis, n, opt_millis, opt_s, s};
 use super::tables::SHOWS_BY_MOVIE_INDEX;
 use super::{DynamoStore, is_condition_failure};
 use crate::aws::error::{build_error, port_error};
@@ -34,10 +32,7 @@ fn show_from(item: &Item) -> Result<Show, PortError> {
         show_id: ShowId::from(get_s(item, "id")?),
         movie_id: MovieId::from(get_s(item, "movie_id")?),
         starts_at: get_millis(item, "starts_at")?,
-        auditorium: Auditorium {
-            rows: get_n(item, "rows")?,
-            seats_per_row: get_n(item, "seats_per_row")?,
-        },
+        auditorium: Auditorium { rows: get_n(item, "rows")?, seats_per_row: get_n(item, "seats_per_row")? },
         price_cents: get_n(item, "price_cents")?,
     })
 }
@@ -52,10 +47,7 @@ pub(crate) fn seat_from(item: &Item) -> Result<SeatRecord, PortError> {
 }
 
 pub(crate) fn seat_key(show_id: &ShowId, seat_id: &SeatId) -> Item {
-    key(&[
-        ("show_id", s(show_id.as_str())),
-        ("seat_id", s(seat_id.as_str())),
-    ])
+    key(&[("show_id", s(show_id.as_str())), ("seat_id", s(seat_id.as_str()))])
 }
 
 fn catalog_key(kind: &str, id: &str) -> Item {
@@ -68,20 +60,11 @@ fn attrs(pairs: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Item {
 
 impl DynamoStore {
     pub(crate) async fn load_show(&self, show_id: &ShowId) -> Result<Option<Show>, PortError> {
-        self.get_one(&self.catalog, catalog_key(SHOW, show_id.as_str()))
-            .await?
-            .as_ref()
-            .map(show_from)
-            .transpose()
+        self.get_one(&self.catalog, catalog_key(SHOW, show_id.as_str())).await?.as_ref().map(show_from).transpose()
     }
 
     /// Creates an item unless one with its key exists; `false` if it did.
-    async fn create_item(
-        &self,
-        table: &str,
-        item: Item,
-        key_attr: &str,
-    ) -> Result<bool, PortError> {
+    async fn create_item(&self, table: &str, item: Item, key_attr: &str) -> Result<bool, PortError> {
         let result = self
             .client
             .put_item()
@@ -118,17 +101,11 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| port_error("dynamodb.batch_write_item", &e))?;
-                pending = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(table))
-                    .filter(|w| !w.is_empty())
-                    .cloned();
+                pending = out.unprocessed_items().and_then(|u| u.get(table)).filter(|w| !w.is_empty()).cloned();
                 if pending.is_some() {
                     attempt += 1;
                     if attempt > 8 {
-                        return Err(PortError::Contention(
-                            "batch write kept leaving items unprocessed".into(),
-                        ));
+                        return Err(PortError::Contention("batch write kept leaving items unprocessed".into()));
                     }
                     tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
                 }
@@ -181,10 +158,7 @@ impl CatalogStore for DynamoStore {
             ("duration_min", n(movie.duration_min)),
         ]);
         if !self.create_item(&self.catalog, item, "id").await? {
-            return Err(PortError::Invalid(format!(
-                "movie {} exists",
-                movie.movie_id
-            )));
+            return Err(PortError::Invalid(format!("movie {} exists", movie.movie_id)));
         }
         Ok(())
     }
@@ -226,35 +200,19 @@ impl CatalogStore for DynamoStore {
 
     async fn movies(&self) -> Result<Vec<Movie>, PortError> {
         let p = Placeholders::names(&["kind"]).value("movie", s(MOVIE));
-        let items = self
-            .query_all(&self.catalog, None, "#kind = :movie", p)
-            .await?;
-        let mut movies = items
-            .iter()
-            .map(movie_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = self.query_all(&self.catalog, None, "#kind = :movie", p).await?;
+        let mut movies = items.iter().map(movie_from).collect::<Result<Vec<_>, _>>()?;
         movies.sort_by(|a, b| (&a.title, &a.movie_id).cmp(&(&b.title, &b.movie_id)));
         Ok(movies)
     }
 
     async fn movie(&self, movie_id: &MovieId) -> Result<Option<Movie>, PortError> {
-        self.get_one(&self.catalog, catalog_key(MOVIE, movie_id.as_str()))
-            .await?
-            .as_ref()
-            .map(movie_from)
-            .transpose()
+        self.get_one(&self.catalog, catalog_key(MOVIE, movie_id.as_str())).await?.as_ref().map(movie_from).transpose()
     }
 
     async fn shows_of(&self, movie_id: &MovieId) -> Result<Vec<Show>, PortError> {
         let p = Placeholders::names(&["movie_id"]).value("movie", s(movie_id.as_str()));
-        let items = self
-            .query_all(
-                &self.catalog,
-                Some(SHOWS_BY_MOVIE_INDEX),
-                "#movie_id = :movie",
-                p,
-            )
-            .await?;
+        let items = self.query_all(&self.catalog, Some(SHOWS_BY_MOVIE_INDEX), "#movie_id = :movie", p).await?;
         let mut shows = items.iter().map(show_from).collect::<Result<Vec<_>, _>>()?;
         shows.sort_by(|a, b| (a.starts_at, &a.show_id).cmp(&(b.starts_at, &b.show_id)));
         Ok(shows)
@@ -266,15 +224,10 @@ impl CatalogStore for DynamoStore {
 
     async fn seats(&self, show_id: &ShowId) -> Result<Vec<SeatRecord>, PortError> {
         let p = Placeholders::names(&["show_id"]).value("show", s(show_id.as_str()));
-        let items = self
-            .query_all(&self.seats, None, "#show_id = :show", p)
-            .await?;
+        let items = self.query_all(&self.seats, None, "#show_id = :show", p).await?;
         let mut seats = Vec::with_capacity(items.len());
         for item in &items {
-            seats.push((
-                get_n::<u64>(item, "position").unwrap_or(u64::MAX),
-                seat_from(item)?,
-            ));
+            seats.push((get_n::<u64>(item, "position").unwrap_or(u64::MAX), seat_from(item)?));
         }
         // Layout order (A1, A2, …, B1, …), not the key's string order (A1, A10, A11, …).
         seats.sort_by(|a, b| (a.0, &a.1.seat_id).cmp(&(b.0, &b.1.seat_id)));

@@ -30,17 +30,12 @@ pub(crate) fn strings<T: Display>(values: &[T]) -> AttributeValue {
 }
 
 pub(crate) fn json<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, PortError> {
-    serde_json::to_string(value)
-        .map(s)
-        .map_err(|e| PortError::Invalid(format!("cannot serialize: {e}")))
+    serde_json::to_string(value).map(s).map_err(|e| PortError::Invalid(format!("cannot serialize: {e}")))
 }
 
 /// A key of one or two attributes.
 pub(crate) fn key(parts: &[(&str, AttributeValue)]) -> Item {
-    parts
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
+    parts.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
 fn missing(name: &str) -> PortError {
@@ -65,10 +60,9 @@ pub(crate) fn get_n<T: FromStr>(item: &Item, name: &str) -> Result<T, PortError>
 
 pub(crate) fn opt_n<T: FromStr>(item: &Item, name: &str) -> Result<Option<T>, PortError> {
     match item.get(name) {
-        Some(AttributeValue::N(v)) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| PortError::Corrupt(format!("`{name}` is not a number in range: {v}"))),
+        Some(AttributeValue::N(v)) => {
+            v.parse().map(Some).map_err(|_| PortError::Corrupt(format!("`{name}` is not a number in range: {v}")))
+        }
         None | Some(AttributeValue::Null(_)) => Ok(None),
         Some(_) => Err(missing(name)),
     }
@@ -102,15 +96,9 @@ pub(crate) fn get_strings<T: From<String>>(item: &Item, name: &str) -> Result<Ve
     }
 }
 
-pub(crate) fn opt_json<T: DeserializeOwned>(
-    item: &Item,
-    name: &str,
-) -> Result<Option<T>, PortError> {
+pub(crate) fn opt_json<T: DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>, PortError> {
     opt_s(item, name)
-        .map(|v| {
-            serde_json::from_str(v)
-                .map_err(|e| PortError::Corrupt(format!("`{name}` is not valid: {e}")))
-        })
+        .map(|v| serde_json::from_str(v).map_err(|e| PortError::Corrupt(format!("`{name}` is not valid: {e}"))))
         .transpose()
 }
 
@@ -125,14 +113,8 @@ pub(crate) struct Placeholders {
 impl Placeholders {
     /// `#a` stands for attribute `a`, for each one named.
     pub(crate) fn names(names: &[&str]) -> Self {
-        let names = names
-            .iter()
-            .map(|n| (format!("#{n}"), (*n).to_owned()))
-            .collect();
-        Self {
-            names,
-            values: HashMap::new(),
-        }
+        let names = names.iter().map(|n| (format!("#{n}"), (*n).to_owned())).collect();
+        Self { names, values: HashMap::new() }
     }
 
     /// `:v` stands for `value`.

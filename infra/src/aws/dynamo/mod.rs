@@ -12,9 +12,7 @@ pub(crate) mod tables;
 use super::error::{build_error, port_error};
 use super::names::{Names, Table};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use domain::PortError;
 use item::Item;
 use std::time::Duration;
@@ -48,9 +46,7 @@ pub(crate) struct Cancelled {
 impl Cancelled {
     /// Whether the condition of the item at `index` failed.
     pub(crate) fn failed(&self, index: usize) -> bool {
-        self.reasons
-            .get(index)
-            .is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
+        self.reasons.get(index).is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
     }
 
     pub(crate) fn any_failed(&self, range: std::ops::Range<usize>) -> bool {
@@ -88,26 +84,19 @@ impl DynamoStore {
             return Ok(Ok(()));
         }
         if items.len() > MAX_TRANSACTION_ITEMS {
-            return Err(PortError::Invalid(format!(
-                "{op}: {} items exceed one transaction",
-                items.len()
-            )));
+            return Err(PortError::Invalid(format!("{op}: {} items exceed one transaction", items.len())));
         }
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        let err = match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => return Ok(Ok(())),
             Err(err) => err,
         };
-        let Some(cancelled) = err.as_service_error().and_then(|e| match e {
+        let Some(cancelled) = err.as_service_error().and_then(|e| {
+            match e {
             aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
                 c,
             ) => Some(c),
             _ => None,
+        }
         }) else {
             return Err(port_error("dynamodb.transact_write_items", &err));
         };
@@ -117,43 +106,26 @@ impl DynamoStore {
             .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
             .collect();
         let conditions_only = !reasons.is_empty()
-            && reasons
-                .iter()
-                .flatten()
-                .all(|c| c == "ConditionalCheckFailed")
+            && reasons.iter().flatten().all(|c| c == "ConditionalCheckFailed")
             && reasons.iter().any(Option::is_some);
         if conditions_only {
-            let items = cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.item().cloned())
-                .collect();
+            let items = cancelled.cancellation_reasons().iter().map(|r| r.item().cloned()).collect();
             tracing::debug!(op, ?reasons, "transaction cancelled by a condition");
             return Ok(Err(Cancelled { reasons, items }));
         }
         let codes: Vec<&str> = reasons.iter().flatten().map(String::as_str).collect();
         tracing::warn!(op, ?codes, "transaction cancelled");
-        if codes
-            .iter()
-            .any(|c| matches!(*c, "ValidationError" | "ItemCollectionSizeLimitExceeded"))
-        {
+        if codes.iter().any(|c| matches!(*c, "ValidationError" | "ItemCollectionSizeLimitExceeded")) {
             return Err(port_error("dynamodb.transact_write_items", &err));
         }
         // TransactionConflict, ThrottlingError, ProvisionedThroughputExceeded, or no
         // reasons at all: the same transaction may pass in a moment.
-        Err(PortError::Contention(format!(
-            "{op}: transaction cancelled ({})",
-            codes.join(", ")
-        )))
+        Err(PortError::Contention(format!("{op}: transaction cancelled ({})", codes.join(", "))))
     }
 
     /// Strongly consistent reads of many items of one table, in the order of `keys`;
     /// missing items are left out.
-    pub(crate) async fn get_many(
-        &self,
-        table: &str,
-        keys: Vec<Item>,
-    ) -> Result<Vec<Item>, PortError> {
+    pub(crate) async fn get_many(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
         let mut found: Vec<Item> = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_BATCH_GET) {
             let mut pending = Some(
@@ -175,27 +147,18 @@ impl DynamoStore {
                 if let Some(items) = out.responses().and_then(|r| r.get(table)) {
                     found.extend(items.iter().cloned());
                 }
-                pending = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
+                pending = out.unprocessed_keys().and_then(|u| u.get(table)).filter(|k| !k.keys().is_empty()).cloned();
                 if pending.is_some() {
                     attempt += 1;
                     if attempt > 8 {
-                        return Err(PortError::Contention(
-                            "batch get kept leaving keys unprocessed".into(),
-                        ));
+                        return Err(PortError::Contention("batch get kept leaving keys unprocessed".into()));
                     }
                     tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
                 }
             }
         }
         // BatchGetItem answers in no particular order.
-        let position = |item: &Item| {
-            keys.iter()
-                .position(|k| k.iter().all(|(name, v)| item.get(name) == Some(v)))
-        };
+        let position = |item: &Item| keys.iter().position(|k| k.iter().all(|(name, v)| item.get(name) == Some(v)));
         found.sort_by_key(|item| position(item).unwrap_or(usize::MAX));
         Ok(found)
     }
@@ -220,8 +183,6 @@ pub(crate) fn all_old() -> ReturnValuesOnConditionCheckFailure {
 }
 
 /// Whether an SDK error is a failed condition (of a single-item write).
-pub(crate) fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    err: &E,
-) -> bool {
+pub(crate) fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(err: &E) -> bool {
     err.code() == Some("ConditionalCheckFailedException")
 }

@@ -1,9 +1,7 @@
 //! Idempotency records and status documents. The completion update is shared with the
 //! booking store, which puts it in the same transaction as the command's effects.
 
-use super::item::{
-    Item, Placeholders, get_bool, get_millis, get_n, get_s, json, key, millis, n, opt_json, s,
-};
+use super::item::{Item, Placeholders, get_bool, get_millis, get_n, get_s, json, key, millis, n, opt_json, s};
 use super::tables::{TTL_ATTRIBUTE, UNQUEUED_INDEX};
 use super::{ATTEMPTS, DynamoStore, all_old, is_condition_failure};
 use crate::aws::error::{build_error, port_error};
@@ -41,10 +39,7 @@ impl StoredRequest {
             created_at: get_millis(&item, "created_at")?,
             updated_at: get_millis(&item, "updated_at")?,
         };
-        let record = RequestRecord {
-            owner: UserId::new(get_s(&item, "owner")?),
-            doc,
-        };
+        let record = RequestRecord { owner: UserId::new(get_s(&item, "owner")?), doc };
         Ok(Self { record, item })
     }
 
@@ -66,11 +61,7 @@ impl StoredRequest {
         if !self.record.doc.status.is_terminal() {
             return Ok(None);
         }
-        Ok(Some(Completion {
-            doc: self.record.doc.clone(),
-            events: self.events()?,
-            first: false,
-        }))
+        Ok(Some(Completion { doc: self.record.doc.clone(), events: self.events()?, first: false }))
     }
 }
 
@@ -79,10 +70,7 @@ fn request_key(request_id: &RequestId) -> Item {
 }
 
 fn idempotency_key(owner: &UserId, k: &IdempotencyKey) -> Item {
-    key(&[
-        ("owner", s(owner.as_str())),
-        ("idempotency_key", s(k.as_str())),
-    ])
+    key(&[("owner", s(owner.as_str())), ("idempotency_key", s(k.as_str()))])
 }
 
 /// DynamoDB's TTL counts seconds since the epoch; the item may go once it is expired.
@@ -91,24 +79,15 @@ fn ttl_seconds(t: Timestamp) -> AttributeValue {
 }
 
 impl DynamoStore {
-    pub(crate) async fn load_request(
-        &self,
-        request_id: &RequestId,
-    ) -> Result<Option<StoredRequest>, PortError> {
-        self.get_one(&self.requests, request_key(request_id))
-            .await?
-            .map(StoredRequest::parse)
-            .transpose()
+    pub(crate) async fn load_request(&self, request_id: &RequestId) -> Result<Option<StoredRequest>, PortError> {
+        self.get_one(&self.requests, request_key(request_id)).await?.map(StoredRequest::parse).transpose()
     }
 
     /// The request, which a command being applied must have.
-    pub(crate) async fn existing_request(
-        &self,
-        request_id: &RequestId,
-    ) -> Result<StoredRequest, PortError> {
-        self.load_request(request_id).await?.ok_or_else(|| {
-            PortError::Corrupt(format!("request {request_id} has no status document"))
-        })
+    pub(crate) async fn existing_request(&self, request_id: &RequestId) -> Result<StoredRequest, PortError> {
+        self.load_request(request_id)
+            .await?
+            .ok_or_else(|| PortError::Corrupt(format!("request {request_id} has no status document")))
     }
 
     /// The update that completes a request, conditional on it not being terminal yet.
@@ -165,11 +144,7 @@ impl DynamoStore {
         match self.transact(op, items).await? {
             Ok(()) => {
                 let doc = stored.record.doc.completed(&outcome, now);
-                Ok(Ok(Completion {
-                    doc,
-                    events,
-                    first: true,
-                }))
+                Ok(Ok(Completion { doc, events, first: true }))
             }
             Err(cancelled) if cancelled.failed(request_index) => {
                 // Terminal already: another run of the same command got there first.
@@ -179,29 +154,17 @@ impl DynamoStore {
                 };
                 match again.terminal_completion()? {
                     Some(done) => Ok(Ok(done)),
-                    None => Err(PortError::Contention(format!(
-                        "request {request_id} changed under {op}"
-                    ))),
+                    None => Err(PortError::Contention(format!("request {request_id} changed under {op}"))),
                 }
             }
             Err(cancelled) => Ok(Err(cancelled)),
         }
     }
 
-    async fn resolve_claimed(
-        &self,
-        admission: &Admission,
-        old: Option<Item>,
-    ) -> Result<Option<Admitted>, PortError> {
+    async fn resolve_claimed(&self, admission: &Admission, old: Option<Item>) -> Result<Option<Admitted>, PortError> {
         let existing = match old {
             Some(item) => Some(item),
-            None => {
-                self.get_one(
-                    &self.keys,
-                    idempotency_key(&admission.owner, &admission.key),
-                )
-                .await?
-            }
+            None => self.get_one(&self.keys, idempotency_key(&admission.owner, &admission.key)).await?,
         };
         let Some(existing) = existing else {
             return Ok(None);
@@ -260,8 +223,7 @@ impl DynamoStore {
         }
         let mut first_error = None;
         while let Some(joined) = calls.join_next().await {
-            let result = joined
-                .unwrap_or_else(|e| Err(PortError::Unavailable(format!("{op}: task failed: {e}"))));
+            let result = joined.unwrap_or_else(|e| Err(PortError::Unavailable(format!("{op}: task failed: {e}"))));
             if let Err(e) = result {
                 first_error.get_or_insert(e);
             }
@@ -301,14 +263,8 @@ impl RequestStore for DynamoStore {
             ))
             // Guards: one live claim per (caller, key); an expired key is free again.
             .condition_expression("attribute_not_exists(#owner) OR #expires_at <= :now")
-            .set_expression_attribute_names(
-                Placeholders::names(&["owner", "expires_at"]).name_map(),
-            )
-            .set_expression_attribute_values(
-                Placeholders::default()
-                    .value("now", millis(now))
-                    .value_map(),
-            )
+            .set_expression_attribute_names(Placeholders::names(&["owner", "expires_at"]).name_map())
+            .set_expression_attribute_values(Placeholders::default().value("now", millis(now)).value_map())
             .return_values_on_condition_check_failure(all_old())
             .build()
             .map_err(|e| build_error("idempotency claim", e))?;
@@ -336,55 +292,37 @@ impl RequestStore for DynamoStore {
             .set_expression_attribute_names(Placeholders::names(&["request_id"]).name_map())
             .build()
             .map_err(|e| build_error("status document", e))?;
-        let items = vec![
-            TransactWriteItem::builder().put(claim).build(),
-            TransactWriteItem::builder().put(create).build(),
-        ];
+        let items =
+            vec![TransactWriteItem::builder().put(claim).build(), TransactWriteItem::builder().put(create).build()];
         for _ in 0..ATTEMPTS {
             match self.transact("admit", items.clone()).await? {
                 Ok(()) => return Ok(Admitted::Claimed),
                 Err(cancelled) if cancelled.failed(0) => {
-                    if let Some(answer) = self
-                        .resolve_claimed(&a, cancelled.old_item(0).cloned())
-                        .await?
-                    {
+                    if let Some(answer) = self.resolve_claimed(&a, cancelled.old_item(0).cloned()).await? {
                         return Ok(answer);
                     }
                     // The claim expired or was abandoned since: try to take it again.
                 }
                 Err(_) => {
-                    return Err(PortError::Invalid(format!(
-                        "request {} was admitted before",
-                        doc.request_id
-                    )));
+                    return Err(PortError::Invalid(format!("request {} was admitted before", doc.request_id)));
                 }
             }
         }
-        Err(PortError::Contention(format!(
-            "idempotency key {} keeps changing",
-            a.key
-        )))
+        Err(PortError::Contention(format!("idempotency key {} keeps changing", a.key)))
     }
 
     async fn mark_queued(&self, request_ids: &[RequestId]) -> Result<(), PortError> {
-        self.set_each("dynamodb.update_item(queued)", request_ids, |id| {
-            UpdateCall {
-                request_id: id.clone(),
-                update: "SET #queued = :yes REMOVE #sweep".to_owned(),
-                condition: "attribute_exists(#request_id)".to_owned(),
-                placeholders: Placeholders::names(&["queued", "sweep", "request_id"])
-                    .value("yes", AttributeValue::Bool(true)),
-            }
+        self.set_each("dynamodb.update_item(queued)", request_ids, |id| UpdateCall {
+            request_id: id.clone(),
+            update: "SET #queued = :yes REMOVE #sweep".to_owned(),
+            condition: "attribute_exists(#request_id)".to_owned(),
+            placeholders: Placeholders::names(&["queued", "sweep", "request_id"])
+                .value("yes", AttributeValue::Bool(true)),
         })
         .await
     }
 
-    async fn abandon(
-        &self,
-        owner: &UserId,
-        k: &IdempotencyKey,
-        request_id: &RequestId,
-    ) -> Result<(), PortError> {
+    async fn abandon(&self, owner: &UserId, k: &IdempotencyKey, request_id: &RequestId) -> Result<(), PortError> {
         // The status document goes first: a key left behind pointing nowhere replays the
         // stored response, while a document left behind would be swept onto the queue.
         let result = self
@@ -395,9 +333,7 @@ impl RequestStore for DynamoStore {
             .condition_expression("#queued = :no")
             .set_expression_attribute_names(Placeholders::names(&["queued"]).name_map())
             .set_expression_attribute_values(
-                Placeholders::default()
-                    .value("no", AttributeValue::Bool(false))
-                    .value_map(),
+                Placeholders::default().value("no", AttributeValue::Bool(false)).value_map(),
             )
             .send()
             .await;
@@ -414,9 +350,7 @@ impl RequestStore for DynamoStore {
             .condition_expression("#request_id = :request_id")
             .set_expression_attribute_names(Placeholders::names(&["request_id"]).name_map())
             .set_expression_attribute_values(
-                Placeholders::default()
-                    .value("request_id", s(request_id.as_str()))
-                    .value_map(),
+                Placeholders::default().value("request_id", s(request_id.as_str())).value_map(),
             )
             .send()
             .await;
@@ -428,27 +362,18 @@ impl RequestStore for DynamoStore {
     }
 
     async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError> {
-        Ok(self
-            .load_request(request_id)
-            .await?
-            .map(|stored| stored.record))
+        Ok(self.load_request(request_id).await?.map(|stored| stored.record))
     }
 
-    async fn mark_processing(
-        &self,
-        request_ids: &[RequestId],
-        now: Timestamp,
-    ) -> Result<(), PortError> {
-        self.set_each("dynamodb.update_item(processing)", request_ids, |id| {
-            UpdateCall {
-                request_id: id.clone(),
-                update: "SET #status = :processing, #updated_at = :now".to_owned(),
-                condition: "#status = :accepted".to_owned(),
-                placeholders: Placeholders::names(&["status", "updated_at"])
-                    .value("processing", s(RequestStatus::Processing.as_str()))
-                    .value("accepted", s(RequestStatus::Accepted.as_str()))
-                    .value("now", millis(now)),
-            }
+    async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError> {
+        self.set_each("dynamodb.update_item(processing)", request_ids, |id| UpdateCall {
+            request_id: id.clone(),
+            update: "SET #status = :processing, #updated_at = :now".to_owned(),
+            condition: "#status = :accepted".to_owned(),
+            placeholders: Placeholders::names(&["status", "updated_at"])
+                .value("processing", s(RequestStatus::Processing.as_str()))
+                .value("accepted", s(RequestStatus::Accepted.as_str()))
+                .value("now", millis(now)),
         })
         .await
     }
@@ -464,14 +389,9 @@ impl RequestStore for DynamoStore {
         if let Some(done) = stored.terminal_completion()? {
             return Ok(done);
         }
-        match self
-            .commit("complete", &stored, Vec::new(), outcome, events, now)
-            .await?
-        {
+        match self.commit("complete", &stored, Vec::new(), outcome, events, now).await? {
             Ok(done) => Ok(done),
-            Err(_) => Err(PortError::Contention(format!(
-                "request {request_id} changed while completing"
-            ))),
+            Err(_) => Err(PortError::Contention(format!("request {request_id} changed while completing"))),
         }
     }
 
@@ -498,11 +418,7 @@ impl RequestStore for DynamoStore {
         }
     }
 
-    async fn unqueued(
-        &self,
-        claimed_before: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<CommandEnvelope>, PortError> {
+    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<CommandEnvelope>, PortError> {
         let mut commands = Vec::new();
         let mut start = None;
         let p = Placeholders::names(&["sweep", "claimed_at"])

@@ -5,8 +5,8 @@ use super::super::error::{build_error, port_error};
 use super::super::names::{Names, Table};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use domain::PortError;
 use std::time::Duration;
@@ -44,11 +44,7 @@ fn specs() -> Vec<Spec> {
             table: Table::Requests,
             hash: ("request_id", S),
             range: None,
-            indexes: vec![Index {
-                name: UNQUEUED_INDEX,
-                hash: ("sweep", S),
-                range: ("claimed_at", N),
-            }],
+            indexes: vec![Index { name: UNQUEUED_INDEX, hash: ("sweep", S), range: ("claimed_at", N) }],
             ttl: false,
         },
         Spec {
@@ -62,34 +58,12 @@ fn specs() -> Vec<Spec> {
             table: Table::Catalog,
             hash: ("kind", S),
             range: Some(("id", S)),
-            indexes: vec![Index {
-                name: SHOWS_BY_MOVIE_INDEX,
-                hash: ("movie_id", S),
-                range: ("starts_at", N),
-            }],
+            indexes: vec![Index { name: SHOWS_BY_MOVIE_INDEX, hash: ("movie_id", S), range: ("starts_at", N) }],
             ttl: false,
         },
-        Spec {
-            table: Table::Seats,
-            hash: ("show_id", S),
-            range: Some(("seat_id", S)),
-            indexes: vec![],
-            ttl: false,
-        },
-        Spec {
-            table: Table::Holds,
-            hash: ("hold_id", S),
-            range: None,
-            indexes: vec![],
-            ttl: true,
-        },
-        Spec {
-            table: Table::Bookings,
-            hash: ("booking_id", S),
-            range: None,
-            indexes: vec![],
-            ttl: false,
-        },
+        Spec { table: Table::Seats, hash: ("show_id", S), range: Some(("seat_id", S)), indexes: vec![], ttl: false },
+        Spec { table: Table::Holds, hash: ("hold_id", S), range: None, indexes: vec![], ttl: true },
+        Spec { table: Table::Bookings, hash: ("booking_id", S), range: None, indexes: vec![], ttl: false },
     ]
 }
 
@@ -135,13 +109,7 @@ pub(crate) async fn setup(client: &Client, names: &Names) -> Result<(), PortErro
 async fn exists(client: &Client, name: &str) -> Result<bool, PortError> {
     match client.describe_table().table_name(name).send().await {
         Ok(_) => Ok(true),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            Ok(false)
-        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(false),
         Err(err) => Err(port_error("dynamodb.describe_table", &err)),
     }
 }
@@ -155,10 +123,7 @@ async fn create(client: &Client, name: &str, spec: &Spec) -> Result<(), PortErro
     }
     let mut definitions = Vec::new();
     for (attr, kind) in attributes {
-        if definitions
-            .iter()
-            .any(|d: &AttributeDefinition| d.attribute_name() == attr)
-        {
+        if definitions.iter().any(|d: &AttributeDefinition| d.attribute_name() == attr) {
             continue;
         }
         definitions.push(
@@ -179,11 +144,7 @@ async fn create(client: &Client, name: &str, spec: &Spec) -> Result<(), PortErro
         let gsi = GlobalSecondaryIndex::builder()
             .index_name(index.name)
             .set_key_schema(Some(key_schema(&index.hash, &Some(index.range.clone()))?))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| build_error("global secondary index", e))?;
         request = request.global_secondary_indexes(gsi);
@@ -191,13 +152,7 @@ async fn create(client: &Client, name: &str, spec: &Spec) -> Result<(), PortErro
     match request.send().await {
         Ok(_) => Ok(()),
         // Another `usher setup` got there first.
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
-        {
-            Ok(())
-        }
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
         Err(err) => Err(port_error("dynamodb.create_table", &err)),
     }
 }
@@ -222,9 +177,7 @@ async fn wait_active(client: &Client, name: &str) -> Result<(), PortError> {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(PortError::Unavailable(format!(
-                "table {name} is not active after {ACTIVE_TIMEOUT:?}"
-            )));
+            return Err(PortError::Unavailable(format!("table {name} is not active after {ACTIVE_TIMEOUT:?}")));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -237,13 +190,8 @@ async fn enable_ttl(client: &Client, name: &str) -> Result<(), PortError> {
         .send()
         .await
         .map_err(|e| port_error("dynamodb.describe_time_to_live", &e))?;
-    let status = out
-        .time_to_live_description()
-        .and_then(|d| d.time_to_live_status());
-    if matches!(
-        status,
-        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-    ) {
+    let status = out.time_to_live_description().and_then(|d| d.time_to_live_status());
+    if matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
         return Ok(());
     }
     let spec = TimeToLiveSpecification::builder()
