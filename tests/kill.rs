@@ -63,54 +63,75 @@ async fn first_show(http: &reqwest::Client, dev: &Dev) -> String {
     shows[0]["show_id"].as_str().unwrap().to_owned()
 }
 
+/// POSTs a hold; the request id of a 202 (first or replayed), or None if no answer came.
+/// A 409 means the first attempt is still being admitted: wait and ask again.
+async fn post_hold(http: &reqwest::Client, base: &str, token: &str, key: &str, body: &Value) -> Option<String> {
+    for _ in 0..50 {
+        let r = http
+            .post(format!("{base}/v1/holds"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .ok()?;
+        match r.status().as_u16() {
+            202 => return r.json::<Value>().await.ok()?["request_id"].as_str().map(str::to_owned),
+            409 => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    panic!("still in progress after 25 s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut dev = start(dir.path()).await;
     let show = first_show(&http, &dev).await;
-    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Every request sent, by idempotency key: its body, and its request id once a 202 came.
+    let sent: Arc<Mutex<Vec<(String, Value, Option<String>)>>> = Arc::default();
 
     // Eight clients hold random overlapping pairs of seats until the process dies.
     let mut clients = Vec::new();
     for c in 0..8 {
-        let (http, base, token, show, accepted) =
-            (http.clone(), dev.base.clone(), dev.token.clone(), show.clone(), accepted.clone());
+        let (http, base, token, show, sent) =
+            (http.clone(), dev.base.clone(), dev.token.clone(), show.clone(), sent.clone());
         clients.push(tokio::spawn(async move {
             for n in 0.. {
                 let row = char::from(b'A' + fastrand::u8(0..10));
                 let a = fastrand::u8(1..12);
+                let key = format!("c{c}-{n}");
                 let body = json!({ "show_id": show, "seat_ids": [format!("{row}{a}"), format!("{row}{}", a + 1)] });
-                let sent = http
-                    .post(format!("{base}/v1/holds"))
-                    .bearer_auth(&token)
-                    .header("Idempotency-Key", format!("c{c}-{n}"))
-                    .json(&body)
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == 202 => {
-                        let v: Value = r.json().await.unwrap_or_default();
-                        if let Some(id) = v["request_id"].as_str() {
-                            accepted.lock().await.push(id.to_owned());
-                        }
-                    }
-                    Ok(r) => panic!("unexpected status {}", r.status()),
-                    Err(_) => return, // the server is gone
+                let answer = post_hold(&http, &base, &token, &key, &body).await;
+                let gone = answer.is_none();
+                sent.lock().await.push((key, body, answer));
+                if gone {
+                    return; // the server is gone
                 }
             }
         }));
     }
-    while accepted.lock().await.len() < 300 {
+    while sent.lock().await.iter().filter(|(_, _, id)| id.is_some()).count() < 300 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     dev.child.kill().await.expect("SIGKILL");
     for c in clients {
         c.await.unwrap();
     }
-    let accepted = accepted.lock().await.clone();
 
+    // Restart on the same data dir. A client that got no answer retries with the same key,
+    // as clients of an idempotent API do: it gets the first 202 again, or a fresh one.
     let dev = start(dir.path()).await;
+    let mut accepted = Vec::new();
+    for (key, body, answer) in sent.lock().await.iter() {
+        let id = match answer {
+            Some(id) => id.clone(),
+            None => post_hold(&http, &dev.base, &dev.token, key, body).await.expect("the retry is answered"),
+        };
+        accepted.push(id);
+    }
     let mut held: Vec<String> = Vec::new();
     for id in &accepted {
         let mut doc = Value::Null;
@@ -136,6 +157,13 @@ async fn sigkill_under_load_loses_nothing() {
             other => panic!("request {id} did not end: {other:?} {doc}"),
         }
     }
+    let unanswered = sent.lock().await.iter().filter(|(_, _, id)| id.is_none()).count();
+    println!(
+        "{} requests accepted ({unanswered} retried after the restart), {} seats held",
+        accepted.len(),
+        held.len()
+    );
+    assert!(accepted.len() >= 300);
     let unique: BTreeSet<&String> = held.iter().collect();
     assert_eq!(unique.len(), held.len(), "a seat was held twice");
     let map: Value = http
