@@ -57,6 +57,12 @@ async fn hold_then_book_then_read_the_booking() {
     for t in ["usher.booking.hold.placed", "usher.booking.confirmed", "usher.booking.hold.rejected"] {
         assert!(types.contains(t), "missing {t} in {types:?}");
     }
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(metrics.status(), 200, "no token needed");
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("usher_http_requests_total"), "{metrics}");
+    assert!(metrics.contains(r#"usher_messages_total{pool="booking",outcome="done"}"#), "{metrics}");
+    assert!(metrics.contains(r#"usher_consumer_lag_seconds{pool="booking"}"#), "{metrics}");
     for e in &events {
         assert_eq!(e["specversion"], "1.0");
         assert_eq!(e["source"], "/usher/booking");
@@ -181,12 +187,11 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
     let dead = app.terminal(&alice, &id).await;
     assert_eq!(dead["status"], "dead_lettered", "{dead}");
     assert!(dead["error"]["detail"].as_str().unwrap().contains("payment provider is unavailable"));
-    let dir = app.dir.path().to_owned();
 
-    let (ok, out, _) = cli(&dir, &["dlq", "list"]);
+    let (ok, out, _) = cli(&app, &["dlq", "list"]);
     assert!(ok);
     assert!(out.lines().any(|l| l == "booking-commands-dlq 1"), "{out}");
-    let (ok, out, err) = cli(&dir, &["dlq", "peek", "booking-commands", "--json"]);
+    let (ok, out, err) = cli(&app, &["dlq", "peek", "booking-commands", "--json"]);
     assert!(ok, "{err}");
     let peeked: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(peeked[0]["request_id"], id.as_str());
@@ -195,16 +200,16 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
     assert!(peeked[0]["failure_reason"].as_str().unwrap().contains("unavailable"));
     assert!(peeked[0]["failed_at"].as_str().unwrap().ends_with('Z'));
     // Peeking consumed nothing.
-    let (_, out, _) = cli(&dir, &["dlq", "list", "--json"]);
+    let (_, out, _) = cli(&app, &["dlq", "list", "--json"]);
     assert!(out.contains(r#"{"queue":"booking-commands-dlq","depth":1}"#), "{out}");
 
-    let (ok, out, _) = cli(&dir, &["dlq", "replay", "booking-commands", "--type", "booking.hold.place"]);
+    let (ok, out, _) = cli(&app, &["dlq", "replay", "booking-commands", "--type", "booking.hold.place"]);
     assert!(ok);
     assert_eq!(out.trim(), "moved 0 skipped 1 failed 0");
-    let (ok, out, _) = cli(&dir, &["dlq", "replay", "booking-commands-dlq", "--dry-run"]);
+    let (ok, out, _) = cli(&app, &["dlq", "replay", "booking-commands-dlq", "--dry-run"]);
     assert!(ok);
     assert_eq!(out.trim(), "would move 1 skipped 0 failed 0");
-    let (ok, out, _) = cli(&dir, &["dlq", "replay", "booking-commands", "--rate", "5"]);
+    let (ok, out, _) = cli(&app, &["dlq", "replay", "booking-commands", "--rate", "5"]);
     assert!(ok);
     assert_eq!(out.trim(), "moved 1 skipped 0 failed 0");
     // Back on its queue, the provider still down: it dies again, and ends terminal again.
@@ -212,13 +217,13 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
     assert_eq!(again["status"], "dead_lettered");
     assert!(again["updated_at"].as_str() > dead["updated_at"].as_str(), "it ran again");
 
-    let (ok, _, err) = cli(&dir, &["dlq", "purge", "booking-commands"]);
+    let (ok, _, err) = cli(&app, &["dlq", "purge", "booking-commands"]);
     assert!(!ok && err.contains("--yes"), "purge without --yes refuses: {err}");
-    let (ok, out, _) = cli(&dir, &["dlq", "purge", "booking-commands", "--yes"]);
+    let (ok, out, _) = cli(&app, &["dlq", "purge", "booking-commands", "--yes"]);
     assert!(ok, "{out}");
-    let (_, out, _) = cli(&dir, &["dlq", "list"]);
+    let (_, out, _) = cli(&app, &["dlq", "list"]);
     assert!(out.lines().any(|l| l == "booking-commands-dlq 0"), "{out}");
-    let (ok, _, err) = cli(&dir, &["dlq", "peek", "nope"]);
+    let (ok, _, err) = cli(&app, &["dlq", "peek", "nope"]);
     assert!(!ok && err.starts_with("usher: unknown queue"), "{err}");
     app.stop().await;
 }

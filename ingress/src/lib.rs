@@ -7,6 +7,7 @@
 //! - [`idempotency`]: the `Idempotency-Key` header and admitting a command exactly once.
 //! - [`problem`]: [`ApiError`], the one place errors become `application/problem+json`.
 //! - [`routes`]: the handlers: health, catalog, commands, reads.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 //!
 //! [`Ingress::build`] binds the address and [`Ingress::run_until_stopped`] serves until
 //! the shutdown token fires, then lets in-flight requests finish.
@@ -21,6 +22,7 @@
 pub mod auth;
 pub mod idempotency;
 pub mod json;
+pub mod metrics;
 pub mod problem;
 pub mod routes;
 
@@ -77,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bookings", post(commands::confirm_booking))
         .route("/v1/bookings/{booking_id}", get(reads::booking))
         .route("/v1/requests/{request_id}", get(reads::request_status))
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         // Applies to the routes above only, so it comes after them.
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::route_not_found)
@@ -95,6 +99,7 @@ pub struct Ingress {
 impl Ingress {
     /// Binds `settings.http_addr` (port 0 picks a free port; see [`Ingress::local_addr`]).
     pub async fn build(settings: &Settings, secret: JwtSecret, backend: Backend) -> Result<Ingress, std::io::Error> {
+        metrics::install();
         let listener = TcpListener::bind(settings.http_addr).await?;
         let local_addr = listener.local_addr()?;
         let state = AppState::new(settings, &secret, backend);

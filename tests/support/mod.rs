@@ -20,9 +20,19 @@ pub struct TestApp {
     pub http: reqwest::Client,
 }
 
-/// Fast retries so failure paths finish in test time.
+/// Fast retries so failure paths finish in test time. With `USHER_TEST_BACKEND=aws` (and
+/// `AWS_ENDPOINT_URL` pointing at moto, as `scripts/test.sh` arranges) the app runs on the
+/// aws backend under a fresh resource prefix; otherwise on the embedded one.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut s = Settings::embedded(dir);
+    if std::env::var("USHER_TEST_BACKEND").as_deref() == Ok("aws") {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "USHER_TEST_BACKEND=aws needs AWS_ENDPOINT_URL (run scripts/test.sh)"
+        );
+        s.backend = infra::BackendKind::Aws;
+        s.env = format!("t{:08x}", fastrand::u32(..));
+    }
     s.http_addr = "127.0.0.1:0".parse().unwrap();
     s.retry_base = Duration::from_millis(20);
     s.retry_max = Duration::from_millis(100);
@@ -129,13 +139,18 @@ impl TestApp {
     }
 }
 
-/// Runs the `usher` binary with this app's data dir; returns (exit ok, stdout, stderr).
-pub fn cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+/// Runs the `usher` binary on this app's backend; returns (exit ok, stdout, stderr).
+pub fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let backend = match app.settings.backend {
+        infra::BackendKind::Aws => "aws",
+        infra::BackendKind::Embedded => "embedded",
+    };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
         .args(args)
-        .env("USHER_DATA_DIR", dir)
-        .env("USHER_MAX_RECEIVES", "3")
-        .env_remove("USHER_BACKEND")
+        .env("USHER_DATA_DIR", app.dir.path())
+        .env("USHER_MAX_RECEIVES", app.settings.max_receives.to_string())
+        .env("USHER_BACKEND", backend)
+        .env("USHER_ENV", &app.settings.env)
         .output()
         .expect("usher runs");
     (

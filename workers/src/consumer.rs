@@ -135,9 +135,13 @@ impl<H: Handler> Consumer<H> {
                 r = self.backend.queues.receive(source, 10, self.config.wait, self.config.visibility) => r,
             };
             match received {
-                Ok(messages) if messages.is_empty() => failures = 0,
+                Ok(messages) if messages.is_empty() => {
+                    failures = 0;
+                    metrics::gauge!("usher_consumer_lag_seconds", "pool" => self.handler.pool()).set(0.0);
+                }
                 Ok(messages) => {
                     failures = 0;
+                    record_lag(self.handler.pool(), &messages);
                     // Not raced with shutdown: a received batch is finished, not dropped.
                     self.process_batch(messages).await;
                 }
@@ -194,6 +198,8 @@ impl<H: Handler> Consumer<H> {
                         tracing::warn!(error = %e, "cannot delay the retry; the visibility timeout will");
                     }
                     report.retried += 1;
+                    metrics::counter!("usher_messages_total", "pool" => self.handler.pool(), "outcome" => "retried")
+                        .increment(1);
                 }
                 Err(HandlerError::Transient(reason)) => {
                     let reason = format!("gave up after {} receives: {reason}", message.receive_count);
@@ -229,6 +235,8 @@ impl<H: Handler> Consumer<H> {
             report.retried += done.len();
             return report;
         }
+        metrics::counter!("usher_messages_total", "pool" => self.handler.pool(), "outcome" => "done")
+            .increment(done.len() as u64);
         let receipts: Vec<Receipt> = done.iter().map(|m| m.receipt.clone()).collect();
         if let Err(e) = self.backend.queues.delete_batch(source, receipts).await {
             // Their effects are committed; redelivery is a no-op that re-publishes.
@@ -266,8 +274,19 @@ impl<H: Handler> Consumer<H> {
         if let Err(e) = self.backend.queues.delete_batch(source, vec![message.receipt.clone()]).await {
             tracing::warn!(error = %e, "cannot delete a dead-lettered message");
         }
+        metrics::counter!("usher_messages_total", "pool" => self.handler.pool(), "outcome" => "dead_lettered")
+            .increment(1);
         true
     }
+}
+
+/// How long the oldest message of a batch waited on its queue before this receive: the
+/// pool's lag. Zero when a receive comes back empty.
+fn record_lag(pool: &'static str, messages: &[ReceivedMessage]) {
+    let now = clock::now();
+    let oldest = messages.iter().map(|m| m.sent_at).min().unwrap_or(now);
+    let lag = (now - oldest).as_seconds_f64().max(0.0);
+    metrics::gauge!("usher_consumer_lag_seconds", "pool" => pool).set(lag);
 }
 
 fn truncate(s: &str, max: usize) -> String {
