@@ -6,10 +6,11 @@
 
 use crate::clock::{Timestamp, rfc3339};
 use crate::error::BusinessError;
-use crate::event::{CloudEvent, EventType};
+use crate::event::{self, CloudEvent, EventType};
 use crate::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use crate::ports::CommandContext;
 use crate::request::Outcome;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -189,6 +190,73 @@ pub fn check_hold(requested: &[SeatId], current: &[SeatRecord], now: Timestamp) 
 /// The `source` of the booking pool's events: `/usher/booking`.
 pub const POOL: &str = "booking";
 
+/// `data` of `usher.booking.hold.placed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldPlacedData {
+    pub hold_id: HoldId,
+    pub show_id: ShowId,
+    pub seat_ids: Vec<SeatId>,
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub expires_at: Timestamp,
+    pub customer_id: UserId,
+}
+
+/// `data` of `usher.booking.hold.rejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRejectedData {
+    pub show_id: ShowId,
+    pub seat_ids: Vec<SeatId>,
+    pub customer_id: UserId,
+    pub error: BusinessError,
+}
+
+/// `data` of `usher.booking.hold.released` and `usher.booking.hold.expired`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldEndedData {
+    pub hold_id: HoldId,
+    pub show_id: ShowId,
+    pub seat_ids: Vec<SeatId>,
+    pub customer_id: UserId,
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub expires_at: Timestamp,
+}
+
+/// `data` of `usher.booking.confirmed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookingConfirmedData {
+    pub booking_id: BookingId,
+    pub hold_id: HoldId,
+    pub show_id: ShowId,
+    pub seat_ids: Vec<SeatId>,
+    pub amount_cents: u64,
+    pub customer_id: UserId,
+}
+
+/// `data` of `usher.booking.failed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookingFailedData {
+    pub hold_id: HoldId,
+    pub customer_id: UserId,
+    pub error: BusinessError,
+}
+
+fn ended(hold: &SeatHold) -> HoldEndedData {
+    HoldEndedData {
+        hold_id: hold.hold_id.clone(),
+        show_id: hold.show_id.clone(),
+        seat_ids: hold.seat_ids.clone(),
+        customer_id: hold.customer_id.clone(),
+        expires_at: hold.expires_at,
+    }
+}
+
 pub fn hold_placed(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<CloudEvent>) {
     let result = json!({
         "hold_id": hold.hold_id,
@@ -196,10 +264,21 @@ pub fn hold_placed(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<Cloud
         "seat_ids": hold.seat_ids,
         "expires_at": crate::clock::format(hold.expires_at),
     });
-    let mut data = result.clone();
-    data["customer_id"] = json!(hold.customer_id);
-    let event =
-        CloudEvent::new(EventType::HoldPlaced, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let data = HoldPlacedData {
+        hold_id: hold.hold_id.clone(),
+        show_id: hold.show_id.clone(),
+        seat_ids: hold.seat_ids.clone(),
+        expires_at: hold.expires_at,
+        customer_id: hold.customer_id.clone(),
+    };
+    let event = CloudEvent::new(
+        EventType::HoldPlaced,
+        POOL,
+        hold.hold_id.as_str(),
+        ctx.request_id.as_str(),
+        event::data(&data),
+        ctx.now,
+    );
     (Outcome::Succeeded(result), vec![event])
 }
 
@@ -209,24 +288,25 @@ pub fn hold_rejected(
     seat_ids: &[SeatId],
     error: BusinessError,
 ) -> (Outcome, Vec<CloudEvent>) {
-    let data = json!({
-        "show_id": show_id,
-        "seat_ids": seat_ids,
-        "customer_id": ctx.actor,
-        "error": error,
-    });
-    let event =
-        CloudEvent::new(EventType::HoldRejected, POOL, show_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let data = HoldRejectedData {
+        show_id: show_id.clone(),
+        seat_ids: seat_ids.to_vec(),
+        customer_id: ctx.actor.clone(),
+        error: error.clone(),
+    };
+    let event = CloudEvent::new(
+        EventType::HoldRejected,
+        POOL,
+        show_id.as_str(),
+        ctx.request_id.as_str(),
+        event::data(&data),
+        ctx.now,
+    );
     (Outcome::Failed(error), vec![event])
 }
 
 pub fn hold_released(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<CloudEvent>) {
-    let data = json!({
-        "hold_id": hold.hold_id,
-        "show_id": hold.show_id,
-        "seat_ids": hold.seat_ids,
-        "customer_id": hold.customer_id,
-    });
+    let data = event::data(&ended(hold));
     let event =
         CloudEvent::new(EventType::HoldReleased, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
     (Outcome::Succeeded(json!({ "hold_id": hold.hold_id })), vec![event])
@@ -244,36 +324,41 @@ pub fn booking_confirmed(ctx: &CommandContext, booking: &Booking, hold_id: &Hold
         "seat_ids": booking.seat_ids,
         "amount_cents": booking.amount_cents,
     });
-    let mut data = result.clone();
-    data["hold_id"] = json!(hold_id);
-    data["customer_id"] = json!(booking.customer_id);
+    let data = BookingConfirmedData {
+        booking_id: booking.booking_id.clone(),
+        hold_id: hold_id.clone(),
+        show_id: booking.show_id.clone(),
+        seat_ids: booking.seat_ids.clone(),
+        amount_cents: booking.amount_cents,
+        customer_id: booking.customer_id.clone(),
+    };
     let event = CloudEvent::new(
         EventType::BookingConfirmed,
         POOL,
         booking.booking_id.as_str(),
         ctx.request_id.as_str(),
-        data,
+        event::data(&data),
         ctx.now,
     );
     (Outcome::Succeeded(result), vec![event])
 }
 
 pub fn booking_failed(ctx: &CommandContext, hold_id: &HoldId, error: BusinessError) -> (Outcome, Vec<CloudEvent>) {
-    let data = json!({ "hold_id": hold_id, "customer_id": ctx.actor, "error": error });
-    let event =
-        CloudEvent::new(EventType::BookingFailed, POOL, hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+    let data = BookingFailedData { hold_id: hold_id.clone(), customer_id: ctx.actor.clone(), error: error.clone() };
+    let event = CloudEvent::new(
+        EventType::BookingFailed,
+        POOL,
+        hold_id.as_str(),
+        ctx.request_id.as_str(),
+        event::data(&data),
+        ctx.now,
+    );
     (Outcome::Failed(error), vec![event])
 }
 
 /// The expiry event of a hold: timed at its expiry, the same however often it is built.
 pub fn hold_expired(hold: &SeatHold) -> CloudEvent {
-    let data = json!({
-        "hold_id": hold.hold_id,
-        "show_id": hold.show_id,
-        "seat_ids": hold.seat_ids,
-        "customer_id": hold.customer_id,
-        "expires_at": crate::clock::format(hold.expires_at),
-    });
+    let data = event::data(&ended(hold));
     CloudEvent::new(
         EventType::HoldExpired,
         POOL,

@@ -7,7 +7,7 @@ use crate::clock::{Timestamp, rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum EventType {
     #[serde(rename = "usher.booking.hold.placed")]
     HoldPlaced,
@@ -119,6 +119,12 @@ impl CloudEvent {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an event always serializes")
     }
+}
+
+/// An event's typed `data` as JSON. Every data type is plain serde structs of strings
+/// and numbers, so this cannot fail.
+pub fn data<T: Serialize>(data: &T) -> Value {
+    serde_json::to_value(data).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! - [`command`], [`event`]: what flows through the queues and the topic.
 //! - [`payment`]: the mock payment provider (a card processor's sandbox).
 //! - [`notification`], [`report`]: what the downstream pools derive from events.
+//! - [`schema`]: the event catalog (JSON Schemas, AsyncAPI) generated from the types.
 //! - [`error`]: business outcomes versus infrastructure failures.
 //! - [`ports`]: the traits `infra` implements and `ingress`/`workers` use.
 //!
@@ -25,5 +26,6 @@ pub mod payment;
 pub mod ports;
 pub mod report;
 pub mod request;
+pub mod schema;
 
 pub use error::{BusinessError, PortError};

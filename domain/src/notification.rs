@@ -5,7 +5,7 @@ use crate::clock::{Timestamp, rfc3339};
 use crate::event::{CloudEvent, EventType};
 use crate::ids::{NotificationId, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The `source` of the notifications pool's events: `/usher/notifications`.
 pub const POOL: &str = "notifications";
@@ -111,15 +111,28 @@ pub fn render(event: &CloudEvent) -> Vec<Notification> {
     }]
 }
 
+/// `data` of `usher.notification.sent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSentData {
+    pub notification_id: NotificationId,
+    pub recipient: UserId,
+    pub subject: String,
+    /// The event the notification is about.
+    pub event_id: String,
+    pub event_type: EventType,
+}
+
 /// `usher.notification.sent` for a stored notification; the same event on every run.
 pub fn sent(n: &Notification, correlation: &str) -> CloudEvent {
-    let data = json!({
-        "notification_id": n.notification_id,
-        "recipient": n.recipient,
-        "subject": n.subject,
-        "event_id": n.event_id,
-        "event_type": n.event_type,
-    });
+    let data = NotificationSentData {
+        notification_id: n.notification_id.clone(),
+        recipient: n.recipient.clone(),
+        subject: n.subject.clone(),
+        event_id: n.event_id.clone(),
+        event_type: n.event_type,
+    };
+    let data = crate::event::data(&data);
     CloudEvent::new(EventType::NotificationSent, POOL, n.notification_id.as_str(), correlation, data, n.created_at)
 }
 
@@ -127,6 +140,7 @@ pub fn sent(n: &Notification, correlation: &str) -> CloudEvent {
 mod tests {
     use super::*;
     use crate::clock::from_millis;
+    use serde_json::json;
 
     fn event(t: EventType, data: Value) -> CloudEvent {
         CloudEvent::new(t, "x", "s", "req_1", data, from_millis(0))

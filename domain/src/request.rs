@@ -105,6 +105,16 @@ pub struct RequestRecord {
     pub doc: StatusDoc,
 }
 
+/// `data` of `usher.request.dead_lettered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetteredData {
+    pub request_id: RequestId,
+    /// The command type, e.g. `booking.confirm`.
+    pub kind: String,
+    pub failure_reason: String,
+}
+
 /// The outcome and event of a request the system gave up on after its retries.
 pub fn dead_lettered(
     request_id: &RequestId,
