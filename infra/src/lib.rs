@@ -14,7 +14,9 @@ pub mod embedded;
 pub use config::{BackendKind, ConfigError, Settings};
 
 use domain::PortError;
-use domain::ports::{BookingStore, CatalogStore, EventBus, MessageQueue, RequestStore};
+use domain::ports::{
+    AnalyticsStore, BookingStore, CatalogStore, EventBus, MessageQueue, NotificationStore, RequestStore,
+};
 use std::sync::Arc;
 
 /// Every port, wired to one backend. Cheap to clone.
@@ -25,6 +27,8 @@ pub struct Backend {
     pub requests: Arc<dyn RequestStore>,
     pub catalog: Arc<dyn CatalogStore>,
     pub bookings: Arc<dyn BookingStore>,
+    pub notifications: Arc<dyn NotificationStore>,
+    pub analytics: Arc<dyn AnalyticsStore>,
 }
 
 impl Backend {

@@ -83,8 +83,10 @@ async fn setup_twice_changes_nothing() {
     assert_eq!(attrs[&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout], "30");
 
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let ttl = dynamo.describe_time_to_live().table_name(format!("{}-holds", settings.env)).send().await.unwrap();
-    assert_eq!(ttl.time_to_live_description().and_then(|d| d.attribute_name()), Some("ttl_at"));
+    for table in ["holds", "handled-events"] {
+        let ttl = dynamo.describe_time_to_live().table_name(format!("{}-{table}", settings.env)).send().await.unwrap();
+        assert_eq!(ttl.time_to_live_description().and_then(|d| d.attribute_name()), Some("ttl_at"), "{table}");
+    }
 
     // One event reaches each subscribed queue exactly once.
     let backend = Backend::connect(&settings).await.unwrap();

@@ -30,7 +30,9 @@ pub async fn connect(settings: &Settings) -> Result<Backend, PortError> {
         bus: Arc::new(sns::SnsBus::new(config::sns(&sdk), names)),
         requests: store.clone(),
         catalog: store.clone(),
-        bookings: store,
+        bookings: store.clone(),
+        notifications: store.clone(),
+        analytics: store,
     })
 }
 

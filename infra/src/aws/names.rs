@@ -16,6 +16,16 @@ pub(crate) enum Table {
     Seats,
     Holds,
     Bookings,
+    /// The event ids each downstream consumer has applied (notifications, analytics).
+    HandledEvents,
+    /// Notifications by recipient, newest first.
+    Notifications,
+    /// Analytics counters per show.
+    ShowStats,
+    /// Analytics bookings and revenue per UTC day.
+    DailyStats,
+    /// Analytics state per ticket.
+    TicketStats,
 }
 
 impl Table {
@@ -27,6 +37,11 @@ impl Table {
             Table::Seats => "seats",
             Table::Holds => "holds",
             Table::Bookings => "bookings",
+            Table::HandledEvents => "handled-events",
+            Table::Notifications => "notifications",
+            Table::ShowStats => "show-stats",
+            Table::DailyStats => "daily-stats",
+            Table::TicketStats => "ticket-stats",
         }
     }
 }

@@ -155,6 +155,8 @@ impl Embedded {
             requests: self.clone(),
             catalog: self.clone(),
             bookings: self.clone(),
+            notifications: self.clone(),
+            analytics: self.clone(),
         }
     }
 }

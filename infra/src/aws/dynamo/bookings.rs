@@ -8,7 +8,7 @@ use super::catalog::{seat_from, seat_key};
 use super::item::{Item, Placeholders, get_millis, get_n, get_s, get_strings, key, millis, n, s, strings};
 use super::requests::StoredRequest;
 use super::tables::TTL_ATTRIBUTE;
-use super::{ATTEMPTS, Cancelled, DynamoStore};
+use super::{ATTEMPTS, Cancelled, DynamoStore, conflict_pause};
 use crate::aws::error::build_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
@@ -350,17 +350,6 @@ impl DynamoStore {
         }
         Err(PortError::Contention(format!("{op}: state kept changing under request {request_id}")))
     }
-}
-
-/// A short, jittered pause before retrying a transaction that lost to another.
-fn conflict_pause(attempt: usize) -> std::time::Duration {
-    let ceiling = 20u64 << attempt.min(4);
-    std::time::Duration::from_millis(5 + jitter(ceiling))
-}
-
-/// A jitter source without another dependency: the low bits of a fresh uuid v4.
-fn jitter(below: u64) -> u64 {
-    (uuid::Uuid::new_v4().as_u128() as u64) % below.max(1)
 }
 
 /// One command's read-and-decide step, redone after a lost race.

@@ -3,9 +3,11 @@
 //! protects; a cancelled transaction is read back as the domain outcome it stands for.
 //! infra/AWS.md documents the tables, keys, indexes and conditions.
 
+mod analytics;
 mod bookings;
 mod catalog;
 mod item;
+mod notifications;
 mod requests;
 pub(crate) mod tables;
 
@@ -33,6 +35,11 @@ pub(crate) struct DynamoStore {
     seats: String,
     holds: String,
     bookings: String,
+    handled_events: String,
+    notifications: String,
+    show_stats: String,
+    daily_stats: String,
+    ticket_stats: String,
 }
 
 /// Why a transaction did not commit, item by item (`None`: that item was fine).
@@ -69,6 +76,11 @@ impl DynamoStore {
             seats: names.table(Table::Seats),
             holds: names.table(Table::Holds),
             bookings: names.table(Table::Bookings),
+            handled_events: names.table(Table::HandledEvents),
+            notifications: names.table(Table::Notifications),
+            show_stats: names.table(Table::ShowStats),
+            daily_stats: names.table(Table::DailyStats),
+            ticket_stats: names.table(Table::TicketStats),
         }
     }
 
@@ -175,6 +187,17 @@ impl DynamoStore {
             .map(|out| out.item().cloned())
             .map_err(|e| port_error("dynamodb.get_item", &e))
     }
+}
+
+/// A short, jittered pause before retrying a transaction that lost to another.
+pub(crate) fn conflict_pause(attempt: usize) -> Duration {
+    let ceiling = 20u64 << attempt.min(4);
+    Duration::from_millis(5 + jitter(ceiling))
+}
+
+/// A jitter source without another dependency: the low bits of a fresh uuid v4.
+fn jitter(below: u64) -> u64 {
+    (uuid::Uuid::new_v4().as_u128() as u64) % below.max(1)
 }
 
 /// Asks DynamoDB to return the item as it was when its condition failed.

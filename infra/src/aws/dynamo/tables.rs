@@ -64,6 +64,23 @@ fn specs() -> Vec<Spec> {
         Spec { table: Table::Seats, hash: ("show_id", S), range: Some(("seat_id", S)), indexes: vec![], ttl: false },
         Spec { table: Table::Holds, hash: ("hold_id", S), range: None, indexes: vec![], ttl: true },
         Spec { table: Table::Bookings, hash: ("booking_id", S), range: None, indexes: vec![], ttl: false },
+        Spec {
+            table: Table::HandledEvents,
+            hash: ("consumer", S),
+            range: Some(("event_id", S)),
+            indexes: vec![],
+            ttl: true,
+        },
+        Spec {
+            table: Table::Notifications,
+            hash: ("recipient", S),
+            range: Some(("sort_key", S)),
+            indexes: vec![],
+            ttl: false,
+        },
+        Spec { table: Table::ShowStats, hash: ("show_id", S), range: None, indexes: vec![], ttl: false },
+        Spec { table: Table::DailyStats, hash: ("scope", S), range: Some(("day", S)), indexes: vec![], ttl: false },
+        Spec { table: Table::TicketStats, hash: ("ticket_id", S), range: None, indexes: vec![], ttl: false },
     ]
 }
 
