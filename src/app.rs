@@ -2,6 +2,7 @@
 //! runs it until shutdown: stop receiving, finish in-flight work, exit within 30 s.
 
 use anyhow::Context;
+use domain::ports::Queue;
 use domain::request::ADMISSION_GRACE;
 use infra::{Backend, Settings};
 use ingress::Ingress;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::booking::BookingPool;
 use workers::consumer::{Consumer, ConsumerConfig};
+use workers::downstream::{AnalyticsPool, NotificationsPool};
 use workers::sweep::Sweeper;
 
 /// How long in-flight work may take to finish after a stop signal.
@@ -65,8 +67,10 @@ impl App {
     /// Connects the backend and binds the HTTP port (if asked), but starts nothing yet.
     pub async fn build(settings: Settings, components: Components) -> anyhow::Result<App> {
         for pool in &components.pools {
-            if matches!(pool, Pool::Tickets | Pool::Notifications | Pool::Analytics) {
-                anyhow::bail!("the {pool:?} pool is not part of this build yet; use --pool booking or all");
+            if matches!(pool, Pool::Tickets) {
+                anyhow::bail!(
+                    "the {pool:?} pool is not part of this build yet; use --pool booking, notifications, analytics or all"
+                );
             }
         }
         let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
@@ -96,12 +100,25 @@ impl App {
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
-        let runs_booking = self.components.pools.iter().any(|p| matches!(p, Pool::Booking | Pool::All));
-        if runs_booking {
-            let mut config = ConsumerConfig::new(domain::ports::Queue::BookingCommands, &self.settings);
-            config.concurrency = self.components.concurrency;
+        let runs = |pool: Pool| self.components.pools.iter().any(|p| *p == pool || *p == Pool::All);
+        let config = |queue: Queue| ConsumerConfig {
+            concurrency: self.components.concurrency,
+            ..ConsumerConfig::new(queue, &self.settings)
+        };
+        if runs(Pool::Booking) {
             let pool = BookingPool::new(self.backend.clone(), self.settings.hold_ttl);
-            tasks.spawn(Consumer::new(self.backend.clone(), pool, config).run_until_stopped(shutdown.clone()));
+            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::BookingCommands));
+            tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
+        }
+        if runs(Pool::Notifications) {
+            let pool = NotificationsPool::new(self.backend.clone());
+            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::Notifications));
+            tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
+        }
+        if runs(Pool::Analytics) {
+            let pool = AnalyticsPool::new(self.backend.clone());
+            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::Analytics));
+            tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
         }
         if self.components.sweep {
             let sweeper = Sweeper::new(self.backend.clone(), self.components.sweep_every, self.components.sweep_grace);

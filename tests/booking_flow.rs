@@ -8,10 +8,12 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::{cli, spawn, spawn_with};
+use usher::Pool;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_then_book_then_read_the_booking() {
-    let app = spawn().await;
+    // The analytics pool stays off so the test can read the analytics queue itself.
+    let app = spawn_with(|_, c| c.pools = vec![Pool::Booking, Pool::Notifications]).await;
     let alice = app.token("alice", Role::Customer);
     let show = app.show_id().await;
     let held = app.hold(&alice, &show, &["A1", "A2", "A3"]).await;
@@ -65,7 +67,8 @@ async fn hold_then_book_then_read_the_booking() {
     assert!(metrics.contains(r#"usher_consumer_lag_seconds{pool="booking"}"#), "{metrics}");
     for e in &events {
         assert_eq!(e["specversion"], "1.0");
-        assert_eq!(e["source"], "/usher/booking");
+        let pool = if e["type"] == "usher.notification.sent" { "/usher/notifications" } else { "/usher/booking" };
+        assert_eq!(e["source"], pool);
         assert!(e["correlationid"].as_str().unwrap().starts_with("req_"));
     }
     app.stop().await;
@@ -109,7 +112,11 @@ async fn a_declined_card_fails_the_booking_and_keeps_the_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_expire_on_time_and_emit_their_event() {
-    let app = spawn_with(|s, _| s.hold_ttl = Duration::from_secs(1)).await;
+    let app = spawn_with(|s, c| {
+        s.hold_ttl = Duration::from_secs(1);
+        c.pools = vec![Pool::Booking];
+    })
+    .await;
     let alice = app.token("alice", Role::Customer);
     let show = app.show_id().await;
     let held = app.hold(&alice, &show, &["D1"]).await;

@@ -66,7 +66,7 @@ impl AppState {
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
-    use routes::{catalog, commands, health, reads};
+    use routes::{catalog, commands, health, reads, reports};
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -79,6 +79,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bookings", post(commands::confirm_booking))
         .route("/v1/bookings/{booking_id}", get(reads::booking))
         .route("/v1/requests/{request_id}", get(reads::request_status))
+        .route("/v1/notifications", get(reports::notifications))
+        .route("/v1/reports/shows/{show_id}", get(reports::show_report))
+        .route("/v1/reports/tickets", get(reports::ticket_report))
+        .route("/v1/reports/daily", get(reports::daily_report))
         .route("/metrics", get(metrics::render))
         .route_layer(axum::middleware::from_fn(metrics::track))
         // Applies to the routes above only, so it comes after them.

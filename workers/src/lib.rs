@@ -5,6 +5,7 @@
 //! - [`consumer`]: batch receive, bounded concurrency, delete after commit, backoff with
 //!   full jitter, dead-lettering; a [`consumer::Handler`] is all a pool adds.
 //! - [`booking`]: the booking pool (holds, releases, confirmations, hold expiry).
+//! - [`downstream`]: the notifications and analytics pools, fed by the topic.
 //! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
 //!   whose messages the queue's redrive moved; forgets expired idempotency keys.
 //! - [`dlq`]: list, peek, replay and purge dead-letter queues.
@@ -13,4 +14,5 @@ pub mod backoff;
 pub mod booking;
 pub mod consumer;
 pub mod dlq;
+pub mod downstream;
 pub mod sweep;

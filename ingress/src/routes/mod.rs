@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod commands;
 pub mod health;
 pub mod reads;
+pub mod reports;
 
 use crate::problem::ApiError;
 use axum::extract::{FromRequestParts, Path};

@@ -1,0 +1,79 @@
+//! The pools downstream of the topic: notifications (render, store, emit
+//! `usher.notification.sent`) and analytics (fold every event into the aggregates).
+//! Both dedupe by event id in the same write as their effect.
+
+use crate::consumer::{Effects, Handler, HandlerError};
+use async_trait::async_trait;
+use domain::PortError;
+use domain::event::CloudEvent;
+use domain::notification;
+use domain::ports::ReceivedMessage;
+use infra::Backend;
+
+fn parse(message: &ReceivedMessage) -> Result<CloudEvent, HandlerError> {
+    serde_json::from_str(&message.body).map_err(|e| HandlerError::Poison(format!("unparseable event: {e}")))
+}
+
+pub struct NotificationsPool {
+    backend: Backend,
+}
+
+impl NotificationsPool {
+    pub fn new(backend: Backend) -> Self {
+        Self { backend }
+    }
+}
+
+#[async_trait]
+impl Handler for NotificationsPool {
+    fn pool(&self) -> &'static str {
+        notification::POOL
+    }
+
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
+        let event = parse(message)?;
+        let rendered = notification::render(&event);
+        let first = self.backend.notifications.record_notifications(&event.id, &rendered).await?;
+        if first {
+            for n in &rendered {
+                tracing::info!(notification_id = %n.notification_id, recipient = %n.recipient, subject = %n.subject, "notification sent");
+            }
+        }
+        // Re-emitted on a redelivery too: the ids are the same, so consumers dedupe, and
+        // a crash between the write and the publish loses nothing.
+        let events = rendered.iter().map(|n| notification::sent(n, &event.correlationid)).collect();
+        Ok(Effects { events, follow_ups: Vec::new() })
+    }
+
+    async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<Vec<CloudEvent>, PortError> {
+        // Events have no status document; the DLQ and its attributes are the record.
+        Ok(Vec::new())
+    }
+}
+
+pub struct AnalyticsPool {
+    backend: Backend,
+}
+
+impl AnalyticsPool {
+    pub fn new(backend: Backend) -> Self {
+        Self { backend }
+    }
+}
+
+#[async_trait]
+impl Handler for AnalyticsPool {
+    fn pool(&self) -> &'static str {
+        "analytics"
+    }
+
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
+        let event = parse(message)?;
+        self.backend.analytics.record_events(std::slice::from_ref(&event)).await?;
+        Ok(Effects::default())
+    }
+
+    async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<Vec<CloudEvent>, PortError> {
+        Ok(Vec::new())
+    }
+}
