@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -24,6 +24,17 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `usher_consumer_lag_seconds{pool="x"} 0.12` lines of a Prometheus text page.
+fn lags(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("usher_consumer_lag_seconds{pool=\""))
+        .filter_map(|rest| {
+            let (pool, value) = rest.split_once("\"} ")?;
+            Some((pool.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 fn seat(n: usize) -> String {
@@ -89,6 +100,26 @@ async fn main() {
     let shows = Arc::new(shows);
 
     println!("bench: {requests} holds over {connections} connections against usher dev (embedded)");
+    // Samples every pool's lag from /metrics while the bench runs.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (http, base, sampling) = (http.clone(), base.clone(), sampling.clone());
+        tokio::spawn(async move {
+            let mut worst: std::collections::BTreeMap<String, f64> = Default::default();
+            while sampling.load(Ordering::Relaxed) {
+                if let Ok(r) = http.get(format!("{base}/metrics")).send().await
+                    && let Ok(text) = r.text().await
+                {
+                    for (pool, lag) in lags(&text) {
+                        let w = worst.entry(pool).or_insert(0.0);
+                        *w = w.max(lag);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            worst
+        })
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = Vec::new();
@@ -167,6 +198,10 @@ async fn main() {
         }
     }
     let processed_in = started.elapsed();
+    // Let the downstream pools drain, then stop sampling.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sampling.store(false, Ordering::Relaxed);
+    let worst_lag = sampler.await.unwrap();
     let rss = peak_rss_kib(pid).unwrap_or(0);
     println!(
         "accepted: {:.0} req/s ({} in {:.2} s)",
@@ -187,6 +222,9 @@ async fn main() {
         succeeded,
         processed_in.as_secs_f64()
     );
+    for (pool, lag) in &worst_lag {
+        println!("max consumer lag, {pool} pool: {:.3} s", lag);
+    }
     println!("peak RSS of usher dev: {:.1} MiB", rss as f64 / 1024.0);
     let _ = child.kill().await;
 }
