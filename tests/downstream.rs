@@ -114,7 +114,7 @@ async fn a_notification_reaches_its_recipient_and_no_one_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_emitted_event_matches_its_schema() {
     let app = spawn_with(|s, c| {
-        s.hold_ttl = Duration::from_secs(1);
+        s.hold_ttl = Duration::from_secs(5);
         c.pools = vec![Pool::Booking, Pool::Notifications];
     })
     .await;
@@ -126,14 +126,18 @@ async fn every_emitted_event_matches_its_schema() {
     let hold_id = held["result"]["hold_id"].as_str().unwrap().to_owned();
     let id = app.command(&alice, &format!("/v1/holds/{hold_id}/release"), json!({})).await;
     app.terminal(&alice, &id).await;
+    // A slow provider first (dead-lettered), then a declined card, while E3's hold lives;
+    // then the hold expires.
     let held = app.hold(&alice, &show, &["E3"]).await;
     let hold_id = held["result"]["hold_id"].as_str().unwrap().to_owned();
-    let id = app.command(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_decline" })).await;
-    app.terminal(&alice, &id).await;
+    let expires_at = domain::clock::parse(held["result"]["expires_at"].as_str().unwrap()).unwrap();
     let id =
         app.command(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_unavailable" })).await;
-    app.terminal(&alice, &id).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // E3's hold expires
+    assert_eq!(app.terminal(&alice, &id).await["status"], "dead_lettered");
+    let id = app.command(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_decline" })).await;
+    assert_eq!(app.terminal(&alice, &id).await["status"], "failed");
+    let left: Duration = (expires_at - domain::clock::now()).try_into().unwrap_or(Duration::ZERO);
+    tokio::time::sleep(left + Duration::from_millis(1500)).await;
 
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/events");
     let mut seen = std::collections::BTreeSet::new();
