@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 pub const MAX_SEATS_PER_HOLD: usize = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SeatState {
     Available,
@@ -46,7 +46,7 @@ impl SeatRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Seat {
     pub seat_id: SeatId,
     pub state: SeatState,
@@ -129,7 +129,7 @@ pub fn hold_not_found(hold_id: &HoldId) -> BusinessError {
     BusinessError::new("hold_not_found", format!("no live hold {hold_id} for this customer"))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Booking {
     pub booking_id: BookingId,
     pub show_id: ShowId,
@@ -138,10 +138,11 @@ pub struct Booking {
     pub status: BookingStatus,
     pub customer_id: UserId,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     Confirmed,

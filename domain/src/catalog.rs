@@ -8,17 +8,19 @@ pub const MAX_ROWS: u32 = 26;
 pub const MAX_SEATS_PER_ROW: u32 = 50;
 pub const MAX_PRICE_CENTS: u64 = 1_000_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Movie {
     pub movie_id: MovieId,
     pub title: String,
     pub duration_min: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Auditorium {
+    #[schema(minimum = 1, maximum = 26)]
     pub rows: u32,
+    #[schema(minimum = 1, maximum = 50)]
     pub seats_per_row: u32,
 }
 
@@ -33,11 +35,12 @@ impl Auditorium {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Show {
     pub show_id: ShowId,
     pub movie_id: MovieId,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub starts_at: Timestamp,
     pub auditorium: Auditorium,
     pub price_cents: u64,

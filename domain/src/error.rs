@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 /// A business outcome that ends a request as `failed`: `{code, detail, ...}` in the status
 /// document. `extra` carries code-specific fields, such as the conflicting `seat_ids`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema, thiserror::Error)]
 #[error("{code}: {detail}")]
 pub struct BusinessError {
     pub code: String,

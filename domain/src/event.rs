@@ -7,7 +7,7 @@ use crate::clock::{Timestamp, rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "usher.booking.hold.placed")]
     HoldPlaced,

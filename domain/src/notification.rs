@@ -10,7 +10,7 @@ use serde_json::Value;
 /// The `source` of the notifications pool's events: `/usher/notifications`.
 pub const POOL: &str = "notifications";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub notification_id: NotificationId,
     pub recipient: UserId,
@@ -20,6 +20,7 @@ pub struct Notification {
     pub event_id: String,
     pub event_type: EventType,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 

@@ -86,7 +86,7 @@ pub fn facts(event: &CloudEvent) -> Vec<Fact> {
 }
 
 /// `GET /v1/reports/shows/{show_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShowReport {
     pub show_id: String,
     pub seats_total: u64,
@@ -121,7 +121,7 @@ impl ShowCounters {
 }
 
 /// `GET /v1/reports/daily`: bookings and revenue per UTC day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DailyReport {
     pub day: String,
     pub bookings: u64,
@@ -173,7 +173,7 @@ impl TicketState {
 }
 
 /// `GET /v1/reports/tickets`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TicketReport {
     pub tickets: u64,
     pub by_status: BTreeMap<String, u64>,

@@ -7,7 +7,7 @@ use crate::ids::{RequestId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Accepted,
@@ -50,19 +50,25 @@ impl RequestStatus {
 pub const ADMISSION_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `{request_id, kind, status, result?, error?, created_at, updated_at}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusDoc {
     pub request_id: RequestId,
     /// The command type, e.g. `booking.hold.place`.
     pub kind: String,
     pub status: RequestStatus,
+    /// On `succeeded`: what the command made, e.g. `{hold_id, show_id, seat_ids, expires_at}`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Object, nullable = false)]
     pub result: Option<Value>,
+    /// On `failed` (a business outcome) and `dead_lettered`: `{code, detail, ...}`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(nullable = false)]
     pub error: Option<BusinessError>,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
