@@ -51,11 +51,18 @@ pub struct CommandRequest {
     pub command: Command,
 }
 
-/// The 202 body. Field order is the wire order; it is serialized once and stored.
-#[derive(Serialize)]
-struct AcceptedBody<'a> {
+/// The 202 body: the command is durably recorded and queued. Serialized once and stored,
+/// so a replay answers it byte for byte (field order is the wire order).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Accepted)]
+pub(crate) struct AcceptedBody<'a> {
+    #[schema(value_type = RequestId)]
     request_id: &'a RequestId,
+    /// Always `accepted`: the command is durably recorded and queued, not yet done.
+    #[schema(value_type = String, pattern = "^accepted$", example = "accepted")]
     status: &'static str,
+    /// Where the status document is read; also the `Location` header.
+    #[schema(example = "/v1/requests/req_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")]
     status_url: String,
 }
 

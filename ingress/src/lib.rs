@@ -8,6 +8,7 @@
 //! - [`problem`]: [`ApiError`], the one place errors become `application/problem+json`.
 //! - [`routes`]: the handlers: health, catalog, commands, reads.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json` (and `docs/openapi.json`).
 //!
 //! [`Ingress::build`] binds the address and [`Ingress::run_until_stopped`] serves until
 //! the shutdown token fires, then lets in-flight requests finish.
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod idempotency;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 
@@ -84,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reports/tickets", get(reports::ticket_report))
         .route("/v1/reports/daily", get(reports::daily_report))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(metrics::track))
         // Applies to the routes above only, so it comes after them.
         .method_not_allowed_fallback(routes::method_not_allowed)

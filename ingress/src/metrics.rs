@@ -18,6 +18,20 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     RECORDER.get_or_init(|| PrometheusBuilder::new().install_recorder().ok()).as_ref()
 }
 
+/// Prometheus metrics, no token.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Prometheus text exposition (0.0.4): `usher_http_requests_total`, \
+            `usher_http_request_duration_seconds` and, where workers run, their lag and message counts.",
+        body = String,
+        content_type = "text/plain; version=0.0.4"
+    ))
+)]
 pub async fn render() -> impl IntoResponse {
     let body = install().map(PrometheusHandle::render).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)

@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::PortError;
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// The base of every problem's `type` URI; the code follows it.
 const PROBLEM_TYPE_BASE: &str = "https://usher.dev/problems/";
@@ -124,16 +126,80 @@ impl ApiError {
     }
 }
 
-/// The RFC 9457 document, with Usher's `code` and, for input errors, the `field`.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// Every problem `code` the API answers with, its status and when. The OpenAPI document
+/// lists these as the values of `Problem.code`; a test keeps the list complete.
+pub const PROBLEM_CODES: &[(&str, u16, &str)] = &[
+    (
+        "invalid_body",
+        400,
+        "the body is not JSON, or a field is missing, unknown, mistyped or out of range (`field` names it)",
+    ),
+    ("invalid_query", 400, "a query parameter is malformed or out of range (`field` names it)"),
+    ("invalid_path", 400, "a path segment is not a valid id"),
+    ("idempotency_key_missing", 400, "a command without an `Idempotency-Key` header"),
+    (
+        "idempotency_key_invalid",
+        400,
+        "an `Idempotency-Key` that is not 1 to 255 visible ASCII characters, or sent twice",
+    ),
+    ("unauthorized", 401, "no token, or a malformed, badly signed or expired one"),
+    ("forbidden", 403, "the caller's role may see but not do this"),
+    ("not_found", 404, "no such route"),
+    ("movie_not_found", 404, "no such movie"),
+    ("show_not_found", 404, "no such show"),
+    ("request_not_found", 404, "no such request, or one the caller may not see"),
+    ("booking_not_found", 404, "no such booking, or one the caller may not see"),
+    ("method_not_allowed", 405, "the route exists but not with this method"),
+    (
+        "idempotency_request_in_progress",
+        409,
+        "the first request with this key is still being admitted; retry after `Retry-After`",
+    ),
+    ("payload_too_large", 413, "the body is over 64 KiB"),
+    ("idempotency_key_reused", 422, "this key was used for a different request (method, path or body)"),
+    ("backend_unavailable", 503, "the backend cannot be reached; retry after `Retry-After`"),
+];
+
+/// The schema of `Problem.code`: one of [`PROBLEM_CODES`].
+pub struct ProblemCode;
+
+impl utoipa::PartialSchema for ProblemCode {
+    fn schema() -> RefOr<Schema> {
+        let table: String =
+            PROBLEM_CODES.iter().map(|(code, status, when)| format!("\n- `{code}` ({status}): {when}")).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!("The stable machine code clients branch on:{table}")))
+            .enum_values(Some(PROBLEM_CODES.iter().map(|(code, _, _)| *code)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ProblemCode {}
+
+/// An RFC 9457 problem document (`application/problem+json`), with Usher's stable `code`
+/// and, for input errors, the offending `field`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct Problem<'a> {
+    /// `https://usher.dev/problems/<code>`.
     #[serde(rename = "type")]
+    #[schema(format = "uri", example = "https://usher.dev/problems/invalid_body")]
     problem_type: String,
+    #[schema(value_type = String, example = "Invalid body")]
     title: &'a str,
+    /// The HTTP status code.
+    #[schema(example = 400)]
     status: u16,
+    /// What went wrong, for a person.
+    #[schema(example = "seat_ids: must hold 1 to 10 seats")]
     detail: String,
+    #[schema(value_type = ProblemCode)]
     code: &'a str,
+    /// The offending field of the body or query, dotted (`auditorium.rows`, `seat_ids[2]`);
+    /// only on `invalid_body` and `invalid_query`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, example = "seat_ids")]
     field: Option<&'a str>,
 }
 

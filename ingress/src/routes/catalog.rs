@@ -5,7 +5,8 @@ use super::PathId;
 use crate::AppState;
 use crate::auth::{Admin, Caller};
 use crate::json::JsonBody;
-use crate::problem::ApiError;
+use crate::openapi::{BackendUnavailable, Forbidden, PayloadTooLarge, Unauthorized};
+use crate::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,32 +16,71 @@ use domain::clock;
 use domain::ids::{MovieId, ShowId};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMovie {
+    /// Trimmed; 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, example = "Arrival")]
     title: String,
+    #[schema(minimum = 1, maximum = 1000, example = 116)]
     duration_min: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShow {
+    /// An existing movie.
+    #[schema(min_length = 1, example = "mov_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")]
     movie_id: String,
+    /// RFC 3339; stored at millisecond precision.
+    #[schema(format = DateTime, example = "2026-12-01T20:00:00Z")]
     starts_at: String,
+    /// Every seat of this layout is created, available: rows `A`… and numbers from 1.
     auditorium: Auditorium,
+    #[schema(maximum = 1_000_000, example = 1250)]
     price_cents: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// `{show_id, seats: [{seat_id, state}]}`; an expired hold reads `available`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SeatMap {
     show_id: ShowId,
     seats: Vec<Seat>,
 }
 
+/// Every movie.
+#[utoipa::path(
+    get,
+    path = "/v1/movies",
+    tag = "catalog",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every movie.", body = Vec<Movie>),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn list_movies(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<Movie>>, ApiError> {
     Ok(Json(state.backend.catalog.movies().await?))
 }
 
+/// Creates a movie (admins only), synchronously.
+#[utoipa::path(
+    post,
+    path = "/v1/movies",
+    tag = "catalog",
+    security(("bearer" = [])),
+    request_body = NewMovie,
+    responses(
+        (status = 201, description = "The movie, with its new `movie_id`.", body = Movie),
+        (status = 400, description = "`invalid_body`: not JSON, or a field missing, unknown, mistyped or out of \
+            range; `field` names it.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn create_movie(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -54,6 +94,22 @@ pub async fn create_movie(
     Ok((StatusCode::CREATED, Json(movie)))
 }
 
+/// The shows of one movie.
+#[utoipa::path(
+    get,
+    path = "/v1/movies/{movie_id}/shows",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("movie_id" = String, Path, description = "The movie.", max_length = 255)),
+    responses(
+        (status = 200, description = "The movie's shows.", body = Vec<Show>),
+        (status = 400, description = "`invalid_path`: the id is over 255 bytes.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`movie_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn shows_of_movie(
     State(state): State<AppState>,
     _caller: Caller,
@@ -66,6 +122,25 @@ pub async fn shows_of_movie(
     Ok(Json(state.backend.catalog.shows_of(&movie_id).await?))
 }
 
+/// Creates a show (admins only), synchronously, and lays out every seat as available
+/// (ids like `A1`…`J12`).
+#[utoipa::path(
+    post,
+    path = "/v1/shows",
+    tag = "catalog",
+    security(("bearer" = [])),
+    request_body = NewShow,
+    responses(
+        (status = 201, description = "The show, with its new `show_id`.", body = Show),
+        (status = 400, description = "`invalid_body`: not JSON, or a field missing, unknown, mistyped or out of \
+            range (including a `movie_id` that names no movie); `field` names it.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn create_show(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -95,6 +170,22 @@ pub async fn create_show(
     Ok((StatusCode::CREATED, Json(show)))
 }
 
+/// The seat map of a show, as of now.
+#[utoipa::path(
+    get,
+    path = "/v1/shows/{show_id}/seats",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("show_id" = String, Path, description = "The show.", max_length = 255)),
+    responses(
+        (status = 200, description = "Every seat and its state.", body = SeatMap),
+        (status = 400, description = "`invalid_path`: the id is over 255 bytes.", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`show_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn seat_map(
     State(state): State<AppState>,
     _caller: Caller,

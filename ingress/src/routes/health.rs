@@ -1,23 +1,52 @@
 //! Liveness and readiness, for load balancers and orchestrators. No token needed.
 
 use crate::AppState;
+use crate::openapi::BackendUnavailable;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::State;
 use domain::PortError;
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::time::Duration;
 
 /// A backend that takes longer than this to answer a ping is not ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `{"status": "ok"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
 }
 
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+const OK: Health = Health { status: "ok" };
+
+/// Liveness: answers while the process runs.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    operation_id = "health_live",
+    tag = "operations",
+    responses((status = 200, description = "The process runs.", body = Health))
+)]
+pub async fn live() -> Json<Health> {
+    Json(OK)
+}
+
+/// Readiness: whether the backend answers a ping within 5 s.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "health_ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The backend answers.", body = Health),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, state.backend.ready()).await {
-        Ok(Ok(())) => Ok(Json(json!({ "status": "ok" }))),
+        Ok(Ok(())) => Ok(Json(OK)),
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(PortError::Unavailable(format!("no answer within {READY_TIMEOUT:?}")).into()),
     }

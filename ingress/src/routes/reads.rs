@@ -4,7 +4,8 @@
 use super::PathId;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::problem::ApiError;
+use crate::openapi::{BackendUnavailable, Unauthorized};
+use crate::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::Uri;
@@ -19,6 +20,38 @@ pub const MAX_WAIT_SECS: u64 = 20;
 const FIRST_POLL: Duration = Duration::from_millis(25);
 const LONGEST_POLL: Duration = Duration::from_millis(200);
 
+/// The status document of an admitted command: `{request_id, kind, status, result?, error?,
+/// created_at, updated_at}`. Customers see only their own requests.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{request_id}",
+    tag = "reads",
+    security(("bearer" = [])),
+    params(
+        ("request_id" = String, Path, description = "From the 202 answer of a command.", max_length = 255),
+        (
+            "wait" = Option<u64>,
+            Query,
+            description = "Seconds (0 to 20, default 0) to hold the answer until the status is terminal \
+                (`succeeded`, `failed`, `dead_lettered`).",
+            minimum = 0,
+            maximum = 20
+        ),
+    ),
+    responses(
+        (status = 200, description = "The status document, terminal or as of the end of the wait.", body = StatusDoc),
+        (status = 400, description = "`invalid_path` (an id over 255 bytes); `invalid_query` (`wait` not a whole \
+            number from 0 to 20; `field` is `wait`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (
+            status = 404,
+            description = "`request_not_found`: no such request, or not the caller's.",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn request_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,6 +100,32 @@ fn wait_of(uri: &Uri) -> Result<Duration, ApiError> {
     }
 }
 
+/// A booking. Customers see only their own.
+#[utoipa::path(
+    get,
+    path = "/v1/bookings/{booking_id}",
+    operation_id = "get_booking",
+    tag = "reads",
+    security(("bearer" = [])),
+    params(("booking_id" = String, Path, description = "From the result of `POST /v1/bookings`.", max_length = 255)),
+    responses(
+        (status = 200, description = "The booking.", body = Booking),
+        (
+            status = 400,
+            description = "`invalid_path`: the id is over 255 bytes.",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (status = 401, response = Unauthorized),
+        (
+            status = 404,
+            description = "`booking_not_found`: no such booking, or not the caller's.",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn booking(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,7 +3,8 @@
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::problem::ApiError;
+use crate::openapi::{BackendUnavailable, Forbidden, Unauthorized};
+use crate::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::Uri;
@@ -34,7 +35,27 @@ fn staff_only(caller: &Caller) -> Result<(), ApiError> {
     if caller.role.is_staff() { Ok(()) } else { Err(ApiError::Forbidden("agent or admin")) }
 }
 
-/// The caller's own notifications, newest first.
+/// The caller's own notifications, newest first (from the notifications worker).
+#[utoipa::path(
+    get,
+    path = "/v1/notifications",
+    tag = "downstream",
+    security(("bearer" = [])),
+    params((
+            "limit" = Option<usize>,
+            Query,
+            description = "How many, 1 to 100 (default 50).",
+            minimum = 1,
+            maximum = 100
+        )),
+    responses(
+        (status = 200, description = "The caller's notifications, newest first.", body = Vec<Notification>),
+        (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100 (`field` is \
+            `limit`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn notifications(
     State(state): State<AppState>,
     caller: Caller,
@@ -44,6 +65,27 @@ pub async fn notifications(
     Ok(Json(state.backend.notifications.notifications_for(&caller.sub, limit).await?))
 }
 
+/// A show's seats, bookings and revenue, from the analytics worker (agents and admins).
+#[utoipa::path(
+    get,
+    path = "/v1/reports/shows/{show_id}",
+    tag = "downstream",
+    security(("bearer" = [])),
+    params(("show_id" = String, Path, description = "The show.", max_length = 255)),
+    responses(
+        (status = 200, description = "The show's report.", body = ShowReport),
+        (
+            status = 400,
+            description = "`invalid_path`: the id is over 255 bytes.",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`show_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn show_report(
     State(state): State<AppState>,
     caller: Caller,
@@ -58,13 +100,48 @@ pub async fn show_report(
     Ok(Json(counters.report(show_id.as_str(), u64::from(show.auditorium.capacity()))))
 }
 
+/// Ticket counts by status and by assignee, mean time to first response and to solve
+/// (agents and admins).
+#[utoipa::path(
+    get,
+    path = "/v1/reports/tickets",
+    tag = "downstream",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The ticket report.", body = TicketReport),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn ticket_report(State(state): State<AppState>, caller: Caller) -> Result<Json<TicketReport>, ApiError> {
     staff_only(&caller)?;
     let stats = state.backend.analytics.ticket_stats().await?;
     Ok(Json(TicketReport::from_stats(&stats)))
 }
 
-/// Bookings and revenue per UTC day, newest first.
+/// Bookings and revenue per UTC day, newest first (agents and admins).
+#[utoipa::path(
+    get,
+    path = "/v1/reports/daily",
+    tag = "downstream",
+    security(("bearer" = [])),
+    params((
+            "limit" = Option<usize>,
+            Query,
+            description = "How many, 1 to 100 (default 50).",
+            minimum = 1,
+            maximum = 100
+        )),
+    responses(
+        (status = 200, description = "One entry per day, newest first.", body = Vec<DailyReport>),
+        (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100 (`field` is \
+            `limit`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
 pub async fn daily_report(
     State(state): State<AppState>,
     caller: Caller,

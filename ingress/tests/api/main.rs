@@ -6,4 +6,5 @@ mod catalog;
 mod errors;
 mod helpers;
 mod idempotency;
+mod openapi;
 mod reads;

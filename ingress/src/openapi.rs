@@ -1,0 +1,315 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' `#[utoipa::path]`
+//! annotations and the types they take and return. `GET /openapi.json` serves it (no
+//! token); `docs/openapi.json` is the same document checked in, and a test fails when they
+//! drift (`USHER_BLESS=1 cargo test -p ingress openapi` rewrites it).
+
+use crate::problem::{Problem, ProblemCode};
+use crate::routes::{catalog, commands, health, reads, reports};
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+/// The name of the security scheme every authenticated operation requires.
+pub const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Usher",
+        description = "Usher's HTTP API (CONTRACT.md section 2).\n\n\
+            Reads answer straight from the store. Commands (`POST /v1/holds`, `/v1/holds/{hold_id}/release`, \
+            `/v1/bookings`) are asynchronous and idempotent: each needs an `Idempotency-Key` header, is answered \
+            `202` with `{request_id, status: \"accepted\", status_url}` and a `Location` header once it is durably \
+            queued, and its outcome is read from the status document at `GET /v1/requests/{request_id}`. \
+            Business failures (`seats_unavailable`, `show_not_found`, `seat_not_found`, `hold_not_found`, \
+            `hold_expired`, `payment_declined`, `dead_lettered`) appear there as `error.code`, never as an HTTP \
+            error.\n\n\
+            Every error is an RFC 9457 `application/problem+json` document with a stable `code` (see the `Problem` \
+            and `ProblemCode` schemas). An unknown route is 404 (`not_found`), a known route with another \
+            method 405 (`method_not_allowed`).\n\n\
+            Auth: `Authorization: Bearer <JWT>` (HS256, claims `sub`, `role` = `customer`|`agent`|`admin`, `exp`). \
+            `/health/*`, `/metrics` and `/openapi.json` need no token. Customers read only their own requests and \
+            bookings; a resource the caller may not see reads as absent (404)."
+    ),
+    servers((url = "http://127.0.0.1:8080", description = "`usher dev` on the default `USHER_HTTP_ADDR`")),
+    paths(
+        health::live,
+        health::ready,
+        crate::metrics::render,
+        document,
+        catalog::list_movies,
+        catalog::create_movie,
+        catalog::shows_of_movie,
+        catalog::create_show,
+        catalog::seat_map,
+        commands::place_hold,
+        commands::release_hold,
+        commands::confirm_booking,
+        reads::request_status,
+        reads::booking,
+        reports::notifications,
+        reports::show_report,
+        reports::ticket_report,
+        reports::daily_report,
+    ),
+    components(
+        schemas(Problem, ProblemCode),
+        responses(
+            Unauthorized,
+            Forbidden,
+            PayloadTooLarge,
+            IdempotencyRequestInProgress,
+            IdempotencyKeyReused,
+            BackendUnavailable
+        )
+    ),
+    modifiers(&BearerJwt),
+    tags(
+        (name = "operations", description = "Health, metrics and this document; no token."),
+        (name = "catalog", description = "Movies, shows and seat maps; admins create movies and shows."),
+        (name = "commands", description = "Asynchronous, idempotent commands: 202, then poll the status document."),
+        (name = "reads", description = "Status documents and bookings."),
+        (name = "downstream", description = "What the notifications and analytics workers keep."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the bearer JWT security scheme the operations refer to.
+struct BearerJwt;
+
+impl Modify for BearerJwt {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("An HS256 JWT with claims `sub`, `role` (`customer`, `agent`, `admin`) and `exp`."))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
+
+/// The document as served and checked in: pretty JSON and a trailing newline.
+pub fn document_json() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document always serializes");
+        json + "\n"
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object))
+)]
+pub async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document_json())
+}
+
+// The problem responses many operations share. These types only describe responses; the
+// handlers answer with `ApiError`.
+
+/// `unauthorized`: no token, or a malformed, badly signed or expired one.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
+pub struct Unauthorized(#[allow(dead_code)] Problem<'static>);
+
+/// `forbidden`: the caller's role may not do this.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Forbidden(#[allow(dead_code)] Problem<'static>);
+
+/// `payload_too_large`: the body is over 64 KiB.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct PayloadTooLarge(#[allow(dead_code)] Problem<'static>);
+
+/// `idempotency_request_in_progress`: a request with this key is still being admitted;
+/// retry the same request after `Retry-After`.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))
+)]
+pub struct IdempotencyRequestInProgress(#[allow(dead_code)] Problem<'static>);
+
+/// `idempotency_key_reused`: this key was used for a different request (method, path or
+/// body, compared canonically). Nothing was admitted.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct IdempotencyKeyReused(#[allow(dead_code)] Problem<'static>);
+
+/// `backend_unavailable`: the backend cannot be reached; retry after `Retry-After`.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))
+)]
+pub struct BackendUnavailable(#[allow(dead_code)] Problem<'static>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::{ApiError, PROBLEM_CODES};
+    use serde_json::Value;
+    use std::path::PathBuf;
+
+    fn checked_in() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")
+    }
+
+    fn document() -> Value {
+        serde_json::from_str(document_json()).unwrap()
+    }
+
+    /// Every operation as `(METHOD, path, operation)`.
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                ops.push((method.to_uppercase(), path.clone(), op.clone()));
+            }
+        }
+        ops
+    }
+
+    /// The description of a response, following a `$ref` to a reusable one.
+    fn response_description<'a>(doc: &'a Value, response: &'a Value) -> &'a str {
+        let response = match response["$ref"].as_str() {
+            Some(r) => &doc["components"]["responses"][r.trim_start_matches("#/components/responses/")],
+            None => response,
+        };
+        response["description"].as_str().unwrap_or_default()
+    }
+
+    #[test]
+    fn openapi_matches_the_checked_in_document() {
+        let path = checked_in();
+        if std::env::var_os("USHER_BLESS").is_some() {
+            std::fs::write(&path, document_json()).unwrap();
+            return;
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == document_json(),
+            "{} drifted from the code; run USHER_BLESS=1 cargo test -p ingress openapi",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn every_error_the_api_gives_has_a_listed_code() {
+        let errors = [
+            ApiError::Unauthorized(String::new()),
+            ApiError::Forbidden("admin"),
+            ApiError::RouteNotFound(String::new()),
+            ApiError::MethodNotAllowed { method: String::new(), path: String::new() },
+            ApiError::IdempotencyKeyMissing,
+            ApiError::IdempotencyKeyInvalid,
+            ApiError::InvalidBody { field: None, detail: String::new() },
+            ApiError::InvalidQuery { field: None, detail: String::new() },
+            ApiError::InvalidPath(String::new()),
+            ApiError::PayloadTooLarge { limit: 0 },
+            ApiError::IdempotencyKeyReused,
+            ApiError::IdempotencyRequestInProgress,
+            ApiError::BackendUnavailable(domain::PortError::Unavailable(String::new())),
+        ];
+        for e in errors {
+            let listed = PROBLEM_CODES.iter().find(|(code, _, _)| *code == e.code());
+            assert_eq!(listed.map(|(_, status, _)| *status), Some(e.status().as_u16()), "{}", e.code());
+        }
+        // `<resource>_not_found` codes are named where they are raised: find each one.
+        let mut sources = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(path) = sources.pop() {
+            if path.is_dir() {
+                sources.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for raised in text.split("not_found(\"").skip(1) {
+                let code = raised.split('"').next().unwrap();
+                assert!(
+                    PROBLEM_CODES.iter().any(|(listed, status, _)| *listed == code && *status == 404),
+                    "{} raises `{code}`: add it to problem::PROBLEM_CODES",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_problem_code_is_listed_and_explained_in_a_response() {
+        let doc = document();
+        let listed: Vec<&str> = PROBLEM_CODES.iter().map(|(code, _, _)| *code).collect();
+        assert_eq!(doc["components"]["schemas"]["ProblemCode"]["enum"], serde_json::json!(listed));
+        let mut explained = doc["info"]["description"].as_str().unwrap().to_owned();
+        for (_, _, op) in operations(&doc) {
+            for response in op["responses"].as_object().unwrap().values() {
+                explained.push_str(response_description(&doc, response));
+            }
+        }
+        for code in listed {
+            assert!(explained.contains(&format!("`{code}`")), "no response explains `{code}`");
+        }
+    }
+
+    #[test]
+    fn commands_document_the_idempotency_contract() {
+        let doc = document();
+        let commands: Vec<_> = operations(&doc).into_iter().filter(|(_, _, op)| op["tags"][0] == "commands").collect();
+        assert_eq!(commands.len(), 3);
+        for (method, path, op) in commands {
+            assert_eq!(method, "POST", "{path}");
+            let key = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "Idempotency-Key");
+            let key = key.unwrap_or_else(|| panic!("{path} has no Idempotency-Key"));
+            assert_eq!((&key["in"], &key["required"]), (&Value::from("header"), &Value::from(true)), "{path}");
+            assert_eq!((&key["schema"]["minLength"], &key["schema"]["maxLength"]), (&1.into(), &255.into()));
+            let responses = &op["responses"];
+            let accepted = &responses["202"];
+            assert_eq!(accepted["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Accepted");
+            for header in ["Location", "Idempotent-Replayed"] {
+                assert!(accepted["headers"][header].is_object(), "{path}: 202 lacks {header}");
+            }
+            for status in ["400", "401", "409", "413", "422", "503"] {
+                assert!(responses[status].is_object(), "{path}: no {status}");
+            }
+            for (status, code) in [("409", "idempotency_request_in_progress"), ("503", "backend_unavailable")] {
+                let reusable =
+                    responses[status]["$ref"].as_str().unwrap().trim_start_matches("#/components/responses/");
+                let response = &doc["components"]["responses"][reusable];
+                assert!(response["headers"]["Retry-After"].is_object(), "{path}: {status} lacks Retry-After");
+                assert!(response_description(&doc, &responses[status]).contains(code));
+            }
+            let bad = response_description(&doc, &responses["400"]);
+            assert!(bad.contains("idempotency_key_missing") && bad.contains("idempotency_key_invalid"), "{path}");
+        }
+    }
+
+    #[test]
+    fn only_health_metrics_and_this_document_go_without_a_token() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["title"], "Usher");
+        assert_eq!(doc["servers"][0]["url"], "http://127.0.0.1:8080");
+        assert_eq!(doc["components"]["securitySchemes"][BEARER]["scheme"], "bearer");
+        assert_eq!(doc["components"]["securitySchemes"][BEARER]["bearerFormat"], "JWT");
+        for (method, path, op) in operations(&doc) {
+            let open = path.starts_with("/health/") || path == "/metrics" || path == "/openapi.json";
+            if open {
+                assert!(op.get("security").is_none(), "{method} {path} asks for a token");
+            } else {
+                assert_eq!(op["security"], serde_json::json!([{ BEARER: [] }]), "{method} {path}");
+                let unauthorized = response_description(&doc, &op["responses"]["401"]);
+                assert!(unauthorized.contains("`unauthorized`"), "{method} {path} documents no 401");
+            }
+        }
+    }
+}
