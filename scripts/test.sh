@@ -3,7 +3,8 @@
 # loopback port, installing moto[server] with pip if it is missing, then:
 #   1. the whole workspace: unit, port contract (embedded and aws), API and end-to-end
 #      tests on the embedded backend;
-#   2. the end-to-end tests again with the app on the aws backend (USHER_TEST_BACKEND=aws).
+#   2. the end-to-end and API tests again with the app on the aws backend
+#      (USHER_TEST_BACKEND=aws).
 # Extra arguments go to both cargo test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,5 @@ exec scripts/moto.sh -- bash -c '
     cargo test --workspace --locked "$@"
     echo "== end-to-end tests on the aws backend"
     USHER_TEST_BACKEND=aws cargo test --locked --test booking_flow --test downstream "$@"
+    USHER_TEST_BACKEND=aws cargo test --locked -p ingress --test api "$@"
 ' usher-tests "$@"

@@ -12,6 +12,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
+/// One request a client sent: its idempotency key, body, and request id once a 202 came.
+struct Attempt {
+    key: String,
+    body: Value,
+    request_id: Option<String>,
+}
+
 struct Dev {
     child: Child,
     base: String,
@@ -90,8 +97,7 @@ async fn sigkill_under_load_loses_nothing() {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut dev = start(dir.path()).await;
     let show = first_show(&http, &dev).await;
-    // Every request sent, by idempotency key: its body, and its request id once a 202 came.
-    let sent: Arc<Mutex<Vec<(String, Value, Option<String>)>>> = Arc::default();
+    let sent: Arc<Mutex<Vec<Attempt>>> = Arc::default();
 
     // Eight clients hold random overlapping pairs of seats until the process dies.
     let mut clients = Vec::new();
@@ -106,14 +112,14 @@ async fn sigkill_under_load_loses_nothing() {
                 let body = json!({ "show_id": show, "seat_ids": [format!("{row}{a}"), format!("{row}{}", a + 1)] });
                 let answer = post_hold(&http, &base, &token, &key, &body).await;
                 let gone = answer.is_none();
-                sent.lock().await.push((key, body, answer));
+                sent.lock().await.push(Attempt { key, body, request_id: answer });
                 if gone {
                     return; // the server is gone
                 }
             }
         }));
     }
-    while sent.lock().await.iter().filter(|(_, _, id)| id.is_some()).count() < 300 {
+    while sent.lock().await.iter().filter(|a| a.request_id.is_some()).count() < 300 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     dev.child.kill().await.expect("SIGKILL");
@@ -125,10 +131,10 @@ async fn sigkill_under_load_loses_nothing() {
     // as clients of an idempotent API do: it gets the first 202 again, or a fresh one.
     let dev = start(dir.path()).await;
     let mut accepted = Vec::new();
-    for (key, body, answer) in sent.lock().await.iter() {
-        let id = match answer {
+    for a in sent.lock().await.iter() {
+        let id = match &a.request_id {
             Some(id) => id.clone(),
-            None => post_hold(&http, &dev.base, &dev.token, key, body).await.expect("the retry is answered"),
+            None => post_hold(&http, &dev.base, &dev.token, &a.key, &a.body).await.expect("the retry is answered"),
         };
         accepted.push(id);
     }
@@ -157,7 +163,7 @@ async fn sigkill_under_load_loses_nothing() {
             other => panic!("request {id} did not end: {other:?} {doc}"),
         }
     }
-    let unanswered = sent.lock().await.iter().filter(|(_, _, id)| id.is_none()).count();
+    let unanswered = sent.lock().await.iter().filter(|a| a.request_id.is_none()).count();
     println!(
         "{} requests accepted ({unanswered} retried after the restart), {} seats held",
         accepted.len(),

@@ -13,6 +13,11 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
+/// A random prefix without another dependency: the low bits of a v4 uuid.
+fn rand_u32() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32
+}
+
 pub const HOLD_BODY: &str = r#"{"show_id":"show_1","seat_ids":["A1","A2"]}"#;
 
 pub struct TestApp {
@@ -31,10 +36,17 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    /// The app on a fresh embedded backend.
+    /// The app on a fresh embedded backend, or, with `USHER_TEST_BACKEND=aws` (and
+    /// `AWS_ENDPOINT_URL` at moto, as `scripts/test.sh` arranges), on fresh AWS resources.
     pub async fn spawn() -> TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
-        let backend = Backend::connect(&Settings::embedded(dir.path())).await.expect("the embedded backend opens");
+        let mut settings = Settings::embedded(dir.path());
+        if std::env::var("USHER_TEST_BACKEND").as_deref() == Ok("aws") {
+            settings.backend = infra::BackendKind::Aws;
+            settings.env = format!("i{:08x}", rand_u32());
+            Backend::setup(&settings).await.expect("aws setup");
+        }
+        let backend = Backend::connect(&settings).await.expect("the backend connects");
         Self::spawn_on(backend, Some(dir)).await
     }
 
