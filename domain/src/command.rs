@@ -1,11 +1,12 @@
 //! Commands: what ingress admits and a pool's workers apply. One JSON message each.
 
 use crate::clock::{Timestamp, rfc3339};
-use crate::ids::{HoldId, RequestId, SeatId, ShowId, UserId};
+use crate::ids::{HoldId, RequestId, SeatId, ShowId, TicketId, UserId};
 use crate::ports::Queue;
+use crate::ticket::{Priority, TicketChange, TicketStatus};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Customer,
@@ -61,6 +62,19 @@ pub enum Command {
         #[serde(with = "rfc3339")]
         expires_at: Timestamp,
     },
+    #[serde(rename = "ticket.create")]
+    CreateTicket { subject: String, description: String, priority: Priority },
+    #[serde(rename = "ticket.assign")]
+    AssignTicket { ticket_id: TicketId, agent_id: UserId },
+    #[serde(rename = "ticket.transition")]
+    TransitionTicket {
+        ticket_id: TicketId,
+        to: TicketStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    #[serde(rename = "ticket.comment")]
+    CommentTicket { ticket_id: TicketId, body: String, public: bool },
 }
 
 impl Command {
@@ -70,12 +84,41 @@ impl Command {
             Command::ReleaseHold { .. } => "booking.hold.release",
             Command::ConfirmBooking { .. } => "booking.confirm",
             Command::ExpireHold { .. } => "booking.hold.expire",
+            Command::CreateTicket { .. } => "ticket.create",
+            Command::AssignTicket { .. } => "ticket.assign",
+            Command::TransitionTicket { .. } => "ticket.transition",
+            Command::CommentTicket { .. } => "ticket.comment",
         }
     }
 
     /// The queue of the pool that owns this command.
     pub fn queue(&self) -> Queue {
-        Queue::BookingCommands
+        match self {
+            Command::PlaceHold { .. }
+            | Command::ReleaseHold { .. }
+            | Command::ConfirmBooking { .. }
+            | Command::ExpireHold { .. } => Queue::BookingCommands,
+            Command::CreateTicket { .. }
+            | Command::AssignTicket { .. }
+            | Command::TransitionTicket { .. }
+            | Command::CommentTicket { .. } => Queue::TicketCommands,
+        }
+    }
+
+    /// The ticket and the change a ticket command (other than creation) asks for.
+    pub fn ticket_change(&self) -> Option<(&TicketId, TicketChange)> {
+        Some(match self {
+            Command::AssignTicket { ticket_id, agent_id } => {
+                (ticket_id, TicketChange::Assign { agent_id: agent_id.clone() })
+            }
+            Command::TransitionTicket { ticket_id, to, comment } => {
+                (ticket_id, TicketChange::Transition { to: *to, comment: comment.clone() })
+            }
+            Command::CommentTicket { ticket_id, body, public } => {
+                (ticket_id, TicketChange::Comment { body: body.clone(), public: *public })
+            }
+            _ => return None,
+        })
     }
 
     /// Whether a client is polling a status document for this command.
@@ -121,5 +164,25 @@ mod tests {
         assert!(json.contains(r#""type":"booking.hold.place""#));
         assert_eq!(CommandEnvelope::parse(&json).unwrap(), env);
         assert!(CommandEnvelope::parse(r#"{"garbage":true}"#).is_err());
+    }
+
+    #[test]
+    fn ticket_commands_go_to_the_ticket_queue() {
+        let create = Command::CreateTicket { subject: "s".into(), description: "d".into(), priority: Priority::Low };
+        let comment = Command::CommentTicket { ticket_id: "tkt_1".into(), body: "b".into(), public: true };
+        let transition =
+            Command::TransitionTicket { ticket_id: "tkt_1".into(), to: TicketStatus::OnHold, comment: None };
+        for c in [&create, &comment, &transition] {
+            assert_eq!(c.queue(), Queue::TicketCommands);
+            assert!(c.has_status_doc());
+            let json = serde_json::to_value(c).unwrap();
+            assert_eq!(json["type"], c.type_name());
+            assert_eq!(&serde_json::from_value::<Command>(json).unwrap(), c);
+        }
+        assert_eq!(serde_json::to_value(&transition).unwrap()["to"], "on_hold");
+        assert!(create.ticket_change().is_none());
+        assert_eq!(comment.ticket_change().unwrap().0.as_str(), "tkt_1");
+        let place = Command::PlaceHold { show_id: "show_1".into(), seat_ids: vec![] };
+        assert_eq!(place.queue(), Queue::BookingCommands);
     }
 }

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`ids`], [`clock`]: opaque ids and the one timestamp format.
 //! - [`catalog`], [`booking`]: movies, shows, seat layouts, holds, bookings and their rules.
+//! - [`ticket`]: support tickets, their state machine, audit trail and role rules.
 //! - [`request`], [`idempotency`]: the status document and the idempotency key + fingerprint.
 //! - [`command`], [`event`]: what flows through the queues and the topic.
 //! - [`payment`]: the mock payment provider (a card processor's sandbox).
@@ -27,5 +28,6 @@ pub mod ports;
 pub mod report;
 pub mod request;
 pub mod schema;
+pub mod ticket;
 
 pub use error::{BusinessError, PortError};

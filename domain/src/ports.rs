@@ -4,15 +4,16 @@
 use crate::booking::{Booking, SeatHold, SeatRecord};
 use crate::catalog::{Movie, Show};
 use crate::clock::Timestamp;
-use crate::command::CommandEnvelope;
+use crate::command::{Actor, CommandEnvelope, Role};
 use crate::error::PortError;
 use crate::event::{CloudEvent, EventType};
 use crate::idempotency::{Fingerprint, IdempotencyKey};
-use crate::ids::{BookingId, HoldId, MovieId, RequestId, SeatId, ShowId, UserId};
+use crate::ids::{BookingId, HoldId, MovieId, RequestId, SeatId, ShowId, TicketId, UserId};
 use crate::notification::Notification;
 use crate::payment::PaymentReceipt;
 use crate::report::{DailyReport, ShowCounters, TicketStats};
 use crate::request::{Outcome, RequestRecord, StatusDoc};
+use crate::ticket::{Ticket, TicketChange, TicketCursor, TicketStatus};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -360,4 +361,65 @@ pub trait AnalyticsStore: Send + Sync {
 
     /// The latest `limit` days with bookings, newest first.
     async fn daily(&self, limit: usize) -> Result<Vec<DailyReport>, PortError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tickets
+
+/// Support tickets. Every method that completes a request commits the ticket (with its
+/// new history entries), the status document and its events in one transaction, and does
+/// nothing but return the first completion when the request is already terminal.
+#[async_trait]
+pub trait TicketStore: Send + Sync {
+    /// Stores a new ticket (built by [`Ticket::new`]) and completes the request with
+    /// [`crate::ticket::created`].
+    async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError>;
+
+    /// Applies `change` for `actor` with [`crate::ticket::decide`] to the ticket as stored,
+    /// and writes the result back only if the stored version is still the one it read
+    /// (for an assignment, `is_agent` of the target is read too). A lost race is retried
+    /// against the fresh ticket, never written over it; an adapter that keeps losing
+    /// returns [`PortError::Contention`] and the message is retried later.
+    async fn change_ticket(
+        &self,
+        ctx: &CommandContext,
+        actor: &Actor,
+        ticket_id: &TicketId,
+        change: &TicketChange,
+    ) -> Result<Completion, PortError>;
+
+    /// The ticket with every comment and its whole history (redact for customers).
+    async fn ticket(&self, ticket_id: &TicketId) -> Result<Option<Ticket>, PortError>;
+
+    /// Tickets matching every filter given, in the stable order `(created_at, ticket_id)`,
+    /// after `query.after`; `next` is set when more may follow.
+    async fn tickets(&self, query: &TicketQuery) -> Result<TicketPage, PortError>;
+}
+
+/// A filtered page request over tickets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketQuery {
+    pub status: Option<TicketStatus>,
+    pub assignee: Option<UserId>,
+    pub requester: Option<UserId>,
+    pub limit: usize,
+    pub after: Option<TicketCursor>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketPage {
+    pub items: Vec<Ticket>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<TicketCursor>,
+}
+
+/// The users Usher has met, as far as tickets care: who is an agent. A user is an agent
+/// once registered by an admin or seen with an `agent` token, and stays one.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// Records that `user` was seen with `role` (idempotent). Only `agent` makes an agent;
+    /// being seen later with another role takes nothing away.
+    async fn record_user(&self, user: &UserId, role: Role, now: Timestamp) -> Result<(), PortError>;
+
+    async fn is_agent(&self, user: &UserId) -> Result<bool, PortError>;
 }

@@ -8,6 +8,7 @@ use crate::event::EventType;
 use crate::notification::NotificationSentData;
 use crate::ports::Queue;
 use crate::request::DeadLetteredData;
+use crate::ticket::{TicketAssignedData, TicketCommentedData, TicketCreatedData, TicketStatusChangedData};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
@@ -26,10 +27,10 @@ pub fn data_schema(t: EventType) -> Value {
         EventType::BookingFailed => data_schema_of::<BookingFailedData>(),
         EventType::RequestDeadLettered => data_schema_of::<DeadLetteredData>(),
         EventType::NotificationSent => data_schema_of::<NotificationSentData>(),
-        EventType::TicketCreated
-        | EventType::TicketAssigned
-        | EventType::TicketStatusChanged
-        | EventType::TicketCommented => json!({ "type": "object" }),
+        EventType::TicketCreated => data_schema_of::<TicketCreatedData>(),
+        EventType::TicketAssigned => data_schema_of::<TicketAssignedData>(),
+        EventType::TicketStatusChanged => data_schema_of::<TicketStatusChangedData>(),
+        EventType::TicketCommented => data_schema_of::<TicketCommentedData>(),
     }
 }
 

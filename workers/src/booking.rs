@@ -138,22 +138,34 @@ impl Handler for BookingPool {
             Command::ReleaseHold { hold_id } => bookings.release_hold(&ctx, hold_id).await?,
             Command::ConfirmBooking { hold_id, payment_token } => self.confirm(&ctx, hold_id, payment_token).await?,
             Command::ExpireHold { hold_id, expires_at } => return self.expire(&envelope, hold_id, *expires_at).await,
+            other => return Err(HandlerError::Poison(format!("{} is not a booking command", other.type_name()))),
         };
         tracing::debug!(request_id = %ctx.request_id, status = completion.doc.status.as_str(), first = completion.first, "command applied");
         Ok(self.effects(&envelope, completion))
     }
 
     async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError> {
-        let (request_id, kind) = match CommandEnvelope::parse(&message.body) {
-            Ok(e) if e.command.has_status_doc() => (e.request_id, e.command.type_name().to_owned()),
-            Ok(_) => return Ok(Vec::new()),
-            Err(_) => match message.attributes.get(ATTR_REQUEST_ID) {
-                Some(id) => (RequestId::from(id.as_str()), message.attributes.get("type").cloned().unwrap_or_default()),
-                None => return Ok(Vec::new()),
-            },
-        };
-        mark_dead_lettered(&self.backend, &request_id, &kind, POOL, reason).await
+        dead_lettered_command(&self.backend, message, POOL, reason).await
     }
+}
+
+/// Marks the request of a dead-lettered command message `dead_lettered`, finding it from
+/// the body or, for a body that does not parse, from the message's attributes.
+pub async fn dead_lettered_command(
+    backend: &Backend,
+    message: &ReceivedMessage,
+    pool: &str,
+    reason: &str,
+) -> Result<Vec<CloudEvent>, PortError> {
+    let (request_id, kind) = match CommandEnvelope::parse(&message.body) {
+        Ok(e) if e.command.has_status_doc() => (e.request_id, e.command.type_name().to_owned()),
+        Ok(_) => return Ok(Vec::new()),
+        Err(_) => match message.attributes.get(ATTR_REQUEST_ID) {
+            Some(id) => (RequestId::from(id.as_str()), message.attributes.get("type").cloned().unwrap_or_default()),
+            None => return Ok(Vec::new()),
+        },
+    };
+    mark_dead_lettered(backend, &request_id, &kind, pool, reason).await
 }
 
 /// Marks a request `dead_lettered` (unless it already ended) and returns its event.
