@@ -12,6 +12,8 @@ mod db;
 mod notifications;
 mod queue;
 mod requests;
+mod tickets;
+mod users;
 
 use crate::{Backend, Settings};
 use db::Db;
@@ -113,6 +115,28 @@ CREATE TABLE IF NOT EXISTS bookings (
     amount_cents INTEGER NOT NULL,
     created_at   INTEGER NOT NULL,
     request_id   TEXT    NOT NULL
+);
+
+-- A ticket: the columns the list filters and the version condition use, and the whole
+-- aggregate (comments, history) as JSON. Lists page in (created_at, ticket_id) order.
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id  TEXT PRIMARY KEY,
+    requester  TEXT    NOT NULL,
+    assignee   TEXT,
+    status     TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    doc        TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_in_order ON tickets (created_at, ticket_id);
+CREATE INDEX IF NOT EXISTS tickets_by_status ON tickets (status, created_at, ticket_id);
+CREATE INDEX IF NOT EXISTS tickets_by_assignee ON tickets (assignee, created_at, ticket_id);
+CREATE INDEX IF NOT EXISTS tickets_by_requester ON tickets (requester, created_at, ticket_id);
+
+CREATE TABLE IF NOT EXISTS users (
+    user_id       TEXT PRIMARY KEY,
+    is_agent      INTEGER NOT NULL,
+    first_seen_at INTEGER NOT NULL
 );
 "#;
 
