@@ -15,7 +15,8 @@ pub use config::{BackendKind, ConfigError, Settings};
 
 use domain::PortError;
 use domain::ports::{
-    AnalyticsStore, BookingStore, CatalogStore, EventBus, MessageQueue, NotificationStore, RequestStore,
+    AnalyticsStore, BookingStore, CatalogStore, EventBus, MessageQueue, NotificationStore, RequestStore, TicketStore,
+    UserDirectory,
 };
 use std::sync::Arc;
 
@@ -29,6 +30,8 @@ pub struct Backend {
     pub bookings: Arc<dyn BookingStore>,
     pub notifications: Arc<dyn NotificationStore>,
     pub analytics: Arc<dyn AnalyticsStore>,
+    pub tickets: Arc<dyn TicketStore>,
+    pub users: Arc<dyn UserDirectory>,
 }
 
 impl Backend {

@@ -181,6 +181,8 @@ impl Embedded {
             bookings: self.clone(),
             notifications: self.clone(),
             analytics: self.clone(),
+            tickets: self.clone(),
+            users: self.clone(),
         }
     }
 }
