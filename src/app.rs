@@ -15,6 +15,7 @@ use workers::booking::BookingPool;
 use workers::consumer::{Consumer, ConsumerConfig};
 use workers::downstream::{AnalyticsPool, NotificationsPool};
 use workers::sweep::Sweeper;
+use workers::tickets::TicketPool;
 
 /// How long in-flight work may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -66,13 +67,6 @@ pub struct App {
 impl App {
     /// Connects the backend and binds the HTTP port (if asked), but starts nothing yet.
     pub async fn build(settings: Settings, components: Components) -> anyhow::Result<App> {
-        for pool in &components.pools {
-            if matches!(pool, Pool::Tickets) {
-                anyhow::bail!(
-                    "the {pool:?} pool is not part of this build yet; use --pool booking, notifications, analytics or all"
-                );
-            }
-        }
         let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
         let secret = crate::secret::resolve(&settings)?;
         let ingress = if components.ingress {
@@ -118,6 +112,11 @@ impl App {
         if runs(Pool::Analytics) {
             let pool = AnalyticsPool::new(self.backend.clone());
             let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::Analytics));
+            tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
+        }
+        if runs(Pool::Tickets) {
+            let pool = TicketPool::new(self.backend.clone());
+            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::TicketCommands));
             tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
         }
         if self.components.sweep {

@@ -5,6 +5,7 @@
 //! - [`consumer`]: batch receive, bounded concurrency, delete after commit, backoff with
 //!   full jitter, dead-lettering; a [`consumer::Handler`] is all a pool adds.
 //! - [`booking`]: the booking pool (holds, releases, confirmations, hold expiry).
+//! - [`tickets`]: the tickets pool (create, assign, transition, comment).
 //! - [`downstream`]: the notifications and analytics pools, fed by the topic.
 //! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
 //!   whose messages the queue's redrive moved; forgets expired idempotency keys.
@@ -16,3 +17,4 @@ pub mod consumer;
 pub mod dlq;
 pub mod downstream;
 pub mod sweep;
+pub mod tickets;
