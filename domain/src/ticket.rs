@@ -23,7 +23,7 @@ pub const MAX_SUBJECT_CHARS: usize = 200;
 /// The longest description or comment body, in characters.
 pub const MAX_TEXT_CHARS: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Low,
@@ -53,7 +53,7 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
     New,
@@ -127,7 +127,7 @@ pub fn ticket_not_found(ticket_id: &TicketId) -> BusinessError {
     BusinessError::new("ticket_not_found", format!("no ticket {ticket_id}")).with("ticket_id", ticket_id)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comment {
     pub comment_id: CommentId,
     pub author: UserId,
@@ -135,10 +135,11 @@ pub struct Comment {
     /// Internal comments (`false`) are for agents and admins only.
     pub public: bool,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Created,
@@ -149,19 +150,23 @@ pub enum Action {
 
 /// One change: `from`/`to` are statuses for `created` (to) and `status_changed`, users
 /// for `assigned`, and the comment id for `commented` (to).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub actor: UserId,
     pub action: Action,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(required = false)]
     pub from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(required = false)]
     pub to: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A ticket with its comments (customers see only the public ones) and its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub ticket_id: TicketId,
     pub subject: String,
@@ -173,14 +178,18 @@ pub struct Ticket {
     /// How many changes the ticket has had: the length of its history.
     pub version: u64,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// The first public comment of an agent or admin other than the requester.
     #[serde(with = "rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub first_response_at: Option<Timestamp>,
     /// The latest time it was solved.
     #[serde(with = "rfc3339::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub solved_at: Option<Timestamp>,
     pub comments: Vec<Comment>,
     pub history: Vec<HistoryEntry>,

@@ -125,7 +125,51 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
-        state.verifier.verify(token)
+        let caller = state.verifier.verify(token)?;
+        if caller.role == Role::Agent {
+            state.agents_seen.note(&caller.sub, &state.backend).await;
+        }
+        Ok(caller)
+    }
+}
+
+/// Agents this process has already recorded in the user directory, so that only an
+/// agent's first request of the process pays a store write.
+#[derive(Debug, Default)]
+pub struct AgentsSeen(std::sync::Mutex<std::collections::HashSet<UserId>>);
+
+impl AgentsSeen {
+    /// Records `agent` once. A failed write is logged and tried again on the next request:
+    /// it must not fail the request that happened to carry the token.
+    async fn note(&self, agent: &UserId, backend: &infra::Backend) {
+        let known = self.0.lock().map(|seen| seen.contains(agent)).unwrap_or(false);
+        if known {
+            return;
+        }
+        match backend.users.record_user(agent, Role::Agent, domain::clock::now()).await {
+            Ok(()) => {
+                if let Ok(mut seen) = self.0.lock() {
+                    seen.insert(agent.clone());
+                }
+            }
+            Err(e) => tracing::warn!(user = %agent, error = %e, "cannot record an agent"),
+        }
+    }
+}
+
+/// A caller with the `agent` or `admin` role; a customer gets 403.
+#[derive(Debug, Clone)]
+pub struct Staff(pub Caller);
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.role.is_staff() {
+            return Err(ApiError::Forbidden("agent or admin"));
+        }
+        Ok(Staff(caller))
     }
 }
 

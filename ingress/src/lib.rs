@@ -6,7 +6,7 @@
 //! - [`json`]: the body extractor: 64 KiB limit, JSON only, errors that name the field.
 //! - [`idempotency`]: the `Idempotency-Key` header and admitting a command exactly once.
 //! - [`problem`]: [`ApiError`], the one place errors become `application/problem+json`.
-//! - [`routes`]: the handlers: health, catalog, commands, reads.
+//! - [`routes`]: the handlers: health, catalog, commands, reads, tickets.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json` (and `docs/openapi.json`).
 //!
@@ -53,6 +53,8 @@ pub struct AppState {
     /// Fires when the server stops, so long polls answer at once instead of holding the
     /// graceful shutdown up.
     pub shutdown: CancellationToken,
+    /// Agents already recorded in the user directory by this process.
+    pub agents_seen: Arc<auth::AgentsSeen>,
 }
 
 impl AppState {
@@ -62,13 +64,14 @@ impl AppState {
             verifier: Arc::new(TokenVerifier::new(secret)),
             idempotency_ttl: settings.idempotency_ttl,
             shutdown: CancellationToken::new(),
+            agents_seen: Arc::default(),
         }
     }
 }
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
-    use routes::{catalog, commands, health, reads, reports};
+    use routes::{catalog, commands, health, reads, reports, tickets};
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -85,6 +88,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reports/shows/{show_id}", get(reports::show_report))
         .route("/v1/reports/tickets", get(reports::ticket_report))
         .route("/v1/reports/daily", get(reports::daily_report))
+        .route("/v1/tickets", get(tickets::list).post(tickets::create))
+        .route("/v1/tickets/{ticket_id}", get(tickets::ticket))
+        .route("/v1/tickets/{ticket_id}/assignments", post(tickets::assign))
+        .route("/v1/tickets/{ticket_id}/transitions", post(tickets::transition))
+        .route("/v1/tickets/{ticket_id}/comments", post(tickets::comment))
+        .route("/v1/agents", post(tickets::register_agent))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(metrics::track))

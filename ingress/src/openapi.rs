@@ -4,7 +4,7 @@
 //! drift (`USHER_BLESS=1 cargo test -p ingress openapi` rewrites it).
 
 use crate::problem::{Problem, ProblemCode};
-use crate::routes::{catalog, commands, health, reads, reports};
+use crate::routes::{catalog, commands, health, reads, reports, tickets};
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::OnceLock;
@@ -20,18 +20,20 @@ pub const BEARER: &str = "bearer";
         title = "Usher",
         description = "Usher's HTTP API (CONTRACT.md section 2).\n\n\
             Reads answer straight from the store. Commands (`POST /v1/holds`, `/v1/holds/{hold_id}/release`, \
-            `/v1/bookings`) are asynchronous and idempotent: each needs an `Idempotency-Key` header, is answered \
+            `/v1/bookings`, `/v1/tickets`, `/v1/tickets/{ticket_id}/assignments`, `.../transitions`, \
+            `.../comments`) are asynchronous and idempotent: each needs an `Idempotency-Key` header, is answered \
             `202` with `{request_id, status: \"accepted\", status_url}` and a `Location` header once it is durably \
             queued, and its outcome is read from the status document at `GET /v1/requests/{request_id}`. \
             Business failures (`seats_unavailable`, `show_not_found`, `seat_not_found`, `hold_not_found`, \
-            `hold_expired`, `payment_declined`, `dead_lettered`) appear there as `error.code`, never as an HTTP \
+            `hold_expired`, `payment_declined`, `ticket_not_found`, `not_an_agent`, `invalid_transition`, \
+            `ticket_closed`, `dead_lettered`) appear there as `error.code`, never as an HTTP \
             error.\n\n\
             Every error is an RFC 9457 `application/problem+json` document with a stable `code` (see the `Problem` \
             and `ProblemCode` schemas). An unknown route is 404 (`not_found`), a known route with another \
             method 405 (`method_not_allowed`).\n\n\
             Auth: `Authorization: Bearer <JWT>` (HS256, claims `sub`, `role` = `customer`|`agent`|`admin`, `exp`). \
-            `/health/*`, `/metrics` and `/openapi.json` need no token. Customers read only their own requests and \
-            bookings; a resource the caller may not see reads as absent (404)."
+            `/health/*`, `/metrics` and `/openapi.json` need no token. Customers read only their own requests, \
+            bookings and tickets; a resource the caller may not see reads as absent (404)."
     ),
     servers((url = "http://127.0.0.1:8080", description = "`usher dev` on the default `USHER_HTTP_ADDR`")),
     paths(
@@ -53,6 +55,13 @@ pub const BEARER: &str = "bearer";
         reports::show_report,
         reports::ticket_report,
         reports::daily_report,
+        tickets::create,
+        tickets::assign,
+        tickets::transition,
+        tickets::comment,
+        tickets::ticket,
+        tickets::list,
+        tickets::register_agent,
     ),
     components(
         schemas(Problem, ProblemCode),
@@ -72,6 +81,7 @@ pub const BEARER: &str = "bearer";
         (name = "commands", description = "Asynchronous, idempotent commands: 202, then poll the status document."),
         (name = "reads", description = "Status documents and bookings."),
         (name = "downstream", description = "What the notifications and analytics workers keep."),
+        (name = "tickets", description = "Support tickets and their agents; the ticket commands are under `commands`."),
     )
 )]
 pub struct ApiDoc;
@@ -265,7 +275,7 @@ mod tests {
     fn commands_document_the_idempotency_contract() {
         let doc = document();
         let commands: Vec<_> = operations(&doc).into_iter().filter(|(_, _, op)| op["tags"][0] == "commands").collect();
-        assert_eq!(commands.len(), 3);
+        assert_eq!(commands.len(), 7, "three booking and four ticket commands");
         for (method, path, op) in commands {
             assert_eq!(method, "POST", "{path}");
             let key = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "Idempotency-Key");

@@ -241,7 +241,7 @@ pub async fn confirm_booking(
         .await
 }
 
-fn check_id(field: &'static str, id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_id(field: &'static str, id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(field, format!("must be 1 to {MAX_ID_LEN} characters, none a control")));
     }

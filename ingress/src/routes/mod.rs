@@ -6,6 +6,7 @@ pub mod commands;
 pub mod health;
 pub mod reads;
 pub mod reports;
+pub mod tickets;
 
 use crate::problem::ApiError;
 use axum::extract::{FromRequestParts, Path};
