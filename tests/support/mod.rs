@@ -107,6 +107,12 @@ impl TestApp {
         panic!("request {request_id} never ended");
     }
 
+    /// POSTs a command under a fresh key and waits for its terminal status document.
+    pub async fn run(&self, token: &str, path: &str, body: Value) -> Value {
+        let id = self.command(token, path, body).await;
+        self.terminal(token, &id).await
+    }
+
     /// The first demo show.
     pub async fn show_id(&self) -> String {
         let admin = self.token("admin", Role::Admin);
