@@ -13,6 +13,6 @@ exec scripts/moto.sh -- bash -c '
     echo "== embedded backend (and the aws port contract suite)"
     cargo test --workspace --locked "$@"
     echo "== end-to-end tests on the aws backend"
-    USHER_TEST_BACKEND=aws cargo test --locked --test booking_flow --test downstream "$@"
+    USHER_TEST_BACKEND=aws cargo test --locked --test booking_flow --test downstream --test tickets "$@"
     USHER_TEST_BACKEND=aws cargo test --locked -p ingress --test api "$@"
 ' usher-tests "$@"

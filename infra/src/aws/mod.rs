@@ -32,7 +32,9 @@ pub async fn connect(settings: &Settings) -> Result<Backend, PortError> {
         catalog: store.clone(),
         bookings: store.clone(),
         notifications: store.clone(),
-        analytics: store,
+        analytics: store.clone(),
+        tickets: store.clone(),
+        users: store,
     })
 }
 

@@ -26,6 +26,12 @@ pub(crate) enum Table {
     DailyStats,
     /// Analytics state per ticket.
     TicketStats,
+    /// Support tickets: one item per ticket, its current state.
+    Tickets,
+    /// Each ticket's history entries (and the comments they record), append-only.
+    TicketEntries,
+    /// Users seen, and whether each is an agent.
+    Users,
 }
 
 impl Table {
@@ -42,6 +48,9 @@ impl Table {
             Table::ShowStats => "show-stats",
             Table::DailyStats => "daily-stats",
             Table::TicketStats => "ticket-stats",
+            Table::Tickets => "tickets",
+            Table::TicketEntries => "ticket-entries",
+            Table::Users => "users",
         }
     }
 }

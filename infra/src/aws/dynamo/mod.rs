@@ -10,6 +10,8 @@ mod item;
 mod notifications;
 mod requests;
 pub(crate) mod tables;
+mod tickets;
+mod users;
 
 use super::error::{build_error, port_error};
 use super::names::{Names, Table};
@@ -40,6 +42,9 @@ pub(crate) struct DynamoStore {
     show_stats: String,
     daily_stats: String,
     ticket_stats: String,
+    tickets: String,
+    ticket_entries: String,
+    users: String,
 }
 
 /// Why a transaction did not commit, item by item (`None`: that item was fine).
@@ -81,6 +86,9 @@ impl DynamoStore {
             show_stats: names.table(Table::ShowStats),
             daily_stats: names.table(Table::DailyStats),
             ticket_stats: names.table(Table::TicketStats),
+            tickets: names.table(Table::Tickets),
+            ticket_entries: names.table(Table::TicketEntries),
+            users: names.table(Table::Users),
         }
     }
 

@@ -16,6 +16,14 @@ use std::time::Duration;
 pub(crate) const UNQUEUED_INDEX: &str = "unqueued";
 /// Shows of a movie, by start time: only shows carry `movie_id` in the catalog table.
 pub(crate) const SHOWS_BY_MOVIE_INDEX: &str = "shows_by_movie";
+/// Every ticket, in list order: all tickets carry the same `scope`.
+pub(crate) const TICKETS_IN_ORDER_INDEX: &str = "tickets_in_order";
+/// Tickets by status, in list order.
+pub(crate) const TICKETS_BY_STATUS_INDEX: &str = "tickets_by_status";
+/// Tickets by assignee, in list order; sparse: unassigned tickets carry no `assignee`.
+pub(crate) const TICKETS_BY_ASSIGNEE_INDEX: &str = "tickets_by_assignee";
+/// Tickets by requester, in list order.
+pub(crate) const TICKETS_BY_REQUESTER_INDEX: &str = "tickets_by_requester";
 /// The attribute DynamoDB's TTL deletes items by (epoch seconds). Only housekeeping:
 /// every rule compares `expires_at` itself.
 pub(crate) const TTL_ATTRIBUTE: &str = "ttl_at";
@@ -81,6 +89,26 @@ fn specs() -> Vec<Spec> {
         Spec { table: Table::ShowStats, hash: ("show_id", S), range: None, indexes: vec![], ttl: false },
         Spec { table: Table::DailyStats, hash: ("scope", S), range: Some(("day", S)), indexes: vec![], ttl: false },
         Spec { table: Table::TicketStats, hash: ("ticket_id", S), range: None, indexes: vec![], ttl: false },
+        Spec {
+            table: Table::Tickets,
+            hash: ("ticket_id", S),
+            range: None,
+            indexes: vec![
+                Index { name: TICKETS_IN_ORDER_INDEX, hash: ("scope", S), range: ("list_order", S) },
+                Index { name: TICKETS_BY_STATUS_INDEX, hash: ("status", S), range: ("list_order", S) },
+                Index { name: TICKETS_BY_ASSIGNEE_INDEX, hash: ("assignee", S), range: ("list_order", S) },
+                Index { name: TICKETS_BY_REQUESTER_INDEX, hash: ("requester", S), range: ("list_order", S) },
+            ],
+            ttl: false,
+        },
+        Spec {
+            table: Table::TicketEntries,
+            hash: ("ticket_id", S),
+            range: Some(("seq", N)),
+            indexes: vec![],
+            ttl: false,
+        },
+        Spec { table: Table::Users, hash: ("user_id", S), range: None, indexes: vec![], ttl: false },
     ]
 }
 
