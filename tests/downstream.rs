@@ -115,7 +115,7 @@ async fn a_notification_reaches_its_recipient_and_no_one_else() {
 async fn every_emitted_event_matches_its_schema() {
     let app = spawn_with(|s, c| {
         s.hold_ttl = Duration::from_secs(5);
-        c.pools = vec![Pool::Booking, Pool::Notifications];
+        c.pools = vec![Pool::Booking, Pool::Tickets, Pool::Notifications];
     })
     .await;
     let alice = app.token("alice", Role::Customer);
@@ -138,6 +138,24 @@ async fn every_emitted_event_matches_its_schema() {
     assert_eq!(app.terminal(&alice, &id).await["status"], "failed");
     let left: Duration = (expires_at - domain::clock::now()).try_into().unwrap_or(Duration::ZERO);
     tokio::time::sleep(left + Duration::from_millis(1500)).await;
+
+    // A ticket through assignment, a reply and a status change.
+    let ann = app.token("ann", Role::Agent);
+    let created = app
+        .run(
+            &alice,
+            "/v1/tickets",
+            json!({ "subject": "Sticky seat", "description": "E1 is sticky", "priority": "low" }),
+        )
+        .await;
+    let ticket = created["result"]["ticket_id"].as_str().unwrap().to_owned();
+    let assigned = app.run(&ann, &format!("/v1/tickets/{ticket}/assignments"), json!({ "agent_id": "ann" })).await;
+    assert_eq!(assigned["status"], "succeeded", "{assigned}");
+    let replied =
+        app.run(&ann, &format!("/v1/tickets/{ticket}/comments"), json!({ "body": "Cleaned it", "public": true })).await;
+    assert_eq!(replied["status"], "succeeded", "{replied}");
+    let solved = app.run(&ann, &format!("/v1/tickets/{ticket}/transitions"), json!({ "to": "solved" })).await;
+    assert_eq!(solved["status"], "succeeded", "{solved}");
 
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/events");
     let mut seen = std::collections::BTreeSet::new();
@@ -174,8 +192,68 @@ async fn every_emitted_event_matches_its_schema() {
         "usher.booking.failed",
         "usher.request.dead_lettered",
         "usher.notification.sent",
+        "usher.ticket.created",
+        "usher.ticket.assigned",
+        "usher.ticket.commented",
+        "usher.ticket.status_changed",
     ] {
         assert!(seen.contains(t), "no {t} seen: {seen:?}");
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_report_counts_statuses_and_response_times() {
+    let app = spawn().await;
+    let alice = app.token("alice", Role::Customer);
+    let ann = app.token("ann", Role::Agent);
+    let admin = app.token("admin", Role::Admin);
+    let mut tickets = Vec::new();
+    for subject in ["One", "Two", "Three"] {
+        let done = app
+            .run(&alice, "/v1/tickets", json!({ "subject": subject, "description": "help", "priority": "normal" }))
+            .await;
+        tickets.push(done["result"]["ticket_id"].as_str().unwrap().to_owned());
+    }
+    for t in &tickets[..2] {
+        let done = app.run(&ann, &format!("/v1/tickets/{t}/assignments"), json!({ "agent_id": "ann" })).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let t0 = &tickets[0];
+    app.run(&ann, &format!("/v1/tickets/{t0}/comments"), json!({ "body": "On it", "public": true })).await;
+    let solved = app.run(&ann, &format!("/v1/tickets/{t0}/transitions"), json!({ "to": "solved" })).await;
+    assert_eq!(solved["status"], "succeeded", "{solved}");
+
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        report = app.get_json(&admin, "/v1/reports/tickets").await;
+        if report["by_status"]["solved"] == 1 && report["tickets"] == 3 && report["by_status"]["open"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(report["tickets"], 3, "{report}");
+    assert_eq!(report["by_status"], json!({ "new": 1, "open": 1, "solved": 1 }), "{report}");
+    assert_eq!(report["by_assignee"], json!({ "ann": 2, "unassigned": 1 }), "{report}");
+    assert!(report["mean_first_response_secs"].as_f64().unwrap() >= 0.0, "{report}");
+    assert!(report["mean_solve_secs"].as_f64().unwrap() >= 0.0, "{report}");
+    // The agent hears of the assignments; the customer of the reply and the solve.
+    let mut mine = Value::Null;
+    for _ in 0..100 {
+        mine = app.get_json(&alice, "/v1/notifications").await;
+        if mine.as_array().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let subjects: Vec<&str> = mine.as_array().unwrap().iter().map(|n| n["subject"].as_str().unwrap()).collect();
+    assert!(subjects.iter().any(|s| s.starts_with("New reply")), "{subjects:?}");
+    assert!(subjects.iter().any(|s| s.ends_with("is now solved")), "{subjects:?}");
+    let anns = app.get_json(&ann, "/v1/notifications").await;
+    assert_eq!(
+        anns.as_array().unwrap().iter().filter(|n| n["event_type"] == "usher.ticket.assigned").count(),
+        2,
+        "{anns}"
+    );
     app.stop().await;
 }
