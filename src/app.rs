@@ -48,7 +48,7 @@ impl Components {
         Self {
             ingress: true,
             pools: vec![Pool::All],
-            concurrency: 4,
+            concurrency: 8,
             sweep: true,
             sweep_every: Duration::from_secs(5),
             sweep_grace: ADMISSION_GRACE,

@@ -35,7 +35,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "all")]
         pool: Pool,
         /// Receive loops per pool (each holds one batch of up to 10 in flight).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
     },
     /// Creates (idempotently) the queues, DLQs, topic, subscriptions and tables.
