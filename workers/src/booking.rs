@@ -1,6 +1,7 @@
 //! The booking pool: places and releases holds, confirms bookings through the mock
 //! payment provider, and expires holds when their delayed expiry message comes due.
 
+use crate::commands;
 use crate::consumer::{Effects, Handler, HandlerError};
 use async_trait::async_trait;
 use domain::PortError;
@@ -9,9 +10,9 @@ use domain::clock;
 use domain::command::{Command, CommandEnvelope};
 use domain::error::BusinessError;
 use domain::event::CloudEvent;
-use domain::ids::{HoldId, RequestId};
+use domain::ids::HoldId;
 use domain::payment::{self, PaymentError};
-use domain::ports::{ATTR_REQUEST_ID, CommandContext, Completion, OutgoingMessage, Queue, ReceivedMessage};
+use domain::ports::{CommandContext, Completion, OutgoingMessage, Queue, ReceivedMessage};
 use domain::request::RequestStatus;
 use infra::Backend;
 use std::time::Duration;
@@ -108,28 +109,11 @@ impl Handler for BookingPool {
     }
 
     async fn before_batch(&self, messages: &[ReceivedMessage]) {
-        let ids: Vec<RequestId> = messages
-            .iter()
-            .filter_map(|m| CommandEnvelope::parse(&m.body).ok())
-            .filter(|e| e.command.has_status_doc())
-            .map(|e| e.request_id)
-            .collect();
-        if ids.is_empty() {
-            return;
-        }
-        if let Err(e) = self.backend.requests.mark_processing(&ids, clock::now()).await {
-            tracing::warn!(error = %e, "cannot mark the batch processing");
-        }
+        commands::mark_processing(&self.backend, messages).await;
     }
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let envelope = CommandEnvelope::parse(&message.body)
-            .map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
-        let ctx = CommandContext {
-            request_id: envelope.request_id.clone(),
-            actor: envelope.actor.sub.clone(),
-            now: clock::now(),
-        };
+        let (envelope, ctx) = commands::parse(message)?;
         let bookings = &self.backend.bookings;
         let completion = match &envelope.command {
             Command::PlaceHold { show_id, seat_ids } => {
@@ -145,44 +129,6 @@ impl Handler for BookingPool {
     }
 
     async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError> {
-        dead_lettered_command(&self.backend, message, POOL, reason).await
+        commands::dead_lettered(&self.backend, message, POOL, reason).await
     }
-}
-
-/// Marks the request of a dead-lettered command message `dead_lettered`, finding it from
-/// the body or, for a body that does not parse, from the message's attributes.
-pub async fn dead_lettered_command(
-    backend: &Backend,
-    message: &ReceivedMessage,
-    pool: &str,
-    reason: &str,
-) -> Result<Vec<CloudEvent>, PortError> {
-    let (request_id, kind) = match CommandEnvelope::parse(&message.body) {
-        Ok(e) if e.command.has_status_doc() => (e.request_id, e.command.type_name().to_owned()),
-        Ok(_) => return Ok(Vec::new()),
-        Err(_) => match message.attributes.get(ATTR_REQUEST_ID) {
-            Some(id) => (RequestId::from(id.as_str()), message.attributes.get("type").cloned().unwrap_or_default()),
-            None => return Ok(Vec::new()),
-        },
-    };
-    mark_dead_lettered(backend, &request_id, &kind, pool, reason).await
-}
-
-/// Marks a request `dead_lettered` (unless it already ended) and returns its event.
-pub async fn mark_dead_lettered(
-    backend: &Backend,
-    request_id: &RequestId,
-    kind: &str,
-    pool: &str,
-    reason: &str,
-) -> Result<Vec<CloudEvent>, PortError> {
-    let Some(record) = backend.requests.get(request_id).await? else { return Ok(Vec::new()) };
-    if record.doc.status.is_terminal() {
-        return Ok(Vec::new());
-    }
-    let now = clock::now();
-    let kind = if kind.is_empty() { record.doc.kind.as_str() } else { kind };
-    let (outcome, events) = domain::request::dead_lettered(request_id, kind, pool, reason, now);
-    let done = backend.requests.complete(request_id, outcome, events, now).await?;
-    Ok(if done.first { done.events } else { Vec::new() })
 }

@@ -156,7 +156,7 @@ impl DeadLetters {
             if let Some(id) = &request_id {
                 let reason = m.attributes.get(ATTR_FAILURE_REASON).map(String::as_str).unwrap_or("replay failed");
                 let kind = m.attributes.get(ATTR_TYPE).map(String::as_str).unwrap_or_default();
-                let _ = crate::booking::mark_dead_lettered(&self.backend, id, kind, "dlq", reason).await;
+                let _ = crate::commands::mark_dead_lettered(&self.backend, id, kind, "dlq", reason).await;
             }
             return Err(e);
         }

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`consumer`]: batch receive, bounded concurrency, delete after commit, backoff with
 //!   full jitter, dead-lettering; a [`consumer::Handler`] is all a pool adds.
+//! - [`commands`]: what the command pools share (parsing, `processing`, dead letters).
 //! - [`booking`]: the booking pool (holds, releases, confirmations, hold expiry).
 //! - [`tickets`]: the tickets pool (create, assign, transition, comment).
 //! - [`downstream`]: the notifications and analytics pools, fed by the topic.
@@ -13,6 +14,7 @@
 
 pub mod backoff;
 pub mod booking;
+pub mod commands;
 pub mod consumer;
 pub mod dlq;
 pub mod downstream;

@@ -5,7 +5,7 @@
 //!   worker too often) are marked `dead_lettered`;
 //! - idempotency keys past their retention are forgotten.
 
-use crate::booking::mark_dead_lettered;
+use crate::commands::mark_dead_lettered;
 use domain::PortError;
 use domain::clock;
 use domain::command::CommandEnvelope;

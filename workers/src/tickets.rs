@@ -1,15 +1,13 @@
 //! The tickets pool: creates tickets and applies assignments, transitions and comments,
 //! each in one store transaction with its history, status document and events.
 
-use crate::booking::dead_lettered_command;
+use crate::commands;
 use crate::consumer::{Effects, Handler, HandlerError};
 use async_trait::async_trait;
 use domain::PortError;
-use domain::clock;
-use domain::command::{Command, CommandEnvelope};
+use domain::command::Command;
 use domain::event::CloudEvent;
-use domain::ids::RequestId;
-use domain::ports::{CommandContext, ReceivedMessage};
+use domain::ports::ReceivedMessage;
 use domain::ticket::{POOL, Ticket};
 use infra::Backend;
 
@@ -30,24 +28,11 @@ impl Handler for TicketPool {
     }
 
     async fn before_batch(&self, messages: &[ReceivedMessage]) {
-        let ids: Vec<RequestId> =
-            messages.iter().filter_map(|m| CommandEnvelope::parse(&m.body).ok()).map(|e| e.request_id).collect();
-        if ids.is_empty() {
-            return;
-        }
-        if let Err(e) = self.backend.requests.mark_processing(&ids, clock::now()).await {
-            tracing::warn!(error = %e, "cannot mark the batch processing");
-        }
+        commands::mark_processing(&self.backend, messages).await;
     }
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let envelope = CommandEnvelope::parse(&message.body)
-            .map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
-        let ctx = CommandContext {
-            request_id: envelope.request_id.clone(),
-            actor: envelope.actor.sub.clone(),
-            now: clock::now(),
-        };
+        let (envelope, ctx) = commands::parse(message)?;
         let tickets = &self.backend.tickets;
         let completion = match &envelope.command {
             Command::CreateTicket { subject, description, priority } => {
@@ -66,6 +51,6 @@ impl Handler for TicketPool {
     }
 
     async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError> {
-        dead_lettered_command(&self.backend, message, POOL, reason).await
+        commands::dead_lettered(&self.backend, message, POOL, reason).await
     }
 }
