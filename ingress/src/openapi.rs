@@ -3,6 +3,7 @@
 //! token); `docs/openapi.json` is the same document checked in, and a test fails when they
 //! drift (`USHER_BLESS=1 cargo test -p ingress openapi` rewrites it).
 
+use crate::idempotency::AcceptedBody;
 use crate::problem::{Problem, ProblemCode};
 use crate::routes::{catalog, commands, health, reads, reports, tickets};
 use axum::http::header;
@@ -66,6 +67,7 @@ pub const BEARER: &str = "bearer";
     components(
         schemas(Problem, ProblemCode),
         responses(
+            Accepted,
             Unauthorized,
             Forbidden,
             PayloadTooLarge,
@@ -124,8 +126,17 @@ pub async fn document() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document_json())
 }
 
-// The problem responses many operations share. These types only describe responses; the
-// handlers answer with `ApiError`.
+// The responses many operations share. These types only describe responses; the handlers
+// answer with `ApiError` or `idempotency::admit`.
+
+/// Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first
+/// answer to this key again, byte for byte). Poll `status_url` for the outcome.
+#[derive(ToResponse)]
+#[response(headers(
+    ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
+    ("Idempotent-Replayed" = String, description = "`true` on a replay of an earlier answer; absent otherwise.")
+))]
+pub(crate) struct Accepted(#[allow(dead_code)] AcceptedBody<'static>);
 
 /// `unauthorized`: no token, or a malformed, badly signed or expired one.
 #[derive(ToResponse)]
@@ -271,6 +282,11 @@ mod tests {
         }
     }
 
+    /// The name of a response that refers to `#/components/responses/<name>`.
+    fn reusable_name(response: &Value) -> &str {
+        response["$ref"].as_str().unwrap_or_default().trim_start_matches("#/components/responses/")
+    }
+
     #[test]
     fn commands_document_the_idempotency_contract() {
         let doc = document();
@@ -283,7 +299,7 @@ mod tests {
             assert_eq!((&key["in"], &key["required"]), (&Value::from("header"), &Value::from(true)), "{path}");
             assert_eq!((&key["schema"]["minLength"], &key["schema"]["maxLength"]), (&1.into(), &255.into()));
             let responses = &op["responses"];
-            let accepted = &responses["202"];
+            let accepted = &doc["components"]["responses"][reusable_name(&responses["202"])];
             assert_eq!(accepted["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Accepted");
             for header in ["Location", "Idempotent-Replayed"] {
                 assert!(accepted["headers"][header].is_object(), "{path}: 202 lacks {header}");
@@ -292,9 +308,7 @@ mod tests {
                 assert!(responses[status].is_object(), "{path}: no {status}");
             }
             for (status, code) in [("409", "idempotency_request_in_progress"), ("503", "backend_unavailable")] {
-                let reusable =
-                    responses[status]["$ref"].as_str().unwrap().trim_start_matches("#/components/responses/");
-                let response = &doc["components"]["responses"][reusable];
+                let response = &doc["components"]["responses"][reusable_name(&responses[status])];
                 assert!(response["headers"]["Retry-After"].is_object(), "{path}: {status} lacks Retry-After");
                 assert!(response_description(&doc, &responses[status]).contains(code));
             }

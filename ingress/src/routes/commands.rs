@@ -4,11 +4,10 @@
 use super::PathId;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::idempotency::AcceptedBody;
 use crate::idempotency::{self, CommandRequest, IdempotencyKeyHeader};
 use crate::json::JsonBody;
 use crate::openapi::{
-    BackendUnavailable, IdempotencyKeyReused, IdempotencyRequestInProgress, PayloadTooLarge, Unauthorized,
+    Accepted, BackendUnavailable, IdempotencyKeyReused, IdempotencyRequestInProgress, PayloadTooLarge, Unauthorized,
 };
 use crate::problem::{ApiError, Problem};
 use axum::extract::State;
@@ -70,19 +69,7 @@ pub struct ConfirmBookingBody {
     ),
     request_body = PlaceHoldBody,
     responses(
-        (
-            status = 202,
-            description = "Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first \
-                answer to this key again, byte for byte). Poll `status_url` for the outcome.",
-            body = AcceptedBody,
-            headers(
-                ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
-                (
-                    "Idempotent-Replayed" = String,
-                    description = "`true` on a replay of an earlier answer; absent otherwise."
-                )
-            )
-        ),
+        (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_body`: not \
@@ -135,19 +122,7 @@ pub async fn place_hold(
     ),
     request_body = ReleaseHoldBody,
     responses(
-        (
-            status = 202,
-            description = "Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first \
-                answer to this key again, byte for byte). Poll `status_url` for the outcome.",
-            body = AcceptedBody,
-            headers(
-                ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
-                (
-                    "Idempotent-Replayed" = String,
-                    description = "`true` on a replay of an earlier answer; absent otherwise."
-                )
-            )
-        ),
+        (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id \
@@ -197,19 +172,7 @@ pub async fn release_hold(
     ),
     request_body = ConfirmBookingBody,
     responses(
-        (
-            status = 202,
-            description = "Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first \
-                answer to this key again, byte for byte). Poll `status_url` for the outcome.",
-            body = AcceptedBody,
-            headers(
-                ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
-                (
-                    "Idempotent-Replayed" = String,
-                    description = "`true` on a replay of an earlier answer; absent otherwise."
-                )
-            )
-        ),
+        (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_body`: not \

@@ -10,11 +10,11 @@ use super::PathId;
 use super::commands::check_id;
 use crate::AppState;
 use crate::auth::{Admin, Caller, Staff};
-use crate::idempotency::AcceptedBody;
 use crate::idempotency::{self, CommandRequest, IdempotencyKeyHeader};
 use crate::json::JsonBody;
 use crate::openapi::{
-    BackendUnavailable, Forbidden, IdempotencyKeyReused, IdempotencyRequestInProgress, PayloadTooLarge, Unauthorized,
+    Accepted, BackendUnavailable, Forbidden, IdempotencyKeyReused, IdempotencyRequestInProgress, PayloadTooLarge,
+    Unauthorized,
 };
 use crate::problem::{ApiError, Problem};
 use axum::Json;
@@ -133,19 +133,7 @@ async fn admit(
     ),
     request_body = NewTicket,
     responses(
-        (
-            status = 202,
-            description = "Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first \
-                answer to this key again, byte for byte). Poll `status_url` for the outcome.",
-            body = AcceptedBody,
-            headers(
-                ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
-                (
-                    "Idempotent-Replayed" = String,
-                    description = "`true` on a replay of an earlier answer; absent otherwise."
-                )
-            )
-        ),
+        (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_body`: not JSON, or a field missing, unknown, mistyped or out of range \
@@ -199,19 +187,7 @@ pub async fn create(
     ),
     request_body = AssignmentBody,
     responses(
-        (
-            status = 202,
-            description = "Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first \
-                answer to this key again, byte for byte). Poll `status_url` for the outcome.",
-            body = AcceptedBody,
-            headers(
-                ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
-                (
-                    "Idempotent-Replayed" = String,
-                    description = "`true` on a replay of an earlier answer; absent otherwise."
-                )
-            )
-        ),
+        (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id over 255 bytes); \
@@ -267,19 +243,7 @@ pub async fn assign(
     ),
     request_body = TransitionBody,
     responses(
-        (
-            status = 202,
-            description = "Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first \
-                answer to this key again, byte for byte). Poll `status_url` for the outcome.",
-            body = AcceptedBody,
-            headers(
-                ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
-                (
-                    "Idempotent-Replayed" = String,
-                    description = "`true` on a replay of an earlier answer; absent otherwise."
-                )
-            )
-        ),
+        (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id over 255 bytes); \
@@ -340,19 +304,7 @@ pub async fn transition(
     ),
     request_body = CommentBody,
     responses(
-        (
-            status = 202,
-            description = "Accepted: durably recorded and queued (or, with `Idempotent-Replayed: true`, the first \
-                answer to this key again, byte for byte). Poll `status_url` for the outcome.",
-            body = AcceptedBody,
-            headers(
-                ("Location" = String, description = "The status document, `/v1/requests/{request_id}`."),
-                (
-                    "Idempotent-Replayed" = String,
-                    description = "`true` on a replay of an earlier answer; absent otherwise."
-                )
-            )
-        ),
+        (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id over 255 bytes); \
