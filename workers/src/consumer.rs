@@ -97,7 +97,9 @@ impl ConsumerConfig {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
     pub done: usize,
-    pub retried: usize,
+    /// The ids of the messages left on the queue for a later receive (what a Lambda
+    /// reports as `batchItemFailures`).
+    pub retried: Vec<String>,
     pub dead_lettered: usize,
 }
 
@@ -197,7 +199,7 @@ impl<H: Handler> Consumer<H> {
                     if let Err(e) = self.backend.queues.change_visibility(source, &message.receipt, delay).await {
                         tracing::warn!(error = %e, "cannot delay the retry; the visibility timeout will");
                     }
-                    report.retried += 1;
+                    report.retried.push(message.message_id.clone());
                     metrics::counter!("usher_messages_total", "pool" => self.handler.pool(), "outcome" => "retried")
                         .increment(1);
                 }
@@ -232,7 +234,7 @@ impl<H: Handler> Consumer<H> {
                 let delay = self.config.backoff.delay(m.receive_count);
                 let _ = self.backend.queues.change_visibility(source, &m.receipt, delay).await;
             }
-            report.retried += done.len();
+            report.retried.extend(done.iter().map(|m| m.message_id.clone()));
             return report;
         }
         metrics::counter!("usher_messages_total", "pool" => self.handler.pool(), "outcome" => "done")
