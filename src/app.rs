@@ -14,8 +14,13 @@ use tokio_util::task::TaskTracker;
 use workers::booking::BookingPool;
 use workers::consumer::{Consumer, ConsumerConfig};
 use workers::downstream::{AnalyticsPool, NotificationsPool};
+use workers::relay::Relay;
 use workers::sweep::Sweeper;
 use workers::tickets::TicketPool;
+
+/// The relay's longest nap when this process committed nothing new; commits here wake it
+/// at once, so this only bounds how late it sees other processes' commits.
+const RELAY_IDLE: Duration = Duration::from_millis(500);
 
 /// How long in-flight work may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -118,6 +123,11 @@ impl App {
             let pool = TicketPool::new(self.backend.clone());
             let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::TicketCommands));
             tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
+        }
+        if !self.components.pools.is_empty() {
+            // Delivers what the pools' commands committed to the outbox.
+            let relay = Relay::new(self.backend.clone(), RELAY_IDLE);
+            tasks.spawn(relay.run_until_stopped(shutdown.clone()));
         }
         if self.components.sweep {
             let sweeper = Sweeper::new(self.backend.clone(), self.components.sweep_every, self.components.sweep_grace);

@@ -4,10 +4,14 @@
 //! on the clock: a hold whose `expires_at` has passed reads `available` at once, whether
 //! or not the expiry message has run yet.
 
+use crate::catalog::Show;
 use crate::clock::{Timestamp, rfc3339};
-use crate::error::BusinessError;
+use crate::command::{Actor, Command, CommandEnvelope, Role};
+use crate::error::{BusinessError, PortError};
 use crate::event::{self, CloudEvent, EventType};
 use crate::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
+use crate::outbox::{Decision, ScheduledMessage};
+use crate::payment::PaymentReceipt;
 use crate::ports::CommandContext;
 use crate::request::Outcome;
 use schemars::JsonSchema;
@@ -71,13 +75,14 @@ impl HoldStatus {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
+    /// A stored status; anything else is a corrupt record, never guessed at.
+    pub fn parse(s: &str) -> Result<Self, PortError> {
+        Ok(match s {
             "active" => HoldStatus::Active,
             "released" => HoldStatus::Released,
             "expired" => HoldStatus::Expired,
             "confirmed" => HoldStatus::Confirmed,
-            _ => return None,
+            _ => return Err(PortError::Corrupt(format!("unknown hold status {s:?}"))),
         })
     }
 }
@@ -108,10 +113,7 @@ impl SeatHold {
         }
         match self.status {
             HoldStatus::Active if self.expires_at > now => Ok(()),
-            HoldStatus::Active | HoldStatus::Expired => Err(BusinessError::new(
-                "hold_expired",
-                format!("hold {} expired at {}", self.hold_id, crate::clock::format(self.expires_at)),
-            )),
+            HoldStatus::Active | HoldStatus::Expired => Err(hold_expired_error(self)),
             HoldStatus::Released | HoldStatus::Confirmed => Err(hold_not_found(&self.hold_id)),
         }
     }
@@ -367,6 +369,122 @@ pub fn hold_expired(hold: &SeatHold) -> CloudEvent {
         hold.request_id.as_str(),
         data,
         hold.expires_at,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Decisions: the one place each booking command is decided. An adapter loads what a
+// decision needs inside its transaction (or under conditions that restate it), calls the
+// function, and commits what it returns; it computes nothing itself.
+
+/// What a hold costs: the show's price for each seat.
+pub fn amount_of(show: &Show, hold: &SeatHold) -> u64 {
+    show.price_cents.saturating_mul(hold.seat_ids.len() as u64)
+}
+
+/// Places a hold on `requested` if every seat exists and is available at `ctx.now`.
+/// Returns the hold to store (with its seats to claim) and the decision, which on success
+/// carries the hold's delayed expiry message.
+pub fn decide_place(
+    ctx: &CommandContext,
+    show_id: &ShowId,
+    show: Option<&Show>,
+    requested: &[SeatId],
+    current: &[SeatRecord],
+    expires_at: Timestamp,
+) -> (Option<SeatHold>, Decision) {
+    if show.is_none() {
+        let error = BusinessError::new("show_not_found", format!("no show {show_id}"));
+        return (None, hold_rejected(ctx, show_id, requested, error).into());
+    }
+    if let Err(error) = check_hold(requested, current, ctx.now) {
+        return (None, hold_rejected(ctx, show_id, requested, error).into());
+    }
+    let hold = SeatHold {
+        hold_id: HoldId::generate(),
+        show_id: show_id.clone(),
+        customer_id: ctx.actor.clone(),
+        seat_ids: requested.to_vec(),
+        expires_at,
+        status: HoldStatus::Active,
+        request_id: ctx.request_id.clone(),
+    };
+    let expiry = CommandEnvelope {
+        request_id: ctx.request_id.clone(),
+        // The expiry acts for nobody; it carries the hold's owner for the logs.
+        actor: Actor { sub: hold.customer_id.clone(), role: Role::Customer },
+        issued_at: ctx.now,
+        command: Command::ExpireHold { hold_id: hold.hold_id.clone(), expires_at },
+    };
+    let mut decision: Decision = hold_placed(ctx, &hold).into();
+    decision.messages.push(ScheduledMessage::command(&expiry, expires_at));
+    (Some(hold), decision)
+}
+
+/// Releases a live hold of the caller's: returns the hold whose seats to free.
+pub fn decide_release(ctx: &CommandContext, hold_id: &HoldId, hold: Option<&SeatHold>) -> (Option<SeatHold>, Decision) {
+    let checked = match hold {
+        None => Err(hold_not_found(hold_id)),
+        Some(hold) => hold.check_releasable(&ctx.actor, ctx.now).map(|()| hold),
+    };
+    match checked {
+        Ok(hold) => (Some(hold.clone()), hold_released(ctx, hold).into()),
+        Err(error) => (None, release_failed(error).into()),
+    }
+}
+
+/// Turns a live hold of the caller's into a booking paid by `payment`. `seats` are the
+/// hold's seats as stored now: if any is no longer this hold's (another hold took it
+/// after this one expired), the hold has expired for this customer. The booking costs
+/// what was authorized, never a recomputed amount.
+pub fn decide_confirm(
+    ctx: &CommandContext,
+    hold_id: &HoldId,
+    hold: Option<&SeatHold>,
+    seats: &[SeatRecord],
+    payment: &PaymentReceipt,
+) -> (Option<Booking>, Decision) {
+    let checked = match hold {
+        None => Err(hold_not_found(hold_id)),
+        Some(hold) => hold.check_confirmable(&ctx.actor, ctx.now).and_then(|()| {
+            let still_held = hold.seat_ids.iter().all(|id| {
+                seats.iter().any(|s| &s.seat_id == id && s.booking_id.is_none() && s.hold_id.as_ref() == Some(hold_id))
+            });
+            if still_held { Ok(hold) } else { Err(hold_expired_error(hold)) }
+        }),
+    };
+    match checked {
+        Ok(hold) => {
+            let booking = Booking {
+                booking_id: BookingId::generate(),
+                show_id: hold.show_id.clone(),
+                seat_ids: hold.seat_ids.clone(),
+                amount_cents: payment.amount_cents,
+                status: BookingStatus::Confirmed,
+                customer_id: ctx.actor.clone(),
+                created_at: ctx.now,
+            };
+            let decision = booking_confirmed(ctx, &booking, hold_id).into();
+            (Some(booking), decision)
+        }
+        Err(error) => (None, booking_failed(ctx, hold_id, error).into()),
+    }
+}
+
+/// Expires an active hold whose time has come: returns its expiry event, committed with
+/// the freed seats. A hold already expired, released or confirmed, or still live, is left
+/// alone (its expiry event, if any, was committed when it expired).
+pub fn decide_expire(hold: Option<&SeatHold>, now: Timestamp) -> Option<CloudEvent> {
+    match hold {
+        Some(hold) if hold.status == HoldStatus::Active && hold.expires_at <= now => Some(hold_expired(hold)),
+        _ => None,
+    }
+}
+
+fn hold_expired_error(hold: &SeatHold) -> BusinessError {
+    BusinessError::new(
+        "hold_expired",
+        format!("hold {} expired at {}", hold.hold_id, crate::clock::format(hold.expires_at)),
     )
 }
 

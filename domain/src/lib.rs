@@ -10,6 +10,7 @@
 //! - [`notification`], [`report`]: what the downstream pools derive from events.
 //! - [`schema`]: the event catalog (JSON Schemas, AsyncAPI) generated from the types.
 //! - [`error`]: business outcomes versus infrastructure failures.
+//! - [`outbox`]: what a command commits for delivery after it, and [`outbox::Decision`].
 //! - [`ports`]: the traits `infra` implements and `ingress`/`workers` use.
 //!
 //! Nothing here does I/O: the crate has no runtime, no SDK and no SQL.
@@ -23,6 +24,7 @@ pub mod event;
 pub mod idempotency;
 pub mod ids;
 pub mod notification;
+pub mod outbox;
 pub mod payment;
 pub mod ports;
 pub mod report;

@@ -10,9 +10,10 @@ use crate::event::{CloudEvent, EventType};
 use crate::idempotency::{Fingerprint, IdempotencyKey};
 use crate::ids::{BookingId, HoldId, MovieId, RequestId, SeatId, ShowId, TicketId, UserId};
 use crate::notification::Notification;
+use crate::outbox::{Decision, OutboxBacklog, OutboxItem};
 use crate::payment::PaymentReceipt;
 use crate::report::{DailyReport, ShowCounters, TicketStats};
-use crate::request::{Outcome, RequestRecord, StatusDoc};
+use crate::request::{RequestRecord, StatusDoc};
 use crate::ticket::{Ticket, TicketChange, TicketCursor, TicketStatus};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -188,6 +189,27 @@ pub trait EventBus: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------------------
+// The outbox
+
+/// Events and messages committed with a command, waiting for the relay. Every store write
+/// that completes a request puts its entries here in the same transaction.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Up to `limit` pending entries, oldest first.
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxItem>, PortError>;
+
+    /// Forgets delivered entries. Unknown ids are ignored (another relay got there first).
+    async fn delivered(&self, ids: &[String]) -> Result<(), PortError>;
+
+    /// How many entries are pending and since when.
+    async fn backlog(&self) -> Result<OutboxBacklog, PortError>;
+
+    /// Returns once this process may have added entries, or after `max`: the relay's
+    /// nap, cut short by local commits.
+    async fn wait(&self, max: Duration);
+}
+
+// ---------------------------------------------------------------------------------------
 // Stores
 
 /// The response first given for an idempotency key, replayed byte for byte.
@@ -233,6 +255,24 @@ pub struct Completion {
     pub first: bool,
 }
 
+/// A request whose command is not known to be queued.
+#[derive(Debug, Clone)]
+pub struct Stranded {
+    pub request_id: RequestId,
+    pub kind: String,
+    /// The stored command, or why it does not parse.
+    pub command: Result<CommandEnvelope, String>,
+}
+
+/// What [`RequestStore::abandon`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abandoned {
+    /// The claim and its document are gone; the key is free.
+    Freed,
+    /// The command is (or will be) queued after all: answer this.
+    Kept(StoredResponse),
+}
+
 /// The context of one command being applied.
 #[derive(Debug, Clone)]
 pub struct CommandContext {
@@ -251,29 +291,37 @@ pub trait RequestStore: Send + Sync {
     /// Records that these requests' commands are on their queue.
     async fn mark_queued(&self, request_ids: &[RequestId]) -> Result<(), PortError>;
 
-    /// Undoes a claim whose command could not be queued, so the key is free again.
-    async fn abandon(&self, owner: &UserId, key: &IdempotencyKey, request_id: &RequestId) -> Result<(), PortError>;
+    /// Undoes a claim whose command could not be queued, in one conditional write: the
+    /// status document and the key go together, and only while the document is still
+    /// unqueued and younger than `claimed_after` allows (older claims are the sweep's,
+    /// which may be queueing them right now). Otherwise nothing changes and the command
+    /// stays on its way: answer the stored response.
+    async fn abandon(
+        &self,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        request_id: &RequestId,
+        claimed_after: Timestamp,
+    ) -> Result<Abandoned, PortError>;
 
     async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError>;
 
     /// `accepted` → `processing`; any other status is left alone.
     async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError>;
 
-    /// Commits a terminal outcome and its events in one write, conditional on the request
-    /// not being terminal yet; if it is, returns what was committed then.
-    async fn complete(
-        &self,
-        request_id: &RequestId,
-        outcome: Outcome,
-        events: Vec<CloudEvent>,
-        now: Timestamp,
-    ) -> Result<Completion, PortError>;
+    /// Commits a terminal outcome, with its events and messages in the outbox, in one
+    /// write conditional on the request not being terminal yet; if it is, returns what
+    /// was committed then.
+    async fn complete(&self, request_id: &RequestId, decision: Decision, now: Timestamp)
+    -> Result<Completion, PortError>;
 
     /// `dead_lettered` → `accepted`, when an operator replays its message.
     async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError>;
 
-    /// Commands admitted before `claimed_before` that are not known to be queued.
-    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<CommandEnvelope>, PortError>;
+    /// Requests admitted before `claimed_before` whose commands are not known to be
+    /// queued. A stored command that no longer parses is returned as such, not as an
+    /// error, so one bad row cannot stop the sweep.
+    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<Stranded>, PortError>;
 
     /// Forgets idempotency keys past their retention. Returns how many went.
     async fn purge_expired_keys(&self, now: Timestamp) -> Result<u64, PortError>;
@@ -314,8 +362,9 @@ pub trait BookingStore: Send + Sync {
     /// Frees a live hold of `ctx.actor`'s; `hold_not_found` otherwise.
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError>;
 
-    /// Turns a paid, live hold of `ctx.actor`'s into a booking. The hold is re-checked in
-    /// the transaction: `hold_not_found`, `hold_expired`.
+    /// Turns a live hold of `ctx.actor`'s into a booking that captures `payment` (its
+    /// amount is the booking's). Decided in the transaction by
+    /// [`crate::booking::decide_confirm`]: `hold_not_found`, `hold_expired`.
     async fn confirm_booking(
         &self,
         ctx: &CommandContext,
@@ -323,9 +372,9 @@ pub trait BookingStore: Send + Sync {
         payment: &PaymentReceipt,
     ) -> Result<Completion, PortError>;
 
-    /// Marks an active hold whose time has come as expired and frees its seats. Returns
-    /// the `usher.booking.hold.expired` event, the same one on every call for that hold,
-    /// or nothing when the hold was released or confirmed first.
+    /// Marks an active hold whose time has come as expired and frees its seats, with the
+    /// `usher.booking.hold.expired` event in the outbox. Returns that event when this call
+    /// expired the hold, nothing when it was expired, released or confirmed before.
     async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError>;
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError>;
@@ -339,8 +388,14 @@ pub trait BookingStore: Send + Sync {
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
     /// Stores what event `event_id` caused, in one write with the mark that the event is
-    /// handled. Returns false, storing nothing, when that event was handled before.
-    async fn record_notifications(&self, event_id: &str, notifications: &[Notification]) -> Result<bool, PortError>;
+    /// handled and with `events` (one `usher.notification.sent` each) in the outbox.
+    /// Returns false, storing nothing, when that event was handled before.
+    async fn record_notifications(
+        &self,
+        event_id: &str,
+        notifications: &[Notification],
+        events: &[CloudEvent],
+    ) -> Result<bool, PortError>;
 
     /// The recipient's notifications, newest first.
     async fn notifications_for(&self, recipient: &UserId, limit: usize) -> Result<Vec<Notification>, PortError>;

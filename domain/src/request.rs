@@ -121,6 +121,11 @@ pub struct DeadLetteredData {
     pub failure_reason: String,
 }
 
+/// What a customer reads on a dead-lettered request. The reason itself (which may quote a
+/// backend's error) stays with operators: on the DLQ message and in the event.
+pub const DEAD_LETTERED_DETAIL: &str =
+    "the request could not be processed after its retries; an operator can replay it";
+
 /// The outcome and event of a request the system gave up on after its retries.
 pub fn dead_lettered(
     request_id: &RequestId,
@@ -129,7 +134,7 @@ pub fn dead_lettered(
     reason: &str,
     now: Timestamp,
 ) -> (Outcome, Vec<CloudEvent>) {
-    let error = BusinessError::new("dead_lettered", reason);
+    let error = BusinessError::new("dead_lettered", DEAD_LETTERED_DETAIL);
     let data = serde_json::json!({ "request_id": request_id, "kind": kind, "failure_reason": reason });
     let event =
         CloudEvent::new(EventType::RequestDeadLettered, pool, request_id.as_str(), request_id.as_str(), data, now);

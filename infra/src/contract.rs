@@ -17,8 +17,9 @@ use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::{HoldId, MovieId, NotificationId, RequestId, SeatId, ShowId, TicketId, UserId};
 use domain::notification::Notification;
 use domain::payment::PaymentReceipt;
+use domain::outbox::{Decision, OutboxBacklog, OutboxEntry, ScheduledMessage};
 use domain::ports::{
-    ATTR_TYPE, Admission, Admitted, Attributes, CommandContext, Completion, OutgoingMessage, Queue, QueueAddr,
+    ATTR_TYPE, Abandoned, Admission, Admitted, Attributes, CommandContext, Completion, OutgoingMessage, Queue, QueueAddr,
     StoredResponse, TicketQuery,
 };
 use domain::report::{DailyReport, ShowCounters, TicketStats};
@@ -36,8 +37,10 @@ macro_rules! port_contract_tests {
             queue_round_trip, visibility_hides_and_redelivers, change_visibility_reveals,
             delayed_send, large_batches, redrive_moves_to_dlq, purge_empties,
             fan_out_by_filter, admission_rules, expired_keys_are_free, abandon_frees_the_key,
-            complete_is_conditional, reopen_dead_lettered, hold_is_all_or_nothing,
+            abandon_keeps_a_queued_claim, complete_is_conditional, outbox_keeps_what_commits,
+            reopen_dead_lettered, hold_is_all_or_nothing,
             expired_hold_counts_available, release_and_confirm, concurrent_holds_never_overlap,
+            one_charge_per_hold, a_retaken_seat_expires_the_hold,
             notifications_once_per_event, notifications_newest_first, notifications_per_recipient,
             analytics_counts_each_event_once, analytics_order_does_not_matter, analytics_concurrent_writers,
             daily_newest_first,
@@ -260,9 +263,70 @@ pub async fn abandon_frees_the_key(b: Backend) {
     let a = admission("dave", "k", json!({}), now);
     let id = a.doc.request_id.clone();
     assert!(matches!(b.requests.admit(a.clone()).await.unwrap(), Admitted::Claimed));
-    b.requests.abandon(&a.owner, &a.key, &id).await.unwrap();
+    let grace = now - Duration::from_secs(10);
+    assert_eq!(b.requests.abandon(&a.owner, &a.key, &id, grace).await.unwrap(), Abandoned::Freed);
     assert!(b.requests.get(&id).await.unwrap().is_none());
     assert!(matches!(b.requests.admit(admission("dave", "k", json!({"x": 1}), now)).await.unwrap(), Admitted::Claimed));
+}
+
+/// A claim whose command reached a queue after all (a retry or the sweep queued it), or
+/// that the sweep may be queueing (older than the grace), is never freed: freeing it would
+/// let a retry admit the command a second time.
+pub async fn abandon_keeps_a_queued_claim(b: Backend) {
+    let now = clock::now();
+    let a = admission("dora", "k", json!({}), now);
+    let id = a.doc.request_id.clone();
+    assert!(matches!(b.requests.admit(a.clone()).await.unwrap(), Admitted::Claimed));
+    b.requests.mark_queued(std::slice::from_ref(&id)).await.unwrap();
+    let grace = now - Duration::from_secs(10);
+    assert_eq!(b.requests.abandon(&a.owner, &a.key, &id, grace).await.unwrap(), Abandoned::Kept(a.response.clone()));
+    assert!(b.requests.get(&id).await.unwrap().is_some(), "the document stays");
+    match b.requests.admit(admission("dora", "k", json!({}), now)).await.unwrap() {
+        Admitted::Replay(r) => assert_eq!(r, a.response),
+        other => panic!("the key must stay claimed, got {other:?}"),
+    }
+
+    let old = admission("dora", "k2", json!({}), now - Duration::from_secs(60));
+    let old_id = old.doc.request_id.clone();
+    assert!(matches!(b.requests.admit(old.clone()).await.unwrap(), Admitted::Claimed));
+    assert_eq!(
+        b.requests.abandon(&old.owner, &old.key, &old_id, grace).await.unwrap(),
+        Abandoned::Kept(old.response.clone()),
+        "a claim past the grace belongs to the sweep"
+    );
+    assert!(b.requests.unqueued(now, 10).await.unwrap().iter().any(|c| c.request_id == old_id));
+}
+
+/// A completion's events and messages are in the outbox exactly when it committed, once.
+pub async fn outbox_keeps_what_commits(b: Backend) {
+    assert_eq!(b.outbox.backlog().await.unwrap(), OutboxBacklog::default());
+    let id = admitted(&b, "olga").await;
+    let ev = event(EventType::HoldPlaced, "hold_o");
+    let envelope = CommandEnvelope {
+        request_id: id.clone(),
+        actor: Actor { sub: UserId::new("olga"), role: Role::Customer },
+        issued_at: clock::now(),
+        command: Command::ExpireHold { hold_id: HoldId::from("hold_o"), expires_at: clock::now() },
+    };
+    let later = ScheduledMessage::command(&envelope, clock::now() + Duration::from_secs(60));
+    let mut decision = Decision::new(Outcome::Succeeded(json!({"ok": 1})), vec![ev.clone()]);
+    decision.messages.push(later.clone());
+    b.requests.complete(&id, decision.clone(), clock::now()).await.unwrap();
+    // A redelivered completion adds nothing.
+    assert!(!b.requests.complete(&id, decision, clock::now()).await.unwrap().first);
+    let pending = b.outbox.pending(100).await.unwrap();
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    assert!(pending.iter().any(|p| p.entry == OutboxEntry::Event { event: ev.clone() }));
+    assert!(pending.iter().any(|p| p.entry == OutboxEntry::Message { message: later.clone() }));
+    let backlog = b.outbox.backlog().await.unwrap();
+    assert_eq!(backlog.pending, 2);
+    assert!(backlog.oldest.is_some());
+    let ids: Vec<String> = pending.iter().map(|p| p.id.clone()).collect();
+    b.outbox.delivered(&ids[..1]).await.unwrap();
+    assert_eq!(b.outbox.pending(100).await.unwrap().len(), 1);
+    b.outbox.delivered(&ids).await.unwrap();
+    b.outbox.delivered(&ids).await.unwrap();
+    assert_eq!(b.outbox.backlog().await.unwrap(), OutboxBacklog::default());
 }
 
 async fn admitted(b: &Backend, owner: &str) -> RequestId {
@@ -276,12 +340,20 @@ async fn admitted(b: &Backend, owner: &str) -> RequestId {
 pub async fn complete_is_conditional(b: Backend) {
     let id = admitted(&b, "erin").await;
     let ev = vec![event(EventType::HoldPlaced, "hold_9")];
-    let first = b.requests.complete(&id, Outcome::Succeeded(json!({"ok": 1})), ev.clone(), clock::now()).await.unwrap();
+    let first = b
+        .requests
+        .complete(&id, Decision::new(Outcome::Succeeded(json!({"ok": 1})), ev.clone()), clock::now())
+        .await
+        .unwrap();
     assert!(first.first);
     assert_eq!(first.doc.status, RequestStatus::Succeeded);
     let second = b
         .requests
-        .complete(&id, Outcome::Succeeded(json!({"ok": 2})), vec![event(EventType::HoldRejected, "x")], clock::now())
+        .complete(
+            &id,
+            Decision::new(Outcome::Succeeded(json!({"ok": 2})), vec![event(EventType::HoldRejected, "x")]),
+            clock::now(),
+        )
         .await
         .unwrap();
     assert!(!second.first, "a terminal request changes nothing");
@@ -292,9 +364,10 @@ pub async fn complete_is_conditional(b: Backend) {
 
 pub async fn reopen_dead_lettered(b: Backend) {
     let id = admitted(&b, "fay").await;
-    let (outcome, events) = domain::request::dead_lettered(&id, "booking.confirm", "booking", "boom", clock::now());
-    let done = b.requests.complete(&id, outcome, events, clock::now()).await.unwrap();
+    let decided = domain::request::dead_lettered(&id, "booking.confirm", "booking", "boom", clock::now());
+    let done = b.requests.complete(&id, decided.into(), clock::now()).await.unwrap();
     assert_eq!(done.doc.status, RequestStatus::DeadLettered);
+    assert!(!done.doc.error.unwrap().detail.contains("boom"), "customers read a generic reason");
     assert_eq!(done.events[0].event_type, EventType::RequestDeadLettered);
     assert!(b.requests.reopen(&id, clock::now()).await.unwrap());
     assert_eq!(b.requests.get(&id).await.unwrap().unwrap().doc.status, RequestStatus::Accepted);
@@ -382,9 +455,11 @@ pub async fn expired_hold_counts_available(b: Backend) {
     let expired = b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().expect("the expiry event");
     assert_eq!(expired.event_type, EventType::HoldExpired);
     assert_eq!(expired.correlationid, r1.as_str());
-    let again = b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().expect("the same event again");
-    assert_eq!(again.id, expired.id);
+    assert!(b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().is_none(), "expired once");
     assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Held);
+    let outboxed = b.outbox.pending(100).await.unwrap();
+    let expiries = outboxed.iter().filter(|p| p.entry == OutboxEntry::Event { event: expired.clone() }).count();
+    assert_eq!(expiries, 1, "the expiry event is in the outbox once");
 }
 
 pub async fn release_and_confirm(b: Backend) {
@@ -398,7 +473,8 @@ pub async fn release_and_confirm(b: Backend) {
     let r2 = admitted(&b, "bob").await;
     let not_yours = b.bookings.release_hold(&ctx(&r2, "bob"), &h1).await.unwrap();
     assert_eq!(not_yours.doc.error.unwrap().code, "hold_not_found");
-    let pay = PaymentReceipt { payment_id: "pay_1".into(), amount_cents: 2500 };
+    // Deliberately not price × seats (2 × 1250): the booking costs what was authorized.
+    let pay = PaymentReceipt { payment_id: "pay_1".into(), amount_cents: 1999 };
     let r3 = admitted(&b, "bob").await;
     let not_yours = b.bookings.confirm_booking(&ctx(&r3, "bob"), &h1, &pay).await.unwrap();
     assert_eq!(not_yours.doc.error.unwrap().code, "hold_not_found");
@@ -408,11 +484,12 @@ pub async fn release_and_confirm(b: Backend) {
     let booked = b.bookings.confirm_booking(&ctx(&r4, "alice"), &h1, &pay).await.unwrap();
     assert_eq!(booked.doc.status, RequestStatus::Succeeded);
     let result = booked.doc.result.unwrap();
-    assert_eq!(result["amount_cents"], 2500);
+    assert_eq!(result["amount_cents"], 1999);
     assert_eq!(booked.events[0].event_type, EventType::BookingConfirmed);
     let booking_id = domain::ids::BookingId::from(result["booking_id"].as_str().unwrap());
     let booking = b.bookings.booking(&booking_id).await.unwrap().expect("the booking");
     assert_eq!(booking.seat_ids, seats(&["A1", "A2"]));
+    assert_eq!(booking.amount_cents, 1999);
     assert_eq!(booking.customer_id, UserId::new("alice"));
     assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Booked);
     // A confirmed hold is neither released nor expired.
@@ -432,6 +509,63 @@ pub async fn release_and_confirm(b: Backend) {
     assert_eq!(released.doc.status, RequestStatus::Succeeded);
     assert_eq!(released.events[0].event_type, EventType::HoldReleased);
     assert_eq!(seat_state(&b, &show_id, "A3").await, SeatState::Available);
+}
+
+/// Two confirms of one hold (different requests, racing): one booking, one charge, one
+/// `usher.booking.confirmed`; the other fails cleanly.
+pub async fn one_charge_per_hold(b: Backend) {
+    let show_id = show(&b, 1, 2).await;
+    let ttl = clock::now() + Duration::from_secs(600);
+    let r1 = admitted(&b, "alice").await;
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1"]), ttl).await.unwrap();
+    let hold_id = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    let pay = domain::payment::authorize("tok_visa", 1250, &hold_id).unwrap();
+    let confirms = (0..2).map(|_| {
+        let (b, hold_id, pay) = (b.clone(), hold_id.clone(), pay.clone());
+        tokio::spawn(async move {
+            let id = admitted(&b, "alice").await;
+            b.bookings.confirm_booking(&ctx(&id, "alice"), &hold_id, &pay).await
+        })
+    });
+    let mut outcomes = Vec::new();
+    for c in confirms.collect::<Vec<_>>() {
+        outcomes.push(c.await.unwrap().expect("a lost race is an outcome, not an error"));
+    }
+    let won: Vec<&Completion> = outcomes.iter().filter(|c| c.doc.status == RequestStatus::Succeeded).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    let lost: Vec<&Completion> = outcomes.iter().filter(|c| c.doc.status == RequestStatus::Failed).collect();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].doc.error.as_ref().unwrap().code, "hold_not_found");
+    let confirmed = b
+        .outbox
+        .pending(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| matches!(&p.entry, OutboxEntry::Event { event } if event.event_type == EventType::BookingConfirmed))
+        .count();
+    assert_eq!(confirmed, 1, "one usher.booking.confirmed");
+}
+
+/// A hold whose seat another hold took (that worker's clock had passed the expiry) has
+/// expired for its customer: a business failure, not corrupt data.
+pub async fn a_retaken_seat_expires_the_hold(b: Backend) {
+    let show_id = show(&b, 1, 2).await;
+    let now = clock::now();
+    let r1 = admitted(&b, "alice").await;
+    let soon = now + Duration::from_secs(30);
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1"]), soon).await.unwrap();
+    let hold_id = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    let r2 = admitted(&b, "bob").await;
+    let ahead = CommandContext { now: now + Duration::from_secs(31), ..ctx(&r2, "bob") };
+    let later = now + Duration::from_secs(600);
+    let taken = b.bookings.place_hold(&ahead, &show_id, &seats(&["A1"]), later).await.unwrap();
+    assert_eq!(taken.doc.status, RequestStatus::Succeeded);
+    let r3 = admitted(&b, "alice").await;
+    let pay = domain::payment::authorize("tok_visa", 1250, &hold_id).unwrap();
+    let late = b.bookings.confirm_booking(&ctx(&r3, "alice"), &hold_id, &pay).await.expect("an outcome");
+    assert_eq!(late.doc.status, RequestStatus::Failed);
+    assert_eq!(late.doc.error.unwrap().code, "hold_expired");
 }
 
 pub async fn concurrent_holds_never_overlap(b: Backend) {
@@ -495,16 +629,20 @@ pub async fn notifications_once_per_event(b: Backend) {
     let rendered = domain::notification::render(&confirmed);
     assert_eq!(rendered.len(), 1);
     let alice = UserId::new("alice");
-    assert!(b.notifications.record_notifications(&confirmed.id, &rendered).await.unwrap(), "first delivery");
-    assert!(!b.notifications.record_notifications(&confirmed.id, &rendered).await.unwrap(), "redelivery");
+    let sent: Vec<CloudEvent> =
+        rendered.iter().map(|n| domain::notification::sent(n, &confirmed.correlationid)).collect();
+    assert!(b.notifications.record_notifications(&confirmed.id, &rendered, &sent).await.unwrap(), "first delivery");
+    assert!(!b.notifications.record_notifications(&confirmed.id, &rendered, &sent).await.unwrap(), "redelivery");
+    let outboxed = b.outbox.pending(100).await.unwrap();
+    assert_eq!(outboxed.len(), sent.len(), "the sent events are in the outbox once");
     // A redelivery stores nothing, even what it did not bring the first time.
     let extra = note("alice", clock::now(), "extra");
-    assert!(!b.notifications.record_notifications(&confirmed.id, &[extra]).await.unwrap());
+    assert!(!b.notifications.record_notifications(&confirmed.id, &[extra], &[]).await.unwrap());
     assert_eq!(b.notifications.notifications_for(&alice, 10).await.unwrap(), rendered, "stored once, as rendered");
     // An event that notifies nobody is handled once too.
     let quiet = fresh_event(EventType::HoldPlaced, "hold_1", json!({}), clock::now());
-    assert!(b.notifications.record_notifications(&quiet.id, &[]).await.unwrap());
-    assert!(!b.notifications.record_notifications(&quiet.id, &[]).await.unwrap());
+    assert!(b.notifications.record_notifications(&quiet.id, &[], &[]).await.unwrap());
+    assert!(!b.notifications.record_notifications(&quiet.id, &[], &[]).await.unwrap());
     // Handled marks are per consumer: analytics still takes the same event.
     assert_eq!(b.analytics.record_events(&[confirmed]).await.unwrap(), 1);
 }
@@ -518,7 +656,7 @@ pub async fn notifications_newest_first(b: Backend) {
     tie_a.notification_id = NotificationId::from("ntf_0000tie");
     tie_b.notification_id = NotificationId::from("ntf_zzzztie");
     for n in [&mid, &new, &tie_b, &old, &tie_a] {
-        assert!(b.notifications.record_notifications(&n.event_id, std::slice::from_ref(n)).await.unwrap());
+        assert!(b.notifications.record_notifications(&n.event_id, std::slice::from_ref(n), &[]).await.unwrap());
     }
     let bob = UserId::new("bob");
     let subjects = |ns: Vec<Notification>| ns.into_iter().map(|n| n.subject).collect::<Vec<_>>();
@@ -541,7 +679,7 @@ pub async fn notifications_per_recipient(b: Backend) {
         n.event_id = event_id.clone();
         n
     });
-    assert!(b.notifications.record_notifications(&event_id, &both).await.unwrap());
+    assert!(b.notifications.record_notifications(&event_id, &both, &[]).await.unwrap());
     let carol = b.notifications.notifications_for(&UserId::new("carol"), 10).await.unwrap();
     let dan = b.notifications.notifications_for(&UserId::new("dan"), 10).await.unwrap();
     assert_eq!(carol, vec![both[0].clone()]);
@@ -549,7 +687,7 @@ pub async fn notifications_per_recipient(b: Backend) {
     assert!(b.notifications.notifications_for(&UserId::new("nobody"), 10).await.unwrap().is_empty());
     // Recipients whose names share a prefix stay apart.
     let carol2 = note("carol2", now, "carol2's");
-    assert!(b.notifications.record_notifications(&carol2.event_id, std::slice::from_ref(&carol2)).await.unwrap());
+    assert!(b.notifications.record_notifications(&carol2.event_id, std::slice::from_ref(&carol2), &[]).await.unwrap());
     assert_eq!(b.notifications.notifications_for(&UserId::new("carol"), 10).await.unwrap().len(), 1);
 }
 

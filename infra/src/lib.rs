@@ -15,8 +15,8 @@ pub use config::{BackendKind, ConfigError, Settings};
 
 use domain::PortError;
 use domain::ports::{
-    AnalyticsStore, BookingStore, CatalogStore, EventBus, MessageQueue, NotificationStore, RequestStore, TicketStore,
-    UserDirectory,
+    AnalyticsStore, BookingStore, CatalogStore, EventBus, MessageQueue, NotificationStore, Outbox, RequestStore,
+    TicketStore, UserDirectory,
 };
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ use std::sync::Arc;
 pub struct Backend {
     pub queues: Arc<dyn MessageQueue>,
     pub bus: Arc<dyn EventBus>,
+    /// What committed commands left for the relay to deliver to `bus` and `queues`.
+    pub outbox: Arc<dyn Outbox>,
     pub requests: Arc<dyn RequestStore>,
     pub catalog: Arc<dyn CatalogStore>,
     pub bookings: Arc<dyn BookingStore>,

@@ -14,7 +14,7 @@ use domain::clock;
 use domain::command::{Command, CommandEnvelope};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::RequestId;
-use domain::ports::{Admission, Admitted, OutgoingMessage, StoredResponse};
+use domain::ports::{Abandoned, Admission, Admitted, OutgoingMessage, StoredResponse};
 use domain::request::{ADMISSION_GRACE, StatusDoc};
 use serde::Serialize;
 use serde_json::Value;
@@ -96,13 +96,24 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
     match state.backend.requests.admit(admission).await? {
         Admitted::Claimed => {
             if let Err(e) = enqueue(state, &envelope).await {
-                if let Err(abandon_error) = state.backend.requests.abandon(&caller.sub, &key, &request_id).await {
-                    tracing::warn!(
-                        request_id = %request_id, error = %abandon_error,
-                        "could not abandon a claim whose command was not queued"
-                    );
+                // Free the key only with a document that provably never reached a queue;
+                // if the sweep (or a retry) may have queued it meanwhile, it is accepted.
+                let claimed_after = clock::now() - ADMISSION_GRACE;
+                match state.backend.requests.abandon(&caller.sub, &key, &request_id, claimed_after).await {
+                    Ok(Abandoned::Freed) => return Err(e.into()),
+                    Ok(Abandoned::Kept(stored)) => {
+                        tracing::info!(request_id = %request_id, "send failed but the command is on its way");
+                        return Ok(accepted(StatusCode::ACCEPTED, stored.body, &request_id, false));
+                    }
+                    Err(abandon_error) => {
+                        // The claim stays: the sweep queues it, and a retry is answered.
+                        tracing::warn!(
+                            request_id = %request_id, error = %abandon_error,
+                            "could not abandon a claim whose command was not queued"
+                        );
+                        return Err(e.into());
+                    }
                 }
-                return Err(e.into());
             }
             tracing::info!(request_id = %request_id, kind = envelope.command.type_name(), "command admitted");
             Ok(accepted(StatusCode::ACCEPTED, response_body, &request_id, false))

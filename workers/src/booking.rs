@@ -9,8 +9,8 @@ use domain::booking::{self, POOL};
 use domain::clock;
 use domain::command::{Command, CommandEnvelope};
 use domain::error::BusinessError;
-use domain::event::CloudEvent;
 use domain::ids::HoldId;
+use domain::outbox::Decision;
 use domain::payment::{self, PaymentError};
 use domain::ports::{CommandContext, Completion, OutgoingMessage, Queue, ReceivedMessage};
 use domain::request::RequestStatus;
@@ -27,40 +27,45 @@ impl BookingPool {
         Self { backend, hold_ttl }
     }
 
+    /// Authorizes the hold's amount (keyed by the hold, so the hold is charged once
+    /// however many confirms it gets), then lets the booking transaction decide. A confirm
+    /// that loses there voids its authorization.
     async fn confirm(&self, ctx: &CommandContext, hold_id: &HoldId, token: &str) -> Result<Completion, HandlerError> {
-        // A redelivered command finds its hold confirmed (or still declining) and the
-        // completion below hands back what the first run committed; the mock provider is
-        // idempotent per request, so nothing is charged twice.
+        // A missing hold, or one that is not the caller's or not live, is final: it never
+        // becomes confirmable again, so nothing is authorized for it.
         let checked = match self.backend.bookings.hold(hold_id).await? {
             None => Err(booking::hold_not_found(hold_id)),
             Some(hold) => hold.check_confirmable(&ctx.actor, ctx.now).map(|()| hold),
         };
         let hold = match checked {
             Ok(hold) => hold,
-            Err(e) => return self.fail(ctx, booking::booking_failed(ctx, hold_id, e)).await,
+            Err(e) => return self.fail(ctx, booking::booking_failed(ctx, hold_id, e).into()).await,
         };
         let Some(show) = self.backend.catalog.show(&hold.show_id).await? else {
             return Err(HandlerError::Poison(format!("hold {hold_id} names a missing show")));
         };
-        let amount = show.price_cents * hold.seat_ids.len() as u64;
-        match payment::charge(token, amount, &ctx.request_id) {
-            Ok(receipt) => Ok(self.backend.bookings.confirm_booking(ctx, hold_id, &receipt).await?),
+        let receipt = match payment::authorize(token, booking::amount_of(&show, &hold), hold_id) {
+            Ok(receipt) => receipt,
             Err(PaymentError::Unavailable) => {
-                Err(HandlerError::Transient("the payment provider is unavailable".to_owned()))
+                return Err(HandlerError::Transient("the payment provider is unavailable".to_owned()));
             }
             Err(e @ (PaymentError::Declined | PaymentError::InvalidToken)) => {
                 let declined = BusinessError::new("payment_declined", e.to_string());
-                self.fail(ctx, booking::booking_failed(ctx, hold_id, declined)).await
+                return self.fail(ctx, booking::booking_failed(ctx, hold_id, declined).into()).await;
             }
+        };
+        let completion = self.backend.bookings.confirm_booking(ctx, hold_id, &receipt).await?;
+        if completion.first && completion.doc.status != RequestStatus::Succeeded {
+            // Lost the hold between the check above and the transaction: nothing captured
+            // this authorization (a winning confirm of the same hold captured its own).
+            tracing::info!(request_id = %ctx.request_id, payment_id = %receipt.payment_id, "authorization voided");
+            metrics::counter!("usher_payments_voided_total").increment(1);
         }
+        Ok(completion)
     }
 
-    async fn fail(
-        &self,
-        ctx: &CommandContext,
-        (outcome, events): (domain::request::Outcome, Vec<CloudEvent>),
-    ) -> Result<Completion, HandlerError> {
-        Ok(self.backend.requests.complete(&ctx.request_id, outcome, events, ctx.now).await?)
+    async fn fail(&self, ctx: &CommandContext, decision: Decision) -> Result<Completion, HandlerError> {
+        Ok(self.backend.requests.complete(&ctx.request_id, decision, ctx.now).await?)
     }
 
     /// A delayed expiry: re-delays itself while the hold has time left (queues cap delays).
@@ -74,31 +79,11 @@ impl BookingPool {
         if expires_at > now {
             let mut again = OutgoingMessage::command(envelope);
             again.delay = (expires_at - now).try_into().unwrap_or(Duration::ZERO);
-            return Ok(Effects { events: Vec::new(), follow_ups: vec![(Queue::BookingCommands.source(), again)] });
+            return Ok(Effects { follow_ups: vec![(Queue::BookingCommands.source(), again)] });
         }
-        let event = self.backend.bookings.expire_hold(hold_id, now).await?;
-        Ok(Effects { events: event.into_iter().collect(), follow_ups: Vec::new() })
-    }
-
-    /// The effects of a completion, on its first run or a redelivery alike.
-    fn effects(&self, envelope: &CommandEnvelope, completion: Completion) -> Effects {
-        let mut follow_ups = Vec::new();
-        if let (Command::PlaceHold { .. }, RequestStatus::Succeeded) = (&envelope.command, completion.doc.status)
-            && let Some(result) = &completion.doc.result
-            && let (Some(hold_id), Some(expires_at)) =
-                (result["hold_id"].as_str(), result["expires_at"].as_str().and_then(|t| clock::parse(t).ok()))
-        {
-            let expiry = CommandEnvelope {
-                request_id: envelope.request_id.clone(),
-                actor: envelope.actor.clone(),
-                issued_at: clock::now(),
-                command: Command::ExpireHold { hold_id: HoldId::from(hold_id), expires_at },
-            };
-            let mut message = OutgoingMessage::command(&expiry);
-            message.delay = (expires_at - clock::now()).try_into().unwrap_or(Duration::ZERO);
-            follow_ups.push((Queue::BookingCommands.source(), message));
-        }
-        Effects { events: completion.events, follow_ups }
+        // The expiry event commits to the outbox with the freed seats.
+        self.backend.bookings.expire_hold(hold_id, now).await?;
+        Ok(Effects::default())
     }
 }
 
@@ -125,10 +110,10 @@ impl Handler for BookingPool {
             other => return Err(HandlerError::Poison(format!("{} is not a booking command", other.type_name()))),
         };
         tracing::debug!(request_id = %ctx.request_id, status = completion.doc.status.as_str(), first = completion.first, "command applied");
-        Ok(self.effects(&envelope, completion))
+        Ok(Effects::default())
     }
 
-    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError> {
+    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
         commands::dead_lettered(&self.backend, message, POOL, reason).await
     }
 }

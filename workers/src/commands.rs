@@ -5,7 +5,6 @@ use crate::consumer::HandlerError;
 use domain::PortError;
 use domain::clock;
 use domain::command::CommandEnvelope;
-use domain::event::CloudEvent;
 use domain::ids::RequestId;
 use domain::ports::{ATTR_REQUEST_ID, CommandContext, ReceivedMessage};
 use infra::Backend;
@@ -47,33 +46,33 @@ pub async fn dead_lettered(
     message: &ReceivedMessage,
     pool: &str,
     reason: &str,
-) -> Result<Vec<CloudEvent>, PortError> {
+) -> Result<(), PortError> {
     let (request_id, kind) = match CommandEnvelope::parse(&message.body) {
         Ok(e) if e.command.has_status_doc() => (e.request_id, e.command.type_name().to_owned()),
-        Ok(_) => return Ok(Vec::new()),
+        Ok(_) => return Ok(()),
         Err(_) => match message.attributes.get(ATTR_REQUEST_ID) {
             Some(id) => (RequestId::from(id.as_str()), message.attributes.get("type").cloned().unwrap_or_default()),
-            None => return Ok(Vec::new()),
+            None => return Ok(()),
         },
     };
-    mark_dead_lettered(backend, &request_id, &kind, pool, reason).await
+    mark_dead_lettered(backend, &request_id, &kind, pool, reason).await.map(|_| ())
 }
 
-/// Marks a request `dead_lettered` (unless it already ended) and returns its event.
+/// Marks a request `dead_lettered` (unless it already ended), its event in the outbox.
+/// Returns whether this call marked it.
 pub async fn mark_dead_lettered(
     backend: &Backend,
     request_id: &RequestId,
     kind: &str,
     pool: &str,
     reason: &str,
-) -> Result<Vec<CloudEvent>, PortError> {
-    let Some(record) = backend.requests.get(request_id).await? else { return Ok(Vec::new()) };
+) -> Result<bool, PortError> {
+    let Some(record) = backend.requests.get(request_id).await? else { return Ok(false) };
     if record.doc.status.is_terminal() {
-        return Ok(Vec::new());
+        return Ok(false);
     }
     let now = clock::now();
     let kind = if kind.is_empty() { record.doc.kind.as_str() } else { kind };
-    let (outcome, events) = domain::request::dead_lettered(request_id, kind, pool, reason, now);
-    let done = backend.requests.complete(request_id, outcome, events, now).await?;
-    Ok(if done.first { done.events } else { Vec::new() })
+    let decided = domain::request::dead_lettered(request_id, kind, pool, reason, now);
+    Ok(backend.requests.complete(request_id, decided.into(), now).await?.first)
 }

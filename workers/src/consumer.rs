@@ -1,16 +1,16 @@
 //! The consumer loop, written once for every pool.
 //!
 //! One step, [`Consumer::process_batch`], takes a received batch: the handler applies each
-//! message concurrently; the events and follow-up messages of the whole batch are
-//! published and sent together; then the batch is deleted in one call. Nothing is deleted
-//! before its effects are committed and its events published (at-least-once).
+//! message concurrently, committing its effects with its events in the outbox; whatever
+//! follow-up messages the handlers asked for are sent; then the batch is deleted in one
+//! call. A message is deleted once its effect and outbox entries are committed, never
+//! before, and never later than that for want of a bus: the relay publishes the events.
 
 use crate::backoff::Backoff;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
 use domain::error::Disposition;
-use domain::event::CloudEvent;
 use domain::ports::{
     ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, OutgoingMessage, Queue, QueueAddr, Receipt,
     ReceivedMessage,
@@ -23,10 +23,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// What applying one message produced, to be published and sent before it is deleted.
+/// What applying one message asks for beyond its committed effects: messages to send
+/// before it is deleted (a hold's expiry re-delaying itself). Everything a command
+/// commits goes through the outbox instead.
 #[derive(Debug, Default)]
 pub struct Effects {
-    pub events: Vec<CloudEvent>,
     pub follow_ups: Vec<(QueueAddr, OutgoingMessage)>,
 }
 
@@ -62,9 +63,9 @@ pub trait Handler: Send + Sync + 'static {
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError>;
 
-    /// The message is now in the DLQ: record that on its status document and return
-    /// the events to publish (`usher.request.dead_lettered`).
-    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError>;
+    /// The message is now in the DLQ: record that on its status document, with its
+    /// `usher.request.dead_lettered` event in the outbox.
+    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<(), PortError>;
 }
 
 #[derive(Debug, Clone)]
@@ -180,14 +181,12 @@ impl<H: Handler> Consumer<H> {
 
         let mut report = BatchReport::default();
         let mut done: Vec<&ReceivedMessage> = Vec::new();
-        let mut events = Vec::new();
         let mut follow_ups: HashMap<QueueAddr, Vec<OutgoingMessage>> = HashMap::new();
         for (message, outcome) in messages.iter().zip(outcomes) {
             // A handler task that panicked is a bug in the handler: dead-letter the message.
             let outcome = outcome.unwrap_or_else(|| Err(HandlerError::Poison("the handler panicked".to_owned())));
             match outcome {
                 Ok(effects) => {
-                    events.extend(effects.events);
                     for (queue, m) in effects.follow_ups {
                         follow_ups.entry(queue).or_default().push(m);
                     }
@@ -220,16 +219,17 @@ impl<H: Handler> Consumer<H> {
             return report;
         }
 
-        // Publish and send the batch's effects before acknowledging any of it. If that
-        // fails, the messages come back; redoing them re-publishes the same stored events.
-        let mut delivered = self.backend.bus.publish(&events).await;
+        // The effects and their events are committed; send what the handlers asked for
+        // before acknowledging (send before delete). If that fails, the messages come back
+        // and redoing them is a no-op that asks again.
+        let mut delivered = Ok(());
         for (queue, batch) in follow_ups {
             if delivered.is_ok() {
                 delivered = self.backend.queues.send_batch(queue, batch).await;
             }
         }
         if let Err(e) = delivered {
-            tracing::warn!(pool = self.handler.pool(), error = %e, "cannot publish the batch's effects; it will be redelivered");
+            tracing::warn!(pool = self.handler.pool(), error = %e, "cannot send the batch's follow-ups; it will be redelivered");
             for m in &done {
                 let delay = self.config.backoff.delay(m.receive_count);
                 let _ = self.backend.queues.change_visibility(source, &m.receipt, delay).await;
@@ -241,7 +241,7 @@ impl<H: Handler> Consumer<H> {
             .increment(done.len() as u64);
         let receipts: Vec<Receipt> = done.iter().map(|m| m.receipt.clone()).collect();
         if let Err(e) = self.backend.queues.delete_batch(source, receipts).await {
-            // Their effects are committed; redelivery is a no-op that re-publishes.
+            // Their effects are committed; a redelivery finds them terminal and changes nothing.
             tracing::warn!(pool = self.handler.pool(), error = %e, "cannot delete a processed batch");
         }
         report.done = done.len();
@@ -263,11 +263,7 @@ impl<H: Handler> Consumer<H> {
             let _ = self.backend.queues.change_visibility(source, &message.receipt, self.config.backoff.max).await;
             return false;
         }
-        let recorded = match self.handler.dead_lettered(message, reason).await {
-            Ok(events) => self.backend.bus.publish(&events).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = recorded {
+        if let Err(e) = self.handler.dead_lettered(message, reason).await {
             // Leave it: the next receive is past the limit and dead-letters it again.
             tracing::warn!(error = %e, "cannot record the dead letter; retrying later");
             let _ = self.backend.queues.change_visibility(source, &message.receipt, self.config.backoff.base).await;

@@ -140,7 +140,25 @@ impl DeadLetters {
         Ok(report)
     }
 
+    /// Deletes every message of the DLQ. A request whose message the queue's redrive
+    /// moved here may not be marked yet (the sweep does that): it is marked
+    /// `dead_lettered` first, so purging never leaves a request without an end.
     pub async fn purge(&self, queue: Queue) -> Result<(), PortError> {
+        let mut seen = HashSet::new();
+        loop {
+            let batch = self.backend.queues.receive(queue.dlq(), 10, Duration::ZERO, HOLD_WHILE_WORKING).await?;
+            if batch.is_empty() || !batch.iter().any(|m| seen.insert(m.message_id.clone())) {
+                break;
+            }
+            for m in batch.iter().filter(|m| !m.attributes.contains_key(ATTR_FAILURE_REASON)) {
+                if let Some(id) = m.attributes.get(ATTR_REQUEST_ID) {
+                    let kind = m.attributes.get(ATTR_TYPE).map(String::as_str).unwrap_or_default();
+                    let reason = "purged from the DLQ by an operator";
+                    crate::commands::mark_dead_lettered(&self.backend, &RequestId::from(id.as_str()), kind, "dlq", reason)
+                        .await?;
+                }
+            }
+        }
         self.backend.queues.purge(queue.dlq()).await
     }
 

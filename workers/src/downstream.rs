@@ -33,21 +33,20 @@ impl Handler for NotificationsPool {
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
         let event = parse(message)?;
         let rendered = notification::render(&event);
-        let first = self.backend.notifications.record_notifications(&event.id, &rendered).await?;
+        // The `usher.notification.sent` events commit with the notifications, in the outbox.
+        let sent: Vec<CloudEvent> = rendered.iter().map(|n| notification::sent(n, &event.correlationid)).collect();
+        let first = self.backend.notifications.record_notifications(&event.id, &rendered, &sent).await?;
         if first {
             for n in &rendered {
                 tracing::info!(notification_id = %n.notification_id, recipient = %n.recipient, subject = %n.subject, "notification sent");
             }
         }
-        // Re-emitted on a redelivery too: the ids are the same, so consumers dedupe, and
-        // a crash between the write and the publish loses nothing.
-        let events = rendered.iter().map(|n| notification::sent(n, &event.correlationid)).collect();
-        Ok(Effects { events, follow_ups: Vec::new() })
+        Ok(Effects::default())
     }
 
-    async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<Vec<CloudEvent>, PortError> {
+    async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<(), PortError> {
         // Events have no status document; the DLQ and its attributes are the record.
-        Ok(Vec::new())
+        Ok(())
     }
 }
 
@@ -73,7 +72,7 @@ impl Handler for AnalyticsPool {
         Ok(Effects::default())
     }
 
-    async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<Vec<CloudEvent>, PortError> {
-        Ok(Vec::new())
+    async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<(), PortError> {
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! - [`booking`]: the booking pool (holds, releases, confirmations, hold expiry).
 //! - [`tickets`]: the tickets pool (create, assign, transition, comment).
 //! - [`downstream`]: the notifications and analytics pools, fed by the topic.
+//! - [`relay`]: delivers the outbox (events and messages committed with commands).
 //! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
 //!   whose messages the queue's redrive moved; forgets expired idempotency keys.
 //! - [`dlq`]: list, peek, replay and purge dead-letter queues.
@@ -18,5 +19,6 @@ pub mod commands;
 pub mod consumer;
 pub mod dlq;
 pub mod downstream;
+pub mod relay;
 pub mod sweep;
 pub mod tickets;

@@ -6,7 +6,6 @@ use crate::consumer::{Effects, Handler, HandlerError};
 use async_trait::async_trait;
 use domain::PortError;
 use domain::command::Command;
-use domain::event::CloudEvent;
 use domain::ports::ReceivedMessage;
 use domain::ticket::{POOL, Ticket};
 use infra::Backend;
@@ -47,10 +46,10 @@ impl Handler for TicketPool {
             },
         };
         tracing::debug!(request_id = %ctx.request_id, status = completion.doc.status.as_str(), first = completion.first, "ticket command applied");
-        Ok(Effects { events: completion.events, follow_ups: Vec::new() })
+        Ok(Effects::default())
     }
 
-    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<Vec<CloudEvent>, PortError> {
+    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
         commands::dead_lettered(&self.backend, message, POOL, reason).await
     }
 }

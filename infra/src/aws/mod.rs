@@ -28,6 +28,7 @@ pub async fn connect(settings: &Settings) -> Result<Backend, PortError> {
     Ok(Backend {
         queues: Arc::new(sqs::SqsQueues::new(config::sqs(&sdk), names.clone())),
         bus: Arc::new(sns::SnsBus::new(config::sns(&sdk), names)),
+        outbox: store.clone(),
         requests: store.clone(),
         catalog: store.clone(),
         bookings: store.clone(),

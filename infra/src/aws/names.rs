@@ -32,6 +32,8 @@ pub(crate) enum Table {
     TicketEntries,
     /// Users seen, and whether each is an agent.
     Users,
+    /// Events and messages committed with a command, until the relay delivers them.
+    Outbox,
 }
 
 impl Table {
@@ -51,6 +53,7 @@ impl Table {
             Table::Tickets => "tickets",
             Table::TicketEntries => "ticket-entries",
             Table::Users => "users",
+            Table::Outbox => "outbox",
         }
     }
 }

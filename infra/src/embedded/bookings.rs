@@ -4,31 +4,30 @@
 use super::Embedded;
 use super::catalog::{load_show, seat_from};
 use super::db::{json_error, sql_error};
+use super::outbox;
 use super::requests::{complete_in, terminal_completion};
 use async_trait::async_trait;
 use domain::PortError;
 use domain::booking::{self, Booking, BookingStatus, HoldStatus, SeatHold, SeatRecord};
 use domain::clock::{self, Timestamp};
-use domain::error::BusinessError;
 use domain::event::CloudEvent;
 use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
+use domain::outbox::outbox_entries;
 use domain::payment::PaymentReceipt;
 use domain::ports::{BookingStore, CommandContext, Completion};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-fn hold_from(r: &Row<'_>) -> rusqlite::Result<(SeatHold, String)> {
-    let status: String = r.get(5)?;
-    let seats: String = r.get(3)?;
+fn hold_from(r: &Row<'_>) -> rusqlite::Result<(SeatHold, String, String)> {
     let hold = SeatHold {
         hold_id: HoldId::from(r.get::<_, String>(0)?),
         show_id: ShowId::from(r.get::<_, String>(1)?),
         customer_id: UserId::new(r.get::<_, String>(2)?),
         seat_ids: Vec::new(),
         expires_at: clock::from_millis(r.get(4)?),
-        status: HoldStatus::parse(&status).unwrap_or(HoldStatus::Expired),
+        status: HoldStatus::Active,
         request_id: RequestId::from(r.get::<_, String>(6)?),
     };
-    Ok((hold, seats))
+    Ok((hold, r.get(3)?, r.get(5)?))
 }
 
 fn load_hold(conn: &Connection, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {
@@ -41,8 +40,9 @@ fn load_hold(conn: &Connection, hold_id: &HoldId) -> Result<Option<SeatHold>, Po
         .query_row([hold_id.as_str()], hold_from)
         .optional()
         .map_err(sql_error)?;
-    row.map(|(mut hold, seats)| {
+    row.map(|(mut hold, seats, status)| {
         hold.seat_ids = serde_json::from_str(&seats).map_err(json_error)?;
+        hold.status = HoldStatus::parse(&status)?;
         Ok(hold)
     })
     .transpose()
@@ -85,29 +85,9 @@ fn set_hold_status(conn: &Connection, hold_id: &HoldId, status: HoldStatus) -> R
     Ok(())
 }
 
-fn place(
-    conn: &Connection,
-    ctx: &CommandContext,
-    show_id: &ShowId,
-    seat_ids: &[SeatId],
-    expires_at: Timestamp,
-) -> Result<Result<SeatHold, BusinessError>, PortError> {
-    if load_show(conn, show_id)?.is_none() {
-        return Ok(Err(BusinessError::new("show_not_found", format!("no show {show_id}"))));
-    }
-    let current = load_seats(conn, show_id, seat_ids)?;
-    if let Err(e) = booking::check_hold(seat_ids, &current, ctx.now) {
-        return Ok(Err(e));
-    }
-    let hold = SeatHold {
-        hold_id: HoldId::generate(),
-        show_id: show_id.clone(),
-        customer_id: ctx.actor.clone(),
-        seat_ids: seat_ids.to_vec(),
-        expires_at,
-        status: HoldStatus::Active,
-        request_id: ctx.request_id.clone(),
-    };
+/// Stores a new hold and claims its seats. The WHERE repeats the hold rule as a guard:
+/// a seat that is not available is not taken.
+fn insert_hold(conn: &Connection, hold: &SeatHold, now: Timestamp) -> Result<(), PortError> {
     conn.prepare_cached(
         "INSERT INTO holds (hold_id, show_id, customer_id, seat_ids, expires_at, status, request_id)
          VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6)",
@@ -115,14 +95,13 @@ fn place(
     .map_err(sql_error)?
     .execute(params![
         hold.hold_id.as_str(),
-        show_id.as_str(),
-        ctx.actor.as_str(),
+        hold.show_id.as_str(),
+        hold.customer_id.as_str(),
         serde_json::to_string(&hold.seat_ids).map_err(json_error)?,
-        clock::to_millis(expires_at),
-        ctx.request_id.as_str()
+        clock::to_millis(hold.expires_at),
+        hold.request_id.as_str()
     ])
     .map_err(sql_error)?;
-    // The WHERE repeats the rule as a guard: a seat that is not available is not taken.
     let mut claim = conn
         .prepare_cached(
             "UPDATE seats SET hold_id = ?3, hold_expires_at = ?4
@@ -130,46 +109,25 @@ fn place(
                AND (hold_expires_at IS NULL OR hold_expires_at <= ?5)",
         )
         .map_err(sql_error)?;
-    for seat in seat_ids {
+    for seat in &hold.seat_ids {
         let n = claim
             .execute(params![
-                show_id.as_str(),
+                hold.show_id.as_str(),
                 seat.as_str(),
                 hold.hold_id.as_str(),
-                clock::to_millis(expires_at),
-                clock::to_millis(ctx.now)
+                clock::to_millis(hold.expires_at),
+                clock::to_millis(now)
             ])
             .map_err(sql_error)?;
         if n != 1 {
             return Err(PortError::Contention(format!("seat {seat} changed under the hold")));
         }
     }
-    Ok(Ok(hold))
+    Ok(())
 }
 
-fn confirm(
-    conn: &Connection,
-    ctx: &CommandContext,
-    hold_id: &HoldId,
-) -> Result<Result<Booking, BusinessError>, PortError> {
-    let Some(hold) = load_hold(conn, hold_id)? else {
-        return Ok(Err(booking::hold_not_found(hold_id)));
-    };
-    if let Err(e) = hold.check_confirmable(&ctx.actor, ctx.now) {
-        return Ok(Err(e));
-    }
-    let Some(show) = load_show(conn, &hold.show_id)? else {
-        return Err(PortError::Corrupt(format!("hold {hold_id} names a missing show")));
-    };
-    let booking = Booking {
-        booking_id: BookingId::generate(),
-        show_id: hold.show_id.clone(),
-        seat_ids: hold.seat_ids.clone(),
-        amount_cents: show.price_cents * hold.seat_ids.len() as u64,
-        status: BookingStatus::Confirmed,
-        customer_id: ctx.actor.clone(),
-        created_at: ctx.now,
-    };
+/// Stores a booking and moves the hold's seats to it; the WHERE guards as above.
+fn insert_booking(conn: &Connection, ctx: &CommandContext, hold: &SeatHold, booking: &Booking) -> Result<(), PortError> {
     conn.prepare_cached(
         "INSERT INTO bookings (booking_id, hold_id, show_id, customer_id, seat_ids, amount_cents, created_at, request_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -177,12 +135,12 @@ fn confirm(
     .map_err(sql_error)?
     .execute(params![
         booking.booking_id.as_str(),
-        hold_id.as_str(),
+        hold.hold_id.as_str(),
         booking.show_id.as_str(),
-        ctx.actor.as_str(),
+        booking.customer_id.as_str(),
         serde_json::to_string(&booking.seat_ids).map_err(json_error)?,
         booking.amount_cents,
-        clock::to_millis(ctx.now),
+        clock::to_millis(booking.created_at),
         ctx.request_id.as_str()
     ])
     .map_err(sql_error)?;
@@ -192,13 +150,12 @@ fn confirm(
              WHERE show_id = ?1 AND hold_id = ?2 AND booking_id IS NULL",
         )
         .map_err(sql_error)?
-        .execute(params![hold.show_id.as_str(), hold_id.as_str(), booking.booking_id.as_str()])
+        .execute(params![hold.show_id.as_str(), hold.hold_id.as_str(), booking.booking_id.as_str()])
         .map_err(sql_error)?;
     if booked != hold.seat_ids.len() {
-        return Err(PortError::Corrupt(format!("hold {hold_id} no longer claims all its seats")));
+        return Err(PortError::Contention(format!("hold {} lost a seat under the booking", hold.hold_id)));
     }
-    set_hold_status(conn, hold_id, HoldStatus::Confirmed)?;
-    Ok(Ok(booking))
+    set_hold_status(conn, &hold.hold_id, HoldStatus::Confirmed)
 }
 
 #[async_trait]
@@ -211,81 +168,77 @@ impl BookingStore for Embedded {
         expires_at: Timestamp,
     ) -> Result<Completion, PortError> {
         let (ctx, show_id, seat_ids) = (ctx.clone(), show_id.clone(), seat_ids.to_vec());
-        self.db
-            .write(move |conn| {
-                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                    return Ok(done);
-                }
-                let (outcome, events) = match place(conn, &ctx, &show_id, &seat_ids, expires_at)? {
-                    Ok(hold) => booking::hold_placed(&ctx, &hold),
-                    Err(e) => booking::hold_rejected(&ctx, &show_id, &seat_ids, e),
-                };
-                complete_in(conn, &ctx.request_id, outcome, events, ctx.now)
-            })
-            .await
+        self.write_with_outbox(move |conn| {
+            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                return Ok(done);
+            }
+            let show = load_show(conn, &show_id)?;
+            let current = load_seats(conn, &show_id, &seat_ids)?;
+            let (hold, decision) =
+                booking::decide_place(&ctx, &show_id, show.as_ref(), &seat_ids, &current, expires_at);
+            if let Some(hold) = &hold {
+                insert_hold(conn, hold, ctx.now)?;
+            }
+            complete_in(conn, &ctx.request_id, decision, ctx.now)
+        })
+        .await
     }
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
         let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
-        self.db
-            .write(move |conn| {
-                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                    return Ok(done);
-                }
-                let checked = match load_hold(conn, &hold_id)? {
-                    None => Err(booking::hold_not_found(&hold_id)),
-                    Some(hold) => hold.check_releasable(&ctx.actor, ctx.now).map(|()| hold),
-                };
-                let (outcome, events) = match checked {
-                    Ok(hold) => {
-                        free_seats(conn, &hold)?;
-                        set_hold_status(conn, &hold_id, HoldStatus::Released)?;
-                        booking::hold_released(&ctx, &hold)
-                    }
-                    Err(e) => booking::release_failed(e),
-                };
-                complete_in(conn, &ctx.request_id, outcome, events, ctx.now)
-            })
-            .await
+        self.write_with_outbox(move |conn| {
+            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                return Ok(done);
+            }
+            let stored = load_hold(conn, &hold_id)?;
+            let (freed, decision) = booking::decide_release(&ctx, &hold_id, stored.as_ref());
+            if let Some(hold) = &freed {
+                free_seats(conn, hold)?;
+                set_hold_status(conn, &hold_id, HoldStatus::Released)?;
+            }
+            complete_in(conn, &ctx.request_id, decision, ctx.now)
+        })
+        .await
     }
 
     async fn confirm_booking(
         &self,
         ctx: &CommandContext,
         hold_id: &HoldId,
-        _payment: &PaymentReceipt,
+        payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
-        let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
-        self.db
-            .write(move |conn| {
-                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                    return Ok(done);
-                }
-                let (outcome, events) = match confirm(conn, &ctx, &hold_id)? {
-                    Ok(b) => booking::booking_confirmed(&ctx, &b, &hold_id),
-                    Err(e) => booking::booking_failed(&ctx, &hold_id, e),
-                };
-                complete_in(conn, &ctx.request_id, outcome, events, ctx.now)
-            })
-            .await
+        let (ctx, hold_id, payment) = (ctx.clone(), hold_id.clone(), payment.clone());
+        self.write_with_outbox(move |conn| {
+            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                return Ok(done);
+            }
+            let hold = load_hold(conn, &hold_id)?;
+            let seats = match &hold {
+                Some(h) => load_seats(conn, &h.show_id, &h.seat_ids)?,
+                None => Vec::new(),
+            };
+            let (booking, decision) = booking::decide_confirm(&ctx, &hold_id, hold.as_ref(), &seats, &payment);
+            if let (Some(booking), Some(hold)) = (&booking, &hold) {
+                insert_booking(conn, &ctx, hold, booking)?;
+            }
+            complete_in(conn, &ctx.request_id, decision, ctx.now)
+        })
+        .await
     }
 
     async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
         let hold_id = hold_id.clone();
-        self.db
-            .write(move |conn| {
-                let Some(hold) = load_hold(conn, &hold_id)? else { return Ok(None) };
-                match hold.status {
-                    HoldStatus::Expired => Ok(Some(booking::hold_expired(&hold))),
-                    HoldStatus::Active if hold.expires_at <= now => {
-                        free_seats(conn, &hold)?;
-                        set_hold_status(conn, &hold_id, HoldStatus::Expired)?;
-                        Ok(Some(booking::hold_expired(&hold)))
-                    }
-                    _ => Ok(None),
-                }
-            })
-            .await
+        self.write_with_outbox(move |conn| {
+            let hold = load_hold(conn, &hold_id)?;
+            let Some(event) = booking::decide_expire(hold.as_ref(), now) else { return Ok(None) };
+            if let Some(hold) = &hold {
+                free_seats(conn, hold)?;
+                set_hold_status(conn, &hold_id, HoldStatus::Expired)?;
+            }
+            outbox::add(conn, &outbox_entries(std::slice::from_ref(&event), &[]), now)?;
+            Ok(Some(event))
+        })
+        .await
     }
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {

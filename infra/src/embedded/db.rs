@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex, mpsc};
 
 /// Most jobs one commit carries; bounds the latency one group adds.
 const MAX_GROUP: usize = 512;
+/// Most jobs waiting for the writer. Past it a write is refused at once as unavailable
+/// (a 503, or a retry for a worker) instead of queueing without bound.
+const MAX_WAITING: usize = 8192;
+/// How long a readiness probe waits for the writer to run a job.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 type Delivery = Box<dyn FnOnce(bool) + Send>;
 /// A write job; given no connection, it only tells its caller the write did not happen.
@@ -20,7 +25,7 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Delivery) + Send>;
 
 pub(crate) struct Db {
     path: PathBuf,
-    writer: Mutex<mpsc::Sender<Job>>,
+    writer: mpsc::SyncSender<Job>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -60,12 +65,12 @@ impl Db {
     pub(crate) fn open(path: &Path, schema: &str) -> Result<Arc<Db>, PortError> {
         let conn = connect(path)?;
         conn.execute_batch(schema).map_err(sql_error)?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(MAX_WAITING);
         std::thread::Builder::new()
             .name("usher-sqlite-writer".to_owned())
             .spawn(move || write_loop(conn, rx))
             .map_err(|e| PortError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        Ok(Arc::new(Db { path: path.to_owned(), writer: Mutex::new(tx), readers: Mutex::new(Vec::new()) }))
+        Ok(Arc::new(Db { path: path.to_owned(), writer: tx, readers: Mutex::new(Vec::new()) }))
     }
 
     /// Runs `f` in the next group commit; its changes are rolled back if it fails.
@@ -91,12 +96,20 @@ impl Db {
             });
             (ok, delivery)
         });
-        self.writer
-            .lock()
-            .map_err(|_| PortError::Unavailable("the writer is gone".to_owned()))?
-            .send(job)
-            .map_err(|_| PortError::Unavailable("the writer thread has stopped".to_owned()))?;
+        self.writer.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => PortError::Unavailable("the store's writer is overloaded".to_owned()),
+            mpsc::TrySendError::Disconnected(_) => PortError::Unavailable("the writer thread has stopped".to_owned()),
+        })?;
         answer.await.map_err(|_| PortError::Unavailable("the writer thread has stopped".to_owned()))?
+    }
+
+    /// Succeeds when the writer runs a job and commits within a short time: readiness
+    /// means writes work, not only reads.
+    pub(crate) async fn ping_writer(&self) -> Result<(), PortError> {
+        let probe = self.write(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error));
+        tokio::time::timeout(PING_TIMEOUT, probe)
+            .await
+            .map_err(|_| PortError::Unavailable("the store's writer did not answer in time".to_owned()))?
     }
 
     /// Runs `f` on a reader connection on the blocking pool. Readers see the last commit.

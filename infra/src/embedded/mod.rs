@@ -10,6 +10,7 @@ mod bus;
 mod catalog;
 mod db;
 mod notifications;
+mod outbox;
 mod queue;
 mod requests;
 mod tickets;
@@ -149,6 +150,8 @@ pub struct Embedded {
     arrivals: HashMap<String, Arc<Notify>>,
     /// The topic's subscriptions, read once at open.
     subscriptions: Vec<bus::Subscription>,
+    /// Wakes the relay when a write job of this process added outbox entries.
+    outbox_added: Notify,
 }
 
 /// Opens (creating if needed) `<data dir>/usher.db`, its schema and its subscriptions.
@@ -160,7 +163,7 @@ pub fn open(settings: &Settings) -> Result<Arc<Embedded>, PortError> {
 }
 
 fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError> {
-    let schema = [SCHEMA, notifications::SCHEMA, analytics::SCHEMA].concat();
+    let schema = [SCHEMA, notifications::SCHEMA, analytics::SCHEMA, outbox::SCHEMA].concat();
     let db = Db::open(path, &schema)?;
     let subscriptions = bus::ensure_subscriptions(path)?;
     let arrivals = domain::ports::Queue::ALL
@@ -168,7 +171,7 @@ fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError>
         .flat_map(|q| [q.source(), q.dlq()])
         .map(|addr| (addr.name(), Arc::new(Notify::new())))
         .collect();
-    Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, arrivals, subscriptions }))
+    Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, arrivals, subscriptions, outbox_added: Notify::new() }))
 }
 
 impl Embedded {
@@ -176,6 +179,7 @@ impl Embedded {
         Backend {
             queues: self.clone(),
             bus: self.clone(),
+            outbox: self.clone(),
             requests: self.clone(),
             catalog: self.clone(),
             bookings: self.clone(),

@@ -2,10 +2,12 @@
 
 use super::Embedded;
 use super::db::sql_error;
+use super::outbox;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
-use domain::event::EventType;
+use domain::event::{CloudEvent, EventType};
+use domain::outbox::outbox_entries;
 use domain::ids::{NotificationId, UserId};
 use domain::notification::Notification;
 use domain::ports::NotificationStore;
@@ -42,10 +44,15 @@ pub(super) fn first_time(conn: &rusqlite::Connection, consumer: &str, event_id: 
 
 #[async_trait]
 impl NotificationStore for Embedded {
-    async fn record_notifications(&self, event_id: &str, notifications: &[Notification]) -> Result<bool, PortError> {
+    async fn record_notifications(
+        &self,
+        event_id: &str,
+        notifications: &[Notification],
+        events: &[CloudEvent],
+    ) -> Result<bool, PortError> {
         let (event_id, notifications) = (event_id.to_owned(), notifications.to_vec());
-        self.db
-            .write(move |conn| {
+        let entries = outbox_entries(events, &[]);
+        self.write_with_outbox(move |conn| {
                 if !first_time(conn, "notifications", &event_id)? {
                     return Ok(false);
                 }
@@ -69,6 +76,7 @@ impl NotificationStore for Embedded {
                         ])
                         .map_err(sql_error)?;
                 }
+                outbox::add(conn, &entries, clock::now())?;
                 Ok(true)
             })
             .await

@@ -3,6 +3,7 @@
 
 use super::Embedded;
 use super::db::{json_error, sql_error};
+use super::outbox;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock::{self, Timestamp};
@@ -11,8 +12,9 @@ use domain::error::BusinessError;
 use domain::event::CloudEvent;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{RequestId, UserId};
-use domain::ports::{Admission, Admitted, Completion, RequestStore, StoredResponse};
-use domain::request::{Outcome, RequestRecord, RequestStatus, StatusDoc};
+use domain::outbox::Decision;
+use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, Stranded, StoredResponse};
+use domain::request::{RequestRecord, RequestStatus, StatusDoc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const RECORD_COLUMNS: &str = "request_id, owner, kind, status, result, error, created_at, updated_at, events";
@@ -58,12 +60,12 @@ pub(super) fn terminal_completion(conn: &Connection, request_id: &RequestId) -> 
     Ok(Some(Completion { doc: record.doc, events, first: false }))
 }
 
-/// Commits a terminal outcome and its events unless the request is already terminal.
+/// Commits a terminal outcome, and its events and messages to the outbox, unless the
+/// request is already terminal.
 pub(super) fn complete_in(
     conn: &Connection,
     request_id: &RequestId,
-    outcome: Outcome,
-    events: Vec<CloudEvent>,
+    decision: Decision,
     now: Timestamp,
 ) -> Result<Completion, PortError> {
     let Some((record, stored_events)) = load(conn, request_id)? else {
@@ -73,10 +75,11 @@ pub(super) fn complete_in(
         let events = serde_json::from_str(&stored_events).map_err(json_error)?;
         return Ok(Completion { doc: record.doc, events, first: false });
     }
-    let doc = record.doc.completed(&outcome, now);
+    let doc = record.doc.completed(&decision.outcome, now);
     let result = doc.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let error = doc.error.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-    let stored = serde_json::to_string(&events).map_err(json_error)?;
+    let stored = serde_json::to_string(&decision.events).map_err(json_error)?;
+    outbox::add(conn, &decision.entries(), now)?;
     conn.prepare_cached(
         "UPDATE requests SET status = ?2, result = ?3, error = ?4, events = ?5, updated_at = ?6
          WHERE request_id = ?1",
@@ -84,7 +87,7 @@ pub(super) fn complete_in(
     .map_err(sql_error)?
     .execute(params![request_id.as_str(), doc.status.as_str(), result, error, stored, clock::to_millis(now)])
     .map_err(sql_error)?;
-    Ok(Completion { doc, events, first: true })
+    Ok(Completion { doc, events: decision.events, first: true })
 }
 
 #[async_trait]
@@ -176,17 +179,42 @@ impl RequestStore for Embedded {
             .await
     }
 
-    async fn abandon(&self, owner: &UserId, key: &IdempotencyKey, request_id: &RequestId) -> Result<(), PortError> {
+    async fn abandon(
+        &self,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        request_id: &RequestId,
+        claimed_after: Timestamp,
+    ) -> Result<Abandoned, PortError> {
         let (owner, key, id) = (owner.to_string(), key.to_string(), request_id.to_string());
         self.db
             .write(move |conn| {
+                let gone = conn
+                    .execute(
+                        "DELETE FROM requests WHERE request_id = ?1 AND queued = 0 AND created_at > ?2",
+                        params![id, clock::to_millis(claimed_after)],
+                    )
+                    .map_err(sql_error)?;
+                let stored = conn
+                    .query_row(
+                        "SELECT response_status, response_body FROM idempotency_keys
+                         WHERE owner = ?1 AND key = ?2 AND request_id = ?3",
+                        params![owner, key, id],
+                        |r| Ok(StoredResponse { status: r.get(0)?, body: r.get(1)? }),
+                    )
+                    .optional()
+                    .map_err(sql_error)?;
+                if gone == 0 {
+                    return stored
+                        .map(Abandoned::Kept)
+                        .ok_or_else(|| PortError::Corrupt(format!("request {id} lost its idempotency key")));
+                }
                 conn.execute(
                     "DELETE FROM idempotency_keys WHERE owner = ?1 AND key = ?2 AND request_id = ?3",
                     params![owner, key, id],
                 )
                 .map_err(sql_error)?;
-                conn.execute("DELETE FROM requests WHERE request_id = ?1 AND queued = 0", [id]).map_err(sql_error)?;
-                Ok(())
+                Ok(Abandoned::Freed)
             })
             .await
     }
@@ -214,15 +242,9 @@ impl RequestStore for Embedded {
             .await
     }
 
-    async fn complete(
-        &self,
-        request_id: &RequestId,
-        outcome: Outcome,
-        events: Vec<CloudEvent>,
-        now: Timestamp,
-    ) -> Result<Completion, PortError> {
+    async fn complete(&self, request_id: &RequestId, decision: Decision, now: Timestamp) -> Result<Completion, PortError> {
         let id = request_id.clone();
-        self.db.write(move |conn| complete_in(conn, &id, outcome, events, now)).await
+        self.write_with_outbox(move |conn| complete_in(conn, &id, decision, now)).await
     }
 
     async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError> {
@@ -241,21 +263,30 @@ impl RequestStore for Embedded {
             .await
     }
 
-    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<CommandEnvelope>, PortError> {
+    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<Stranded>, PortError> {
         self.db
             .read(move |conn| {
                 let mut select = conn
                     .prepare_cached(
-                        "SELECT command FROM requests WHERE queued = 0 AND created_at < ?1
+                        "SELECT request_id, kind, command FROM requests WHERE queued = 0 AND created_at < ?1
                          ORDER BY created_at LIMIT ?2",
                     )
                     .map_err(sql_error)?;
-                let commands = select
-                    .query_map(params![clock::to_millis(claimed_before), limit as i64], |r| r.get::<_, String>(0))
+                let rows = select
+                    .query_map(params![clock::to_millis(claimed_before), limit as i64], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                    })
                     .map_err(sql_error)?
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(sql_error)?;
-                commands.iter().map(|c| CommandEnvelope::parse(c).map_err(json_error)).collect()
+                Ok(rows
+                    .into_iter()
+                    .map(|(request_id, kind, command)| Stranded {
+                        request_id: RequestId::from(request_id),
+                        kind,
+                        command: CommandEnvelope::parse(&command).map_err(|e| e.to_string()),
+                    })
+                    .collect())
             })
             .await
     }
@@ -271,6 +302,6 @@ impl RequestStore for Embedded {
     }
 
     async fn ping(&self) -> Result<(), PortError> {
-        self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error)).await
+        self.db.ping_writer().await
     }
 }

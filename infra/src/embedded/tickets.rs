@@ -12,6 +12,7 @@ use domain::PortError;
 use domain::clock;
 use domain::command::Actor;
 use domain::ids::{TicketId, UserId};
+use domain::outbox::Decision;
 use domain::ports::{CommandContext, Completion, TicketPage, TicketQuery, TicketStore};
 use domain::ticket::{self, Ticket, TicketChange, TicketCursor};
 use rusqlite::types::Value as SqlValue;
@@ -113,14 +114,12 @@ fn list(conn: &Connection, q: &TicketQuery) -> Result<TicketPage, PortError> {
 impl TicketStore for Embedded {
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError> {
         let (ctx, ticket) = (ctx.clone(), ticket.clone());
-        self.db
-            .write(move |conn| {
+        self.write_with_outbox(move |conn| {
                 if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                     return Ok(done);
                 }
                 insert_ticket(conn, &ticket)?;
-                let (outcome, events) = ticket::created(&ctx, &ticket);
-                complete_in(conn, &ctx.request_id, outcome, events, ctx.now)
+                complete_in(conn, &ctx.request_id, ticket::created(&ctx, &ticket).into(), ctx.now)
             })
             .await
     }
@@ -133,8 +132,7 @@ impl TicketStore for Embedded {
         change: &TicketChange,
     ) -> Result<Completion, PortError> {
         let (ctx, actor, ticket_id, change) = (ctx.clone(), actor.clone(), ticket_id.clone(), change.clone());
-        self.db
-            .write(move |conn| {
+        self.write_with_outbox(move |conn| {
                 if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                     return Ok(done);
                 }
@@ -147,7 +145,7 @@ impl TicketStore for Embedded {
                 if let (Some(next), Some(current)) = (&decision.write, &current) {
                     update_ticket(conn, next, current.version)?;
                 }
-                complete_in(conn, &ctx.request_id, decision.outcome, decision.events, ctx.now)
+                complete_in(conn, &ctx.request_id, Decision::new(decision.outcome, decision.events), ctx.now)
             })
             .await
     }

@@ -8,19 +8,18 @@ use super::catalog::{seat_from, seat_key};
 use super::item::{Item, Placeholders, get_millis, get_n, get_s, get_strings, key, millis, n, s, strings};
 use super::requests::StoredRequest;
 use super::tables::TTL_ATTRIBUTE;
-use super::{ATTEMPTS, Cancelled, DynamoStore, conflict_pause};
+use super::{ATTEMPTS, DynamoStore, conflict_pause};
 use crate::aws::error::build_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use domain::PortError;
 use domain::booking::{self, Booking, BookingStatus, HoldStatus, SeatHold, SeatRecord};
 use domain::clock::Timestamp;
-use domain::error::BusinessError;
 use domain::event::CloudEvent;
 use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
+use domain::outbox::{Decision, outbox_entries};
 use domain::payment::PaymentReceipt;
 use domain::ports::{BookingStore, CommandContext, Completion};
-use domain::request::Outcome;
 use time::Duration as TimeDuration;
 
 /// How long a finished hold stays readable before DynamoDB's TTL may delete it.
@@ -43,7 +42,7 @@ fn hold_from(item: &Item) -> Result<SeatHold, PortError> {
         customer_id: UserId::new(get_s(item, "customer_id")?),
         seat_ids: get_strings::<String>(item, "seat_ids")?.iter().map(|id| SeatId::from(id.as_str())).collect(),
         expires_at: get_millis(item, "expires_at")?,
-        status: HoldStatus::parse(status).ok_or_else(|| PortError::Corrupt(format!("unknown hold status {status}")))?,
+        status: HoldStatus::parse(status)?,
         request_id: RequestId::from(get_s(item, "request_id")?),
     })
 }
@@ -94,17 +93,11 @@ fn attrs(pairs: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Item {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-/// What one attempt decided to commit.
+/// What one attempt decided to commit: the domain's decision and the writes, each under
+/// a condition that restates the rule, that carry it out.
 struct Plan {
     effects: Vec<TransactWriteItem>,
-    outcome: Outcome,
-    events: Vec<CloudEvent>,
-}
-
-impl Plan {
-    fn business(decided: (Outcome, Vec<CloudEvent>)) -> Self {
-        Self { effects: Vec::new(), outcome: decided.0, events: decided.1 }
-    }
+    decision: Decision,
 }
 
 impl DynamoStore {
@@ -193,23 +186,10 @@ impl DynamoStore {
         seat_ids: &[SeatId],
         expires_at: Timestamp,
     ) -> Result<Plan, PortError> {
-        if self.load_show(show_id).await?.is_none() {
-            let error = BusinessError::new("show_not_found", format!("no show {show_id}"));
-            return Ok(Plan::business(booking::hold_rejected(ctx, show_id, seat_ids, error)));
-        }
+        let show = self.load_show(show_id).await?;
         let current = self.load_seats(show_id, seat_ids).await?;
-        if let Err(error) = booking::check_hold(seat_ids, &current, ctx.now) {
-            return Ok(Plan::business(booking::hold_rejected(ctx, show_id, seat_ids, error)));
-        }
-        let hold = SeatHold {
-            hold_id: HoldId::generate(),
-            show_id: show_id.clone(),
-            customer_id: ctx.actor.clone(),
-            seat_ids: seat_ids.to_vec(),
-            expires_at,
-            status: HoldStatus::Active,
-            request_id: ctx.request_id.clone(),
-        };
+        let (hold, decision) = booking::decide_place(ctx, show_id, show.as_ref(), seat_ids, &current, expires_at);
+        let Some(hold) = hold else { return Ok(Plan { effects: Vec::new(), decision }) };
         let mut effects =
             seat_ids.iter().map(|seat| self.claim_seat(&hold, seat, ctx.now)).collect::<Result<Vec<_>, _>>()?;
         effects.push(create(
@@ -217,7 +197,7 @@ impl DynamoStore {
             attrs(vec![
                 ("hold_id", s(hold.hold_id.as_str())),
                 ("show_id", s(show_id.as_str())),
-                ("customer_id", s(ctx.actor.as_str())),
+                ("customer_id", s(hold.customer_id.as_str())),
                 ("seat_ids", strings(seat_ids)),
                 ("expires_at", millis(expires_at)),
                 ("status", s(HoldStatus::Active.as_str())),
@@ -226,55 +206,35 @@ impl DynamoStore {
             ]),
             "hold_id",
         )?);
-        let (outcome, events) = booking::hold_placed(ctx, &hold);
-        Ok(Plan { effects, outcome, events })
+        Ok(Plan { effects, decision })
     }
 
     async fn plan_release(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Plan, PortError> {
-        let checked = match self.load_hold(hold_id).await? {
-            None => Err(booking::hold_not_found(hold_id)),
-            Some(hold) => hold.check_releasable(&ctx.actor, ctx.now).map(|()| hold),
-        };
-        let hold = match checked {
-            Ok(hold) => hold,
-            Err(error) => return Ok(Plan::business(booking::release_failed(error))),
-        };
+        let stored = self.load_hold(hold_id).await?;
+        let (freed, decision) = booking::decide_release(ctx, hold_id, stored.as_ref());
+        let Some(hold) = freed else { return Ok(Plan { effects: Vec::new(), decision }) };
         let mut effects = self.free_seats(&hold).await?;
         effects.push(self.close_hold(&hold, HoldStatus::Released, Some(ctx.now), None)?);
-        let (outcome, events) = booking::hold_released(ctx, &hold);
-        Ok(Plan { effects, outcome, events })
+        Ok(Plan { effects, decision })
     }
 
-    /// The plan of a confirmation, and the hold it confirms (to explain a failed seat).
     async fn plan_confirm(
         &self,
         ctx: &CommandContext,
         hold_id: &HoldId,
-    ) -> Result<(Plan, Option<SeatHold>), PortError> {
-        let checked = match self.load_hold(hold_id).await? {
-            None => Err(booking::hold_not_found(hold_id)),
-            Some(hold) => hold.check_confirmable(&ctx.actor, ctx.now).map(|()| hold),
+        payment: &PaymentReceipt,
+    ) -> Result<Plan, PortError> {
+        let hold = self.load_hold(hold_id).await?;
+        let seats = match &hold {
+            Some(h) => self.load_seats(&h.show_id, &h.seat_ids).await?,
+            None => Vec::new(),
         };
-        let hold = match checked {
-            Ok(hold) => hold,
-            Err(error) => {
-                return Ok((Plan::business(booking::booking_failed(ctx, hold_id, error)), None));
-            }
+        let (booking, decision) = booking::decide_confirm(ctx, hold_id, hold.as_ref(), &seats, payment);
+        let (Some(booking), Some(hold)) = (booking, hold) else {
+            return Ok(Plan { effects: Vec::new(), decision });
         };
-        let Some(show) = self.load_show(&hold.show_id).await? else {
-            return Err(PortError::Corrupt(format!("hold {hold_id} names a missing show")));
-        };
-        let booking = Booking {
-            booking_id: BookingId::generate(),
-            show_id: hold.show_id.clone(),
-            seat_ids: hold.seat_ids.clone(),
-            amount_cents: show.price_cents.saturating_mul(hold.seat_ids.len() as u64),
-            status: BookingStatus::Confirmed,
-            customer_id: ctx.actor.clone(),
-            created_at: ctx.now,
-        };
-        // Every seat must still be this hold's: the hold being live guarantees it, and
-        // the condition checks it.
+        // Every seat must still be this hold's, and the hold still live: the conditions
+        // restate what the decision read.
         let mut effects = Vec::with_capacity(hold.seat_ids.len() + 2);
         for seat in &hold.seat_ids {
             effects.push(update(
@@ -294,17 +254,17 @@ impl DynamoStore {
                 ("booking_id", s(booking.booking_id.as_str())),
                 ("hold_id", s(hold_id.as_str())),
                 ("show_id", s(booking.show_id.as_str())),
-                ("customer_id", s(ctx.actor.as_str())),
+                ("customer_id", s(booking.customer_id.as_str())),
                 ("seat_ids", strings(&booking.seat_ids)),
                 ("amount_cents", n(booking.amount_cents)),
-                ("created_at", millis(ctx.now)),
+                ("created_at", millis(booking.created_at)),
                 ("request_id", s(ctx.request_id.as_str())),
+                ("payment_id", s(payment.payment_id.as_str())),
                 ("status", s("confirmed")),
             ]),
             "booking_id",
         )?);
-        let (outcome, events) = booking::booking_confirmed(ctx, &booking, hold_id);
-        Ok((Plan { effects, outcome, events }, Some(hold)))
+        Ok(Plan { effects, decision })
     }
 
     /// Runs read-decide-commit until it commits or finds the request terminal.
@@ -321,31 +281,20 @@ impl DynamoStore {
                 return Ok(done);
             }
             let decided = plan.plan(self).await?;
-            let committed = match self.commit(op, &stored, decided.effects, decided.outcome, decided.events, now).await
-            {
-                // Another transaction held one of the items: read, decide and try again
-                // after a short pause, as the worker would, but sooner.
+            match self.commit(op, &stored, decided.effects, decided.decision, now).await {
+                Ok(Ok(done)) => return Ok(done),
+                // A condition failed: something changed since the read. Read and decide
+                // again; the new read shows what changed (a seat taken, a hold expired).
+                Ok(Err(_)) => {
+                    tracing::debug!(op, %request_id, attempt, "state changed under the transaction; deciding again");
+                }
+                // Another transaction held one of the items: try again after a short
+                // pause, as the worker would, but sooner.
                 Err(PortError::Contention(why)) if attempt < ATTEMPTS => {
                     tracing::debug!(op, %request_id, attempt, why, "transaction conflict; trying again");
                     tokio::time::sleep(conflict_pause(attempt)).await;
-                    continue;
                 }
-                other => other?,
-            };
-            match committed {
-                Ok(done) => return Ok(done),
-                Err(cancelled) => {
-                    if let Some(outcome) = plan.explain(&cancelled) {
-                        let stored = self.existing_request(request_id).await?;
-                        if let Some(done) = stored.terminal_completion()? {
-                            return Ok(done);
-                        }
-                        if let Ok(done) = self.commit(op, &stored, Vec::new(), outcome.0, outcome.1, now).await? {
-                            return Ok(done);
-                        }
-                    }
-                    tracing::debug!(op, %request_id, attempt, "state changed under the transaction; deciding again");
-                }
+                Err(e) => return Err(e),
             }
         }
         Err(PortError::Contention(format!("{op}: state kept changing under request {request_id}")))
@@ -356,11 +305,6 @@ impl DynamoStore {
 #[async_trait]
 trait AsyncPlanner: Send {
     async fn plan(&mut self, store: &DynamoStore) -> Result<Plan, PortError>;
-
-    /// A business outcome that a cancellation proves without reading again, if any.
-    fn explain(&self, _cancelled: &Cancelled) -> Option<(Outcome, Vec<CloudEvent>)> {
-        None
-    }
 }
 
 struct PlaceHold<'a> {
@@ -393,29 +337,13 @@ impl AsyncPlanner for ReleaseHold<'_> {
 struct ConfirmBooking<'a> {
     ctx: &'a CommandContext,
     hold_id: &'a HoldId,
-    hold: Option<SeatHold>,
+    payment: &'a PaymentReceipt,
 }
 
 #[async_trait]
 impl AsyncPlanner for ConfirmBooking<'_> {
     async fn plan(&mut self, store: &DynamoStore) -> Result<Plan, PortError> {
-        let (plan, hold) = store.plan_confirm(self.ctx, self.hold_id).await?;
-        self.hold = hold;
-        Ok(plan)
-    }
-
-    /// A seat no longer this hold's while the hold itself passed its check: another
-    /// worker, whose clock had already passed the expiry, placed a new hold on it. For
-    /// this customer the hold has expired.
-    fn explain(&self, cancelled: &Cancelled) -> Option<(Outcome, Vec<CloudEvent>)> {
-        let hold = self.hold.as_ref()?;
-        let seats = 0..hold.seat_ids.len();
-        if !cancelled.any_failed(seats) || cancelled.failed(hold.seat_ids.len()) {
-            return None;
-        }
-        let expired = SeatHold { status: HoldStatus::Expired, ..hold.clone() };
-        let error = expired.check_confirmable(&self.ctx.actor, self.ctx.now).err()?;
-        Some(booking::booking_failed(self.ctx, self.hold_id, error))
+        store.plan_confirm(self.ctx, self.hold_id, self.payment).await
     }
 }
 
@@ -440,29 +368,26 @@ impl BookingStore for DynamoStore {
         &self,
         ctx: &CommandContext,
         hold_id: &HoldId,
-        _payment: &PaymentReceipt,
+        payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
-        self.apply("confirm_booking", &ctx.request_id, ctx.now, ConfirmBooking { ctx, hold_id, hold: None }).await
+        self.apply("confirm_booking", &ctx.request_id, ctx.now, ConfirmBooking { ctx, hold_id, payment }).await
     }
 
     async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
         for attempt in 1..=ATTEMPTS {
-            let Some(hold) = self.load_hold(hold_id).await? else {
+            let hold = self.load_hold(hold_id).await?;
+            let (Some(event), Some(hold)) = (booking::decide_expire(hold.as_ref(), now), hold) else {
                 return Ok(None);
             };
-            match hold.status {
-                HoldStatus::Expired => return Ok(Some(booking::hold_expired(&hold))),
-                HoldStatus::Active if hold.expires_at <= now => {
-                    let mut items = self.free_seats(&hold).await?;
-                    items.push(self.close_hold(&hold, HoldStatus::Expired, None, None)?);
-                    match self.transact("expire_hold", items).await? {
-                        Ok(()) => return Ok(Some(booking::hold_expired(&hold))),
-                        Err(_) => {
-                            tracing::debug!(%hold_id, attempt, "hold or its seats changed while expiring; reading again");
-                        }
-                    }
+            let mut items = self.free_seats(&hold).await?;
+            items.push(self.close_hold(&hold, HoldStatus::Expired, None, None)?);
+            items.extend(self.outbox_puts(&outbox_entries(std::slice::from_ref(&event), &[]), now)?);
+            match self.transact("expire_hold", items).await? {
+                Ok(()) => {
+                    self.outbox_committed();
+                    return Ok(Some(event));
                 }
-                _ => return Ok(None),
+                Err(_) => tracing::debug!(%hold_id, attempt, "hold or its seats changed while expiring; reading again"),
             }
         }
         Err(PortError::Contention(format!("hold {hold_id} kept changing while expiring")))

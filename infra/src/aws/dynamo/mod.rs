@@ -8,6 +8,7 @@ mod bookings;
 mod catalog;
 mod item;
 mod notifications;
+mod outbox;
 mod requests;
 pub(crate) mod tables;
 mod tickets;
@@ -45,6 +46,9 @@ pub(crate) struct DynamoStore {
     tickets: String,
     ticket_entries: String,
     users: String,
+    outbox: String,
+    /// Wakes the relay when this process committed outbox entries.
+    outbox_added: tokio::sync::Notify,
 }
 
 /// Why a transaction did not commit, item by item (`None`: that item was fine).
@@ -59,10 +63,6 @@ impl Cancelled {
     /// Whether the condition of the item at `index` failed.
     pub(crate) fn failed(&self, index: usize) -> bool {
         self.reasons.get(index).is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
-    }
-
-    pub(crate) fn any_failed(&self, range: std::ops::Range<usize>) -> bool {
-        range.into_iter().any(|i| self.failed(i))
     }
 
     /// The item at `index` as it stood when its condition failed, if DynamoDB said.
@@ -89,6 +89,8 @@ impl DynamoStore {
             tickets: names.table(Table::Tickets),
             ticket_entries: names.table(Table::TicketEntries),
             users: names.table(Table::Users),
+            outbox: names.table(Table::Outbox),
+            outbox_added: tokio::sync::Notify::new(),
         }
     }
 

@@ -13,6 +13,8 @@ use domain::clock::{self, Timestamp};
 use domain::event::EventType;
 use domain::ids::{NotificationId, UserId};
 use domain::notification::Notification;
+use domain::event::CloudEvent;
+use domain::outbox::outbox_entries;
 use domain::ports::NotificationStore;
 use std::collections::HashSet;
 use time::Duration as TimeDuration;
@@ -99,8 +101,15 @@ impl DynamoStore {
 
 #[async_trait]
 impl NotificationStore for DynamoStore {
-    async fn record_notifications(&self, event_id: &str, notifications: &[Notification]) -> Result<bool, PortError> {
-        let mut items = vec![handled_mark(&self.handled_events, NOTIFICATIONS, event_id, clock::now())?];
+    async fn record_notifications(
+        &self,
+        event_id: &str,
+        notifications: &[Notification],
+        events: &[CloudEvent],
+    ) -> Result<bool, PortError> {
+        let now = clock::now();
+        let mut items = vec![handled_mark(&self.handled_events, NOTIFICATIONS, event_id, now)?];
+        items.extend(self.outbox_puts(&outbox_entries(events, &[]), now)?);
         // One item at most once per transaction: the first of a repeated id is kept.
         let mut seen = HashSet::new();
         for n in notifications {
@@ -110,7 +119,10 @@ impl NotificationStore for DynamoStore {
         }
         for attempt in 1..=ATTEMPTS {
             match self.transact("record_notifications", items.clone()).await {
-                Ok(Ok(())) => return Ok(true),
+                Ok(Ok(())) => {
+                    self.outbox_committed();
+                    return Ok(true);
+                }
                 // Only the mark has a condition: the event was handled before.
                 Ok(Err(_)) => return Ok(false),
                 Err(PortError::Contention(why)) if attempt < ATTEMPTS => {

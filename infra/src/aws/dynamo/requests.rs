@@ -6,14 +6,15 @@ use super::tables::{TTL_ATTRIBUTE, UNQUEUED_INDEX};
 use super::{ATTEMPTS, DynamoStore, all_old, is_condition_failure};
 use crate::aws::error::{build_error, port_error};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::command::CommandEnvelope;
 use domain::event::CloudEvent;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{RequestId, UserId};
-use domain::ports::{Admission, Admitted, Completion, RequestStore, StoredResponse};
+use domain::outbox::Decision;
+use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, Stranded, StoredResponse};
 use domain::request::{Outcome, RequestRecord, RequestStatus, StatusDoc};
 use tokio::task::JoinSet;
 
@@ -125,26 +126,27 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Commits `outcome` (and whatever `effects` go with it) unless the request is
+    /// Commits the decision (and whatever `effects` go with it) unless the request is
     /// terminal, in which case the first completion is returned. `effects` come first in
-    /// the transaction; the request's update is the last item.
+    /// the transaction, then the request's update, then the decision's outbox entries.
     pub(crate) async fn commit(
         &self,
         op: &'static str,
         stored: &StoredRequest,
         effects: Vec<TransactWriteItem>,
-        outcome: Outcome,
-        events: Vec<CloudEvent>,
+        decision: Decision,
         now: Timestamp,
     ) -> Result<Result<Completion, super::Cancelled>, PortError> {
         let request_id = &stored.record.doc.request_id;
         let request_index = effects.len();
         let mut items = effects;
-        items.push(self.completion_update(request_id, &outcome, &events, now)?);
+        items.push(self.completion_update(request_id, &decision.outcome, &decision.events, now)?);
+        items.extend(self.outbox_puts(&decision.entries(), now)?);
         match self.transact(op, items).await? {
             Ok(()) => {
-                let doc = stored.record.doc.completed(&outcome, now);
-                Ok(Ok(Completion { doc, events, first: true }))
+                self.outbox_committed();
+                let doc = stored.record.doc.completed(&decision.outcome, now);
+                Ok(Ok(Completion { doc, events: decision.events, first: true }))
             }
             Err(cancelled) if cancelled.failed(request_index) => {
                 // Terminal already: another run of the same command got there first.
@@ -322,29 +324,29 @@ impl RequestStore for DynamoStore {
         .await
     }
 
-    async fn abandon(&self, owner: &UserId, k: &IdempotencyKey, request_id: &RequestId) -> Result<(), PortError> {
-        // The status document goes first: a key left behind pointing nowhere replays the
-        // stored response, while a document left behind would be swept onto the queue.
-        let result = self
-            .client
-            .delete_item()
+    async fn abandon(
+        &self,
+        owner: &UserId,
+        k: &IdempotencyKey,
+        request_id: &RequestId,
+        claimed_after: Timestamp,
+    ) -> Result<Abandoned, PortError> {
+        // One transaction: the document goes only while unqueued and young enough that no
+        // sweep has taken it on, and the key only with it.
+        let doc = Delete::builder()
             .table_name(&self.requests)
             .set_key(Some(request_key(request_id)))
-            .condition_expression("#queued = :no")
-            .set_expression_attribute_names(Placeholders::names(&["queued"]).name_map())
+            .condition_expression("#queued = :no AND #claimed_at > :after")
+            .set_expression_attribute_names(Placeholders::names(&["queued", "claimed_at"]).name_map())
             .set_expression_attribute_values(
-                Placeholders::default().value("no", AttributeValue::Bool(false)).value_map(),
+                Placeholders::default()
+                    .value("no", AttributeValue::Bool(false))
+                    .value("after", millis(claimed_after))
+                    .value_map(),
             )
-            .send()
-            .await;
-        match result {
-            Ok(_) => {}
-            Err(err) if is_condition_failure(&err) => {}
-            Err(err) => return Err(port_error("dynamodb.delete_item(request)", &err)),
-        }
-        let result = self
-            .client
-            .delete_item()
+            .build()
+            .map_err(|e| build_error("abandon document", e))?;
+        let claim = Delete::builder()
             .table_name(&self.keys)
             .set_key(Some(idempotency_key(owner, k)))
             .condition_expression("#request_id = :request_id")
@@ -352,12 +354,22 @@ impl RequestStore for DynamoStore {
             .set_expression_attribute_values(
                 Placeholders::default().value("request_id", s(request_id.as_str())).value_map(),
             )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(port_error("dynamodb.delete_item(idempotency key)", &err)),
+            .return_values_on_condition_check_failure(all_old())
+            .build()
+            .map_err(|e| build_error("abandon key", e))?;
+        let items = vec![TransactWriteItem::builder().delete(doc).build(), TransactWriteItem::builder().delete(claim).build()];
+        match self.transact("abandon", items).await? {
+            Ok(()) => Ok(Abandoned::Freed),
+            Err(_) => {
+                let stored = self.get_one(&self.keys, idempotency_key(owner, k)).await?;
+                match stored {
+                    Some(item) if get_s(&item, "request_id")? == request_id.as_str() => Ok(Abandoned::Kept(StoredResponse {
+                        status: get_n(&item, "response_status")?,
+                        body: get_s(&item, "response_body")?.to_owned(),
+                    })),
+                    _ => Err(PortError::Corrupt(format!("request {request_id} lost its idempotency key"))),
+                }
+            }
         }
     }
 
@@ -378,18 +390,12 @@ impl RequestStore for DynamoStore {
         .await
     }
 
-    async fn complete(
-        &self,
-        request_id: &RequestId,
-        outcome: Outcome,
-        events: Vec<CloudEvent>,
-        now: Timestamp,
-    ) -> Result<Completion, PortError> {
+    async fn complete(&self, request_id: &RequestId, decision: Decision, now: Timestamp) -> Result<Completion, PortError> {
         let stored = self.existing_request(request_id).await?;
         if let Some(done) = stored.terminal_completion()? {
             return Ok(done);
         }
-        match self.commit("complete", &stored, Vec::new(), outcome, events, now).await? {
+        match self.commit("complete", &stored, Vec::new(), decision, now).await? {
             Ok(done) => Ok(done),
             Err(_) => Err(PortError::Contention(format!("request {request_id} changed while completing"))),
         }
@@ -418,7 +424,7 @@ impl RequestStore for DynamoStore {
         }
     }
 
-    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<CommandEnvelope>, PortError> {
+    async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<Stranded>, PortError> {
         let mut commands = Vec::new();
         let mut start = None;
         let p = Placeholders::names(&["sweep", "claimed_at"])
@@ -440,7 +446,16 @@ impl RequestStore for DynamoStore {
                 .await
                 .map_err(|e| port_error("dynamodb.query(unqueued)", &e))?;
             for item in out.items() {
-                commands.push(StoredRequest::parse(item.clone())?.command()?);
+                let request_id = RequestId::from(get_s(item, "request_id")?);
+                let stranded = match StoredRequest::parse(item.clone()) {
+                    Ok(stored) => Stranded {
+                        kind: stored.record.doc.kind.clone(),
+                        command: stored.command().map_err(|e| e.to_string()),
+                        request_id,
+                    },
+                    Err(e) => Stranded { request_id, kind: String::new(), command: Err(e.to_string()) },
+                };
+                commands.push(stranded);
             }
             match out.last_evaluated_key() {
                 Some(last) if !last.is_empty() => start = Some(last.clone()),
@@ -451,51 +466,11 @@ impl RequestStore for DynamoStore {
         Ok(commands)
     }
 
-    async fn purge_expired_keys(&self, now: Timestamp) -> Result<u64, PortError> {
-        let mut purged = 0;
-        let mut start = None;
-        let p = Placeholders::names(&["expires_at"]).value("now", millis(now));
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.keys)
-                .filter_expression("#expires_at <= :now")
-                .set_expression_attribute_names(p.name_map())
-                .set_expression_attribute_values(p.value_map())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.scan(idempotency keys)", &e))?;
-            for item in out.items() {
-                let k = key(&[
-                    ("owner", s(get_s(item, "owner")?)),
-                    ("idempotency_key", s(get_s(item, "idempotency_key")?)),
-                ]);
-                // Conditional, so a key claimed afresh since the scan stays.
-                let result = self
-                    .client
-                    .delete_item()
-                    .table_name(&self.keys)
-                    .set_key(Some(k))
-                    .condition_expression("#expires_at <= :now")
-                    .set_expression_attribute_names(p.name_map())
-                    .set_expression_attribute_values(p.value_map())
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => purged += 1,
-                    Err(err) if is_condition_failure(&err) => {}
-                    Err(err) => {
-                        return Err(port_error("dynamodb.delete_item(idempotency key)", &err));
-                    }
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(purged),
-            }
-        }
+    /// Nothing to do: DynamoDB's TTL deletes expired keys (`ttl_at`), and until it does,
+    /// [`RequestStore::admit`] treats a key past `expires_at` as free. Scanning the table
+    /// from every worker every few seconds would cost more than the keys themselves.
+    async fn purge_expired_keys(&self, _now: Timestamp) -> Result<u64, PortError> {
+        Ok(0)
     }
 
     async fn ping(&self) -> Result<(), PortError> {

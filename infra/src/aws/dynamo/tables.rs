@@ -109,6 +109,7 @@ fn specs() -> Vec<Spec> {
             ttl: false,
         },
         Spec { table: Table::Users, hash: ("user_id", S), range: None, indexes: vec![], ttl: false },
+        Spec { table: Table::Outbox, hash: ("id", S), range: None, indexes: vec![], ttl: false },
     ]
 }
 

@@ -17,6 +17,7 @@ use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::command::Actor;
 use domain::ids::{TicketId, UserId};
+use domain::outbox::Decision;
 use domain::ports::{CommandContext, Completion, TicketPage, TicketQuery, TicketStore};
 use domain::ticket::{self, Action, Comment, HistoryEntry, Ticket, TicketChange, TicketCursor};
 use std::collections::HashMap;
@@ -302,8 +303,7 @@ impl TicketStore for DynamoStore {
                 Err(done) => return Ok(done),
             };
             let writes = self.ticket_writes(ticket, None)?;
-            let (outcome, events) = ticket::created(ctx, ticket);
-            match self.commit("create_ticket", &stored, writes, outcome, events, ctx.now).await {
+            match self.commit("create_ticket", &stored, writes, ticket::created(ctx, ticket).into(), ctx.now).await {
                 Ok(Ok(done)) => return Ok(done),
                 Ok(Err(_)) => {
                     return Err(PortError::Invalid(format!("ticket {} exists already", ticket.ticket_id)));
@@ -345,7 +345,7 @@ impl TicketStore for DynamoStore {
                 (_, None) => Vec::new(),
             };
             let why =
-                match self.commit("change_ticket", &stored, guard, decision.outcome, decision.events, ctx.now).await {
+                match self.commit("change_ticket", &stored, guard, Decision::new(decision.outcome, decision.events), ctx.now).await {
                     Ok(Ok(done)) => return Ok(done),
                     Ok(Err(_)) => "the ticket changed since it was read".to_owned(),
                     Err(PortError::Contention(why)) => why,

@@ -1,0 +1,132 @@
+//! The outbox table: one item per event or message a command's transaction committed,
+//! deleted once the relay delivered it. It is near empty in steady state, so the relay
+//! reads it with a consistent Scan rather than keeping an index.
+
+use super::DynamoStore;
+use super::item::{Item, get_millis, get_s, key, millis, s};
+use crate::aws::error::{build_error, port_error};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{DeleteRequest, Put, TransactWriteItem, WriteRequest};
+use domain::PortError;
+use domain::clock::Timestamp;
+use domain::outbox::{OutboxBacklog, OutboxEntry, OutboxItem};
+use domain::ports::Outbox;
+use std::time::Duration;
+
+/// BatchWriteItem takes at most 25 requests per call.
+const MAX_BATCH_WRITE: usize = 25;
+
+impl DynamoStore {
+    /// The puts that add `entries` in the caller's transaction. Re-adding an event puts
+    /// the same item again.
+    pub(crate) fn outbox_puts(&self, entries: &[OutboxEntry], now: Timestamp) -> Result<Vec<TransactWriteItem>, PortError> {
+        entries
+            .iter()
+            .map(|entry| {
+                let item: Item = [("id", s(entry.id())), ("entry", s(entry.to_json())), ("created_at", millis(now))]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                let put = Put::builder()
+                    .table_name(&self.outbox)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| build_error("outbox put", e))?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect()
+    }
+
+    /// Tells the relay of this process that entries were committed.
+    pub(crate) fn outbox_committed(&self) {
+        self.outbox_added.notify_one();
+    }
+
+    /// Every item of the table, a page at a time, until `limit` (if any) is reached.
+    async fn scan_outbox(&self, limit: Option<usize>, projection: Option<&str>) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.outbox)
+                .consistent_read(true)
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error("dynamodb.scan(outbox)", &e))?;
+            items.extend(out.items().iter().cloned());
+            if limit.is_some_and(|l| items.len() >= l) {
+                return Ok(items);
+            }
+            match out.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Outbox for DynamoStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxItem>, PortError> {
+        let mut pending = self
+            .scan_outbox(Some(limit), None)
+            .await?
+            .iter()
+            .map(|item| {
+                let entry = OutboxEntry::parse(get_s(item, "entry")?)
+                    .map_err(|e| PortError::Corrupt(format!("outbox entry: {e}")))?;
+                Ok(OutboxItem { id: get_s(item, "id")?.to_owned(), created_at: get_millis(item, "created_at")?, entry })
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        pending.sort_by_key(|item| item.created_at);
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    async fn delivered(&self, ids: &[String]) -> Result<(), PortError> {
+        for chunk in ids.chunks(MAX_BATCH_WRITE) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|id| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(key(&[("id", s(id.as_str()))])))
+                        .build()
+                        .map_err(|e| build_error("outbox delete", e))?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<_, PortError>>()?;
+            for attempt in 0..8u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.outbox, requests)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("dynamodb.batch_write_item(outbox)", &e))?;
+                requests = out.unprocessed_items().and_then(|u| u.get(&self.outbox)).cloned().unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
+            }
+            if !requests.is_empty() {
+                return Err(PortError::Contention("outbox deletes kept coming back unprocessed".to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<OutboxBacklog, PortError> {
+        let items = self.scan_outbox(None, Some("created_at")).await?;
+        let oldest = items.iter().filter_map(|item| get_millis(item, "created_at").ok()).min();
+        Ok(OutboxBacklog { pending: items.len() as u64, oldest })
+    }
+
+    async fn wait(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.outbox_added.notified()).await;
+    }
+}
