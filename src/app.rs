@@ -73,6 +73,11 @@ impl App {
     /// Connects the backend and binds the HTTP port (if asked), but starts nothing yet.
     pub async fn build(settings: Settings, components: Components) -> anyhow::Result<App> {
         let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
+        Self::build_on(settings, components, backend).await
+    }
+
+    /// As [`App::build`], on a backend already connected (tests wrap one with faults).
+    pub async fn build_on(settings: Settings, components: Components, backend: Backend) -> anyhow::Result<App> {
         let secret = crate::secret::resolve(&settings)?;
         let ingress = if components.ingress {
             let bound = Ingress::build(&settings, secret.clone(), backend.clone())

@@ -21,20 +21,6 @@ async fn book(app: &TestApp, token: &str, show: &str, seats: &[&str]) -> Value {
     booked
 }
 
-/// Polls the show report until `done` accepts it (analytics is eventually consistent).
-async fn report_until(app: &TestApp, show: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let admin = app.token("admin", Role::Admin);
-    let mut report = Value::Null;
-    for _ in 0..100 {
-        report = app.get_json(&admin, &format!("/v1/reports/shows/{show}")).await;
-        if done(&report) {
-            return report;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the report never settled: {report}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_booked_seats_show_in_the_report_and_duplicates_change_nothing() {
     let app = spawn().await;
@@ -44,7 +30,7 @@ async fn three_booked_seats_show_in_the_report_and_duplicates_change_nothing() {
     let bob = app.token("bob", Role::Customer);
     assert_eq!(app.hold(&bob, &show, &["B1"]).await["status"], "succeeded");
 
-    let report = report_until(&app, &show, |r| r["seats_booked"] == 3 && r["seats_held"] == 1).await;
+    let report = app.report_until(&show, |r| r["seats_booked"] == 3 && r["seats_held"] == 1).await;
     assert_eq!(
         report,
         json!({"show_id": show, "seats_total": 120, "seats_booked": 3, "seats_held": 1, "bookings": 1, "revenue_cents": 3600})
@@ -65,7 +51,7 @@ async fn three_booked_seats_show_in_the_report_and_duplicates_change_nothing() {
     );
     app.backend.bus.publish(&[confirmed.clone(), confirmed.clone()]).await.unwrap();
     app.backend.bus.publish(&[confirmed]).await.unwrap();
-    let report = report_until(&app, &show, |r| r["bookings"] == 2).await;
+    let report = app.report_until(&show, |r| r["bookings"] == 2).await;
     assert_eq!(report["seats_booked"], 4);
     assert_eq!(report["revenue_cents"], 4800);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -5,11 +5,13 @@
 //! - [`embedded`]: the default backend, one SQLite file; a real, crash-safe product backend.
 //! - [`aws`]: SQS, SNS and DynamoDB.
 //! - [`contract`]: the port contract suite every adapter runs (`port_contract_tests!`).
+//! - [`faults`]: fault injection at the port boundary, for tests.
 
 pub mod aws;
 pub mod config;
 pub mod contract;
 pub mod embedded;
+pub mod faults;
 
 pub use config::{BackendKind, ConfigError, Settings};
 

@@ -45,13 +45,30 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings, &mut Components)) -> TestApp {
+    spawn_on(tweak, None).await
+}
+
+/// The app on a backend whose ports fail as `faults` says (see `infra::faults`).
+pub async fn spawn_with_faults(faults: &infra::faults::Faults) -> TestApp {
+    spawn_on(|_, _| {}, Some(faults)).await
+}
+
+async fn spawn_on(
+    tweak: impl FnOnce(&mut Settings, &mut Components),
+    faults: Option<&infra::faults::Faults>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut settings = test_settings(dir.path());
     let mut components = Components::everything();
     components.sweep_every = Duration::from_millis(200);
     tweak(&mut settings, &mut components);
     Backend::setup(&settings).await.expect("setup");
-    let app = App::build(settings.clone(), components).await.expect("the app builds");
+    let backend = Backend::connect(&settings).await.expect("the backend connects");
+    let backend = match faults {
+        Some(faults) => faults.wrap(backend),
+        None => backend,
+    };
+    let app = App::build_on(settings.clone(), components, backend).await.expect("the app builds");
     usher::demo::seed_if_empty(app.backend()).await.expect("the demo catalog");
     let base = format!("http://{}", app.http_addr().expect("ingress runs"));
     let backend = app.backend().clone();
@@ -137,6 +154,20 @@ impl TestApp {
             .iter()
             .map(|s| (s["seat_id"].as_str().unwrap().to_owned(), s["state"].as_str().unwrap().to_owned()))
             .collect()
+    }
+
+    /// Polls the show report until `done` accepts it (analytics is eventually consistent).
+    pub async fn report_until(&self, show: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let admin = self.token("admin", Role::Admin);
+        let mut report = Value::Null;
+        for _ in 0..150 {
+            report = self.get_json(&admin, &format!("/v1/reports/shows/{show}")).await;
+            if done(&report) {
+                return report;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the report never settled: {report}");
     }
 
     pub async fn stop(self) {
