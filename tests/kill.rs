@@ -4,54 +4,18 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
+
+mod support;
+use support::dev::{Dev, start};
 
 /// One request a client sent: its idempotency key, body, and request id once a 202 came.
 struct Attempt {
     key: String,
     body: Value,
     request_id: Option<String>,
-}
-
-struct Dev {
-    child: Child,
-    base: String,
-    token: String,
-}
-
-async fn start(dir: &Path) -> Dev {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_usher"))
-        .arg("dev")
-        .env("USHER_DATA_DIR", dir)
-        .env("USHER_HTTP_ADDR", "127.0.0.1:0")
-        .env("USHER_LOG", "warn")
-        .env_remove("USHER_BACKEND")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("usher dev starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut base, mut token) = (None, None);
-    while base.is_none() || token.is_none() {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("usher dev prints its address")
-            .unwrap()
-            .expect("a line");
-        if let Some(url) = line.strip_prefix("usher is listening on ") {
-            base = Some(url.to_owned());
-        } else if let Some(t) = line.strip_prefix("admin token (24 h): ") {
-            token = Some(t.to_owned());
-        }
-    }
-    Dev { child, base: base.unwrap(), token: token.unwrap() }
 }
 
 async fn first_show(http: &reqwest::Client, dev: &Dev) -> String {

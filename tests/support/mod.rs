@@ -1,6 +1,8 @@
 //! Starts the real app in-process on port 0 with a fresh data dir, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod dev;
+
 use domain::command::Role;
 use infra::{Backend, Settings};
 use ingress::auth::{JwtSecret, mint_token};
