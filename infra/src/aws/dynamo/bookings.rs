@@ -224,11 +224,15 @@ impl DynamoStore {
         hold_id: &HoldId,
         payment: &PaymentReceipt,
     ) -> Result<Plan, PortError> {
-        let hold = self.load_hold(hold_id).await?;
-        let seats = match &hold {
-            Some(h) => self.load_seats(&h.show_id, &h.seat_ids).await?,
-            None => Vec::new(),
+        let Some(first) = self.load_hold(hold_id).await? else {
+            let (_, decision) = booking::decide_confirm(ctx, hold_id, None, &[], payment);
+            return Ok(Plan { effects: Vec::new(), decision });
         };
+        let seats = self.load_seats(&first.show_id, &first.seat_ids).await?;
+        // The hold again, read after its seats: a confirmation that booked them (in one
+        // transaction with the hold's status) shows here, so a lost race reads as the
+        // hold being taken (`hold_not_found`), not as a seat lost to another hold.
+        let hold = self.load_hold(hold_id).await?;
         let (booking, decision) = booking::decide_confirm(ctx, hold_id, hold.as_ref(), &seats, payment);
         let (Some(booking), Some(hold)) = (booking, hold) else {
             return Ok(Plan { effects: Vec::new(), decision });
