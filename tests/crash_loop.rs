@@ -94,10 +94,10 @@ impl Client {
 
 /// A new show of 10 × 20 seats, so rounds never run out of seats.
 async fn new_show(http: &reqwest::Client, dev: &Dev) -> String {
-    let post = |path: &str, body: Value| {
-        http.post(format!("{}{path}", dev.base)).bearer_auth(&dev.token).json(&body).send()
-    };
-    let movie: Value = post("/v1/movies", json!({"title": "Crash", "duration_min": 90})).await.unwrap().json().await.unwrap();
+    let post =
+        |path: &str, body: Value| http.post(format!("{}{path}", dev.base)).bearer_auth(&dev.token).json(&body).send();
+    let movie: Value =
+        post("/v1/movies", json!({"title": "Crash", "duration_min": 90})).await.unwrap().json().await.unwrap();
     let show: Value = post(
         "/v1/shows",
         json!({
@@ -120,7 +120,14 @@ async fn customer_load(client: Client, customer: String, show: String, ledger: A
     let mut n = 0u32;
     let mut send = |kind: Kind, path: String, body: Value| {
         n += 1;
-        Attempt { kind, customer: customer.clone(), path, key: format!("{customer}-{show}-{n}"), body, request_id: None }
+        Attempt {
+            kind,
+            customer: customer.clone(),
+            path,
+            key: format!("{customer}-{show}-{n}"),
+            body,
+            request_id: None,
+        }
     };
     loop {
         let row = char::from(b'A' + fastrand::u8(0..10));
@@ -135,7 +142,11 @@ async fn customer_load(client: Client, customer: String, show: String, ledger: A
         let Some(id) = id else { return };
         let Some(doc) = client.terminal(&customer, &id, Duration::from_secs(10)).await else { return };
         if fastrand::u8(0..8) == 0 {
-            let ticket = send(Kind::Ticket, "/v1/tickets".into(), json!({"subject": "s", "description": "d", "priority": "low"}));
+            let ticket = send(
+                Kind::Ticket,
+                "/v1/tickets".into(),
+                json!({"subject": "s", "description": "d", "priority": "low"}),
+            );
             let id = client.post(&ticket).await;
             ledger.lock().await.push(Attempt { request_id: id.clone(), ..ticket });
             if id.is_none() {
@@ -146,10 +157,17 @@ async fn customer_load(client: Client, customer: String, show: String, ledger: A
         let next = match fastrand::u8(0..4) {
             0 => vec![send(Kind::Release, format!("/v1/holds/{hold_id}/release"), json!({}))],
             1 => vec![],
-            2 => vec![send(Kind::Confirm, "/v1/bookings".into(), json!({"hold_id": hold_id, "payment_token": "tok_visa"}))],
+            2 => vec![send(
+                Kind::Confirm,
+                "/v1/bookings".into(),
+                json!({"hold_id": hold_id, "payment_token": "tok_visa"}),
+            )],
             _ => {
                 let body = json!({"hold_id": hold_id, "payment_token": "tok_visa"});
-                vec![send(Kind::Confirm, "/v1/bookings".into(), body.clone()), send(Kind::Confirm, "/v1/bookings".into(), body)]
+                vec![
+                    send(Kind::Confirm, "/v1/bookings".into(), body.clone()),
+                    send(Kind::Confirm, "/v1/bookings".into(), body),
+                ]
             }
         };
         for a in next {

@@ -312,8 +312,12 @@ pub trait RequestStore: Send + Sync {
     /// Commits a terminal outcome, with its events and messages in the outbox, in one
     /// write conditional on the request not being terminal yet; if it is, returns what
     /// was committed then.
-    async fn complete(&self, request_id: &RequestId, decision: Decision, now: Timestamp)
-    -> Result<Completion, PortError>;
+    async fn complete(
+        &self,
+        request_id: &RequestId,
+        decision: Decision,
+        now: Timestamp,
+    ) -> Result<Completion, PortError>;
 
     /// `dead_lettered` → `accepted`, when an operator replays its message.
     async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError>;

@@ -16,11 +16,11 @@ use domain::event::{CloudEvent, EventType};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::{HoldId, MovieId, NotificationId, RequestId, SeatId, ShowId, TicketId, UserId};
 use domain::notification::Notification;
-use domain::payment::PaymentReceipt;
 use domain::outbox::{Decision, OutboxBacklog, OutboxEntry, ScheduledMessage};
+use domain::payment::PaymentReceipt;
 use domain::ports::{
-    ATTR_TYPE, Abandoned, Admission, Admitted, Attributes, CommandContext, Completion, OutgoingMessage, Queue, QueueAddr,
-    StoredResponse, TicketQuery,
+    ATTR_TYPE, Abandoned, Admission, Admitted, Attributes, CommandContext, Completion, OutgoingMessage, Queue,
+    QueueAddr, StoredResponse, TicketQuery,
 };
 use domain::report::{DailyReport, ShowCounters, TicketStats};
 use domain::request::{Outcome, RequestStatus, StatusDoc};

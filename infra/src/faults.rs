@@ -15,8 +15,8 @@ use domain::PortError;
 use domain::booking::{Booking, SeatHold};
 use domain::clock::Timestamp;
 use domain::event::CloudEvent;
-use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use domain::idempotency::IdempotencyKey;
+use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use domain::outbox::Decision;
 use domain::payment::PaymentReceipt;
 use domain::ports::{
@@ -212,7 +212,12 @@ impl RequestStore for Faulty<dyn RequestStore> {
         self.inner.mark_processing(request_ids, now).await
     }
 
-    async fn complete(&self, request_id: &RequestId, decision: Decision, now: Timestamp) -> Result<Completion, PortError> {
+    async fn complete(
+        &self,
+        request_id: &RequestId,
+        decision: Decision,
+        now: Timestamp,
+    ) -> Result<Completion, PortError> {
         self.faults.around(Op::Commit, self.inner.complete(request_id, decision, now)).await
     }
 

@@ -42,4 +42,3 @@ pub async fn start(dir: &Path) -> Dev {
     }
     Dev { child, base: base.unwrap(), token: token.unwrap() }
 }
-

@@ -154,8 +154,14 @@ impl DeadLetters {
                 if let Some(id) = m.attributes.get(ATTR_REQUEST_ID) {
                     let kind = m.attributes.get(ATTR_TYPE).map(String::as_str).unwrap_or_default();
                     let reason = "purged from the DLQ by an operator";
-                    crate::commands::mark_dead_lettered(&self.backend, &RequestId::from(id.as_str()), kind, "dlq", reason)
-                        .await?;
+                    crate::commands::mark_dead_lettered(
+                        &self.backend,
+                        &RequestId::from(id.as_str()),
+                        kind,
+                        "dlq",
+                        reason,
+                    )
+                    .await?;
                 }
             }
         }

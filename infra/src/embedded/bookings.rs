@@ -127,7 +127,12 @@ fn insert_hold(conn: &Connection, hold: &SeatHold, now: Timestamp) -> Result<(),
 }
 
 /// Stores a booking and moves the hold's seats to it; the WHERE guards as above.
-fn insert_booking(conn: &Connection, ctx: &CommandContext, hold: &SeatHold, booking: &Booking) -> Result<(), PortError> {
+fn insert_booking(
+    conn: &Connection,
+    ctx: &CommandContext,
+    hold: &SeatHold,
+    booking: &Booking,
+) -> Result<(), PortError> {
     conn.prepare_cached(
         "INSERT INTO bookings (booking_id, hold_id, show_id, customer_id, seat_ids, amount_cents, created_at, request_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
 use domain::event::{CloudEvent, EventType};
-use domain::outbox::outbox_entries;
 use domain::ids::{NotificationId, UserId};
 use domain::notification::Notification;
+use domain::outbox::outbox_entries;
 use domain::ports::NotificationStore;
 use rusqlite::params;
 
@@ -53,33 +53,33 @@ impl NotificationStore for Embedded {
         let (event_id, notifications) = (event_id.to_owned(), notifications.to_vec());
         let entries = outbox_entries(events, &[]);
         self.write_with_outbox(move |conn| {
-                if !first_time(conn, "notifications", &event_id)? {
-                    return Ok(false);
-                }
-                let mut insert = conn
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO notifications
+            if !first_time(conn, "notifications", &event_id)? {
+                return Ok(false);
+            }
+            let mut insert = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notifications
                          (notification_id, recipient, subject, body, event_id, event_type, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )
+                )
+                .map_err(sql_error)?;
+            for n in &notifications {
+                insert
+                    .execute(params![
+                        n.notification_id.as_str(),
+                        n.recipient.as_str(),
+                        n.subject,
+                        n.body,
+                        n.event_id,
+                        n.event_type.as_str(),
+                        clock::to_millis(n.created_at)
+                    ])
                     .map_err(sql_error)?;
-                for n in &notifications {
-                    insert
-                        .execute(params![
-                            n.notification_id.as_str(),
-                            n.recipient.as_str(),
-                            n.subject,
-                            n.body,
-                            n.event_id,
-                            n.event_type.as_str(),
-                            clock::to_millis(n.created_at)
-                        ])
-                        .map_err(sql_error)?;
-                }
-                outbox::add(conn, &entries, clock::now())?;
-                Ok(true)
-            })
-            .await
+            }
+            outbox::add(conn, &entries, clock::now())?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn notifications_for(&self, recipient: &UserId, limit: usize) -> Result<Vec<Notification>, PortError> {

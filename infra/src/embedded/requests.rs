@@ -13,7 +13,7 @@ use domain::event::CloudEvent;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{RequestId, UserId};
 use domain::outbox::Decision;
-use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, Stranded, StoredResponse};
+use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, StoredResponse, Stranded};
 use domain::request::{RequestRecord, RequestStatus, StatusDoc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -242,7 +242,12 @@ impl RequestStore for Embedded {
             .await
     }
 
-    async fn complete(&self, request_id: &RequestId, decision: Decision, now: Timestamp) -> Result<Completion, PortError> {
+    async fn complete(
+        &self,
+        request_id: &RequestId,
+        decision: Decision,
+        now: Timestamp,
+    ) -> Result<Completion, PortError> {
         let id = request_id.clone();
         self.write_with_outbox(move |conn| complete_in(conn, &id, decision, now)).await
     }
@@ -268,7 +273,8 @@ impl RequestStore for Embedded {
             .read(move |conn| {
                 let mut select = conn
                     .prepare_cached(
-                        "SELECT request_id, kind, command FROM requests WHERE queued = 0 AND created_at < ?1
+                        "SELECT request_id, kind, command FROM requests
+                         WHERE queued = 0 AND created_at < ?1 AND status IN ('accepted', 'processing')
                          ORDER BY created_at LIMIT ?2",
                     )
                     .map_err(sql_error)?;

@@ -115,13 +115,13 @@ impl TicketStore for Embedded {
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError> {
         let (ctx, ticket) = (ctx.clone(), ticket.clone());
         self.write_with_outbox(move |conn| {
-                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                    return Ok(done);
-                }
-                insert_ticket(conn, &ticket)?;
-                complete_in(conn, &ctx.request_id, ticket::created(&ctx, &ticket).into(), ctx.now)
-            })
-            .await
+            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                return Ok(done);
+            }
+            insert_ticket(conn, &ticket)?;
+            complete_in(conn, &ctx.request_id, ticket::created(&ctx, &ticket).into(), ctx.now)
+        })
+        .await
     }
 
     async fn change_ticket(
@@ -133,21 +133,21 @@ impl TicketStore for Embedded {
     ) -> Result<Completion, PortError> {
         let (ctx, actor, ticket_id, change) = (ctx.clone(), actor.clone(), ticket_id.clone(), change.clone());
         self.write_with_outbox(move |conn| {
-                if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                    return Ok(done);
-                }
-                let current = load_ticket(conn, &ticket_id)?;
-                let assignee_is_agent = match &change {
-                    TicketChange::Assign { agent_id } => is_agent_in(conn, agent_id)?,
-                    _ => false,
-                };
-                let decision = ticket::decide(&ctx, &actor, &ticket_id, current.as_ref(), &change, assignee_is_agent);
-                if let (Some(next), Some(current)) = (&decision.write, &current) {
-                    update_ticket(conn, next, current.version)?;
-                }
-                complete_in(conn, &ctx.request_id, Decision::new(decision.outcome, decision.events), ctx.now)
-            })
-            .await
+            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
+                return Ok(done);
+            }
+            let current = load_ticket(conn, &ticket_id)?;
+            let assignee_is_agent = match &change {
+                TicketChange::Assign { agent_id } => is_agent_in(conn, agent_id)?,
+                _ => false,
+            };
+            let decision = ticket::decide(&ctx, &actor, &ticket_id, current.as_ref(), &change, assignee_is_agent);
+            if let (Some(next), Some(current)) = (&decision.write, &current) {
+                update_ticket(conn, next, current.version)?;
+            }
+            complete_in(conn, &ctx.request_id, Decision::new(decision.outcome, decision.events), ctx.now)
+        })
+        .await
     }
 
     async fn ticket(&self, ticket_id: &TicketId) -> Result<Option<Ticket>, PortError> {

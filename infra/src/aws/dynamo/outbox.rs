@@ -19,7 +19,11 @@ const MAX_BATCH_WRITE: usize = 25;
 impl DynamoStore {
     /// The puts that add `entries` in the caller's transaction. Re-adding an event puts
     /// the same item again.
-    pub(crate) fn outbox_puts(&self, entries: &[OutboxEntry], now: Timestamp) -> Result<Vec<TransactWriteItem>, PortError> {
+    pub(crate) fn outbox_puts(
+        &self,
+        entries: &[OutboxEntry],
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, PortError> {
         entries
             .iter()
             .map(|entry| {

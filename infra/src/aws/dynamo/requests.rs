@@ -14,7 +14,7 @@ use domain::event::CloudEvent;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{RequestId, UserId};
 use domain::outbox::Decision;
-use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, Stranded, StoredResponse};
+use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, StoredResponse, Stranded};
 use domain::request::{Outcome, RequestRecord, RequestStatus, StatusDoc};
 use tokio::task::JoinSet;
 
@@ -104,7 +104,7 @@ impl DynamoStore {
             Outcome::Failed(e) => (RequestStatus::Failed, "error", "result", json(e)?),
             Outcome::DeadLettered(e) => (RequestStatus::DeadLettered, "error", "result", json(e)?),
         };
-        let p = Placeholders::names(&["status", "events", "updated_at", field, gone])
+        let p = Placeholders::names(&["status", "events", "updated_at", "sweep", field, gone])
             .value("status", s(status.as_str()))
             .value("events", json(events)?)
             .value("now", millis(now))
@@ -115,7 +115,7 @@ impl DynamoStore {
             .table_name(&self.requests)
             .set_key(Some(request_key(request_id)))
             .update_expression(format!(
-                "SET #status = :status, #events = :events, #updated_at = :now, #{field} = :value REMOVE #{gone}"
+                "SET #status = :status, #events = :events, #updated_at = :now, #{field} = :value REMOVE #{gone}, #sweep"
             ))
             .condition_expression("#status IN (:accepted, :processing)")
             .set_expression_attribute_names(p.name_map())
@@ -357,16 +357,19 @@ impl RequestStore for DynamoStore {
             .return_values_on_condition_check_failure(all_old())
             .build()
             .map_err(|e| build_error("abandon key", e))?;
-        let items = vec![TransactWriteItem::builder().delete(doc).build(), TransactWriteItem::builder().delete(claim).build()];
+        let items =
+            vec![TransactWriteItem::builder().delete(doc).build(), TransactWriteItem::builder().delete(claim).build()];
         match self.transact("abandon", items).await? {
             Ok(()) => Ok(Abandoned::Freed),
             Err(_) => {
                 let stored = self.get_one(&self.keys, idempotency_key(owner, k)).await?;
                 match stored {
-                    Some(item) if get_s(&item, "request_id")? == request_id.as_str() => Ok(Abandoned::Kept(StoredResponse {
-                        status: get_n(&item, "response_status")?,
-                        body: get_s(&item, "response_body")?.to_owned(),
-                    })),
+                    Some(item) if get_s(&item, "request_id")? == request_id.as_str() => {
+                        Ok(Abandoned::Kept(StoredResponse {
+                            status: get_n(&item, "response_status")?,
+                            body: get_s(&item, "response_body")?.to_owned(),
+                        }))
+                    }
                     _ => Err(PortError::Corrupt(format!("request {request_id} lost its idempotency key"))),
                 }
             }
@@ -390,7 +393,12 @@ impl RequestStore for DynamoStore {
         .await
     }
 
-    async fn complete(&self, request_id: &RequestId, decision: Decision, now: Timestamp) -> Result<Completion, PortError> {
+    async fn complete(
+        &self,
+        request_id: &RequestId,
+        decision: Decision,
+        now: Timestamp,
+    ) -> Result<Completion, PortError> {
         let stored = self.existing_request(request_id).await?;
         if let Some(done) = stored.terminal_completion()? {
             return Ok(done);

@@ -344,13 +344,15 @@ impl TicketStore for DynamoStore {
                 // later, which this command rightly does not see.
                 (_, None) => Vec::new(),
             };
-            let why =
-                match self.commit("change_ticket", &stored, guard, Decision::new(decision.outcome, decision.events), ctx.now).await {
-                    Ok(Ok(done)) => return Ok(done),
-                    Ok(Err(_)) => "the ticket changed since it was read".to_owned(),
-                    Err(PortError::Contention(why)) => why,
-                    Err(e) => return Err(e),
-                };
+            let why = match self
+                .commit("change_ticket", &stored, guard, Decision::new(decision.outcome, decision.events), ctx.now)
+                .await
+            {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(_)) => "the ticket changed since it was read".to_owned(),
+                Err(PortError::Contention(why)) => why,
+                Err(e) => return Err(e),
+            };
             tracing::debug!(%ticket_id, request_id = %ctx.request_id, attempt, why, "ticket change lost a race; deciding again");
             if attempt < CHANGE_ATTEMPTS {
                 tokio::time::sleep(conflict_pause(attempt)).await;

@@ -1,0 +1,135 @@
+//! The sweep and the DLQ purge, driven directly (`Sweeper::sweep_once`,
+//! `DeadLetters::purge`) on the embedded backend, with faults where a hole needs one.
+
+use domain::clock;
+use domain::command::{Actor, Command, CommandEnvelope, Role};
+use domain::idempotency::{Fingerprint, IdempotencyKey};
+use domain::ids::{HoldId, RequestId, UserId};
+use domain::ports::{
+    ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, Admission, Admitted, Attributes, OutgoingMessage, Queue,
+    StoredResponse,
+};
+use domain::request::RequestStatus;
+use infra::faults::{Fault, Faults, Op};
+use infra::{Backend, Settings};
+use std::time::Duration;
+use workers::dlq::DeadLetters;
+use workers::sweep::{REDRIVE_GRACE, Sweeper};
+
+struct Fixture {
+    backend: Backend,
+    dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::connect(&Settings::embedded(dir.path())).await.unwrap();
+    Fixture { backend, dir }
+}
+
+/// Admits a release command `age` ago and leaves it unqueued, as a dead admitter would.
+async fn stranded(b: &Backend, age: Duration) -> RequestId {
+    let at = clock::now() - age;
+    let request_id = RequestId::generate();
+    let command = CommandEnvelope {
+        request_id: request_id.clone(),
+        actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
+        issued_at: at,
+        command: Command::ReleaseHold { hold_id: HoldId::from("hold_gone") },
+    };
+    let admission = Admission {
+        owner: UserId::new("alice"),
+        key: IdempotencyKey::parse(&format!("k-{request_id}")).unwrap(),
+        fingerprint: Fingerprint::of("POST", "/v1/holds/hold_gone/release", &serde_json::json!({})),
+        doc: domain::request::StatusDoc::accepted(request_id.clone(), command.command.type_name(), at),
+        command,
+        response: StoredResponse { status: 202, body: format!("{{\"request_id\":\"{request_id}\"}}") },
+        key_expires_at: at + Duration::from_secs(3600),
+    };
+    assert!(matches!(b.requests.admit(admission).await.unwrap(), Admitted::Claimed));
+    request_id
+}
+
+fn sweeper(b: &Backend) -> Sweeper {
+    Sweeper::new(b.clone(), Duration::from_secs(5), Duration::from_secs(10))
+}
+
+async fn status(b: &Backend, id: &RequestId) -> RequestStatus {
+    b.requests.get(id).await.unwrap().unwrap().doc.status
+}
+
+async fn dead_letter(b: &Backend, id: &RequestId, reason: Option<&str>) {
+    let mut attributes = Attributes::from([
+        (ATTR_TYPE.to_owned(), "booking.hold.release".to_owned()),
+        (ATTR_REQUEST_ID.to_owned(), id.to_string()),
+    ]);
+    if let Some(reason) = reason {
+        attributes.insert(ATTR_FAILURE_REASON.to_owned(), reason.to_owned());
+    }
+    let message = OutgoingMessage::new("{}".into(), attributes);
+    b.queues.send_batch(Queue::BookingCommands.dlq(), vec![message]).await.unwrap();
+}
+
+#[tokio::test]
+async fn one_unparseable_command_does_not_stop_the_sweep() {
+    let f = fixture().await;
+    let good = stranded(&f.backend, Duration::from_secs(60)).await;
+    let bad = stranded(&f.backend, Duration::from_secs(60)).await;
+    let db = rusqlite::Connection::open(f.dir.path().join("usher.db")).unwrap();
+    db.execute("UPDATE requests SET command = '{\"garbage\": true}' WHERE request_id = ?1", [bad.as_str()]).unwrap();
+
+    let report = sweeper(&f.backend).sweep_once().await;
+    assert_eq!(report.requeued, 1, "{report:?}");
+    assert_eq!(report.marked_dead, 1, "{report:?}");
+    assert_eq!(f.backend.queues.depth(Queue::BookingCommands.source()).await.unwrap(), 1, "the good one is queued");
+    assert_eq!(status(&f.backend, &bad).await, RequestStatus::DeadLettered, "the bad one ends where ops see it");
+    assert_eq!(status(&f.backend, &good).await, RequestStatus::Accepted);
+    assert!(f.backend.requests.unqueued(clock::now(), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_send_does_not_stop_the_rest_of_the_sweep() {
+    let f = fixture().await;
+    let faults = Faults::default();
+    let backend = faults.wrap(f.backend.clone());
+    stranded(&backend, Duration::from_secs(60)).await;
+    let redriven = stranded(&backend, Duration::from_secs(600)).await;
+    backend.requests.mark_queued(std::slice::from_ref(&redriven)).await.unwrap();
+    dead_letter(&f.backend, &redriven, None).await;
+
+    faults.set(Op::Send, Fault::Fail, None);
+    let report = sweeper(&backend).sweep_once().await;
+    assert_eq!(report.requeued, 0);
+    assert!(report.failures >= 1, "{report:?}");
+    assert_eq!(report.marked_dead, 1, "the redrive step still ran: {report:?}");
+    assert_eq!(status(&backend, &redriven).await, RequestStatus::DeadLettered);
+    faults.clear(Op::Send);
+    assert_eq!(sweeper(&backend).sweep_once().await.requeued, 1, "the next sweep catches up");
+}
+
+#[tokio::test]
+async fn the_sweep_leaves_worker_dead_letters_and_fresh_replays_alone() {
+    let f = fixture().await;
+    let b = &f.backend;
+    let marked_by_worker = stranded(b, Duration::from_secs(600)).await;
+    let just_replayed = stranded(b, Duration::from_secs(5)).await;
+    b.requests.mark_queued(&[marked_by_worker.clone(), just_replayed.clone()]).await.unwrap();
+    dead_letter(b, &marked_by_worker, Some("gave up after 5 receives")).await;
+    dead_letter(b, &just_replayed, None).await;
+    assert!(REDRIVE_GRACE > Duration::from_secs(5));
+    let report = sweeper(b).sweep_once().await;
+    assert_eq!(report.marked_dead, 0, "{report:?}");
+    assert_eq!(status(b, &just_replayed).await, RequestStatus::Accepted, "a replay in progress is not undone");
+}
+
+#[tokio::test]
+async fn purging_a_dlq_ends_the_requests_in_it() {
+    let f = fixture().await;
+    let b = &f.backend;
+    let id = stranded(b, Duration::from_secs(5)).await;
+    b.requests.mark_queued(std::slice::from_ref(&id)).await.unwrap();
+    dead_letter(b, &id, None).await;
+    DeadLetters::new(b.clone()).purge(Queue::BookingCommands).await.unwrap();
+    assert_eq!(b.queues.depth(Queue::BookingCommands.dlq()).await.unwrap(), 0);
+    assert_eq!(status(b, &id).await, RequestStatus::DeadLettered, "never left without an end");
+}
