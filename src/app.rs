@@ -2,7 +2,7 @@
 //! runs it until shutdown: stop receiving, finish in-flight work, exit within 30 s.
 
 use anyhow::Context;
-use domain::ports::Queue;
+use domain::queue::Queue;
 use domain::request::ADMISSION_GRACE;
 use infra::{Backend, Settings};
 use ingress::Ingress;

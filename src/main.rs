@@ -3,8 +3,8 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use domain::command::Role;
-use domain::ports::Queue;
+use domain::actor::Role;
+use domain::queue::Queue;
 use infra::{Backend, Settings};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 
 mod support;
 
-use domain::command::Role;
-use domain::ports::{ATTR_TYPE, Queue};
+use domain::actor::Role;
+use domain::queue::{ATTR_TYPE, Queue};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -239,7 +239,7 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_queue_is_dead_lettered_at_once_and_the_fleet_keeps_serving() {
-    use domain::ports::{Attributes, OutgoingMessage};
+    use domain::queue::{Attributes, OutgoingMessage};
     let app = spawn().await;
     let garbage =
         OutgoingMessage::new("{not json".into(), Attributes::from([(ATTR_TYPE.into(), "booking.hold.place".into())]));
@@ -267,8 +267,9 @@ async fn garbage_on_the_queue_is_dead_lettered_at_once_and_the_fleet_keeps_servi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_requeues_a_command_whose_admitter_died() {
+    use domain::actor::Actor;
     use domain::clock;
-    use domain::command::{Actor, Command, CommandEnvelope};
+    use domain::command::{Command, CommandEnvelope};
     use domain::idempotency::{Fingerprint, IdempotencyKey};
     use domain::ids::{RequestId, UserId};
     use domain::ports::{Admission, StoredResponse};

@@ -13,7 +13,7 @@
 
 mod support;
 
-use domain::command::Role;
+use domain::actor::Role;
 use infra::Settings;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

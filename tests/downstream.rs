@@ -3,9 +3,9 @@
 
 mod support;
 
-use domain::command::Role;
+use domain::actor::Role;
 use domain::event::{CloudEvent, EventType};
-use domain::ports::Queue;
+use domain::queue::Queue;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::{TestApp, spawn, spawn_with};

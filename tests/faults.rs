@@ -4,7 +4,7 @@
 
 mod support;
 
-use domain::command::Role;
+use domain::actor::Role;
 use infra::faults::{Fault, Faults, Op};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -32,7 +32,7 @@ async fn a_bus_outage_delays_events_but_loses_none() {
     // Longer than max_receives (3) × the test backoff (≤ 100 ms) many times over.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(faults.hits(Op::Publish) > 0, "the relay did try the bus");
-    let dead = app.backend.queues.depth(domain::ports::Queue::BookingCommands.dlq()).await.unwrap();
+    let dead = app.backend.queues.depth(domain::queue::Queue::BookingCommands.dlq()).await.unwrap();
     assert_eq!(dead, 0, "nothing is dead-lettered for want of a bus");
     let backlog = app.backend.outbox.backlog().await.unwrap();
     assert!(backlog.pending >= seats.len() as u64, "the events wait in the outbox: {backlog:?}");

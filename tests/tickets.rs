@@ -3,8 +3,8 @@
 
 mod support;
 
-use domain::command::Role;
-use domain::ports::Queue;
+use domain::actor::Role;
+use domain::queue::Queue;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -6,13 +6,13 @@
 
 use crate::catalog::Show;
 use crate::clock::{Timestamp, rfc3339};
-use crate::command::{Actor, Command, CommandEnvelope, Role};
+use crate::command::{Command, CommandEnvelope};
 use crate::error::{BusinessError, PortError};
 use crate::event::{self, CloudEvent, EventType};
 use crate::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use crate::outbox::{Decision, ScheduledMessage};
 use crate::payment::PaymentReceipt;
-use crate::ports::CommandContext;
+use crate::request::CommandContext;
 use crate::request::Outcome;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -294,7 +294,7 @@ pub fn hold_rejected(
     let data = HoldRejectedData {
         show_id: show_id.clone(),
         seat_ids: seat_ids.to_vec(),
-        customer_id: ctx.actor.clone(),
+        customer_id: ctx.actor.sub.clone(),
         error: error.clone(),
     };
     let event = CloudEvent::new(
@@ -347,7 +347,7 @@ pub fn booking_confirmed(ctx: &CommandContext, booking: &Booking, hold_id: &Hold
 }
 
 pub fn booking_failed(ctx: &CommandContext, hold_id: &HoldId, error: BusinessError) -> (Outcome, Vec<CloudEvent>) {
-    let data = BookingFailedData { hold_id: hold_id.clone(), customer_id: ctx.actor.clone(), error: error.clone() };
+    let data = BookingFailedData { hold_id: hold_id.clone(), customer_id: ctx.actor.sub.clone(), error: error.clone() };
     let event = CloudEvent::new(
         EventType::BookingFailed,
         POOL,
@@ -403,7 +403,7 @@ pub fn decide_place(
     let hold = SeatHold {
         hold_id: HoldId::generate(),
         show_id: show_id.clone(),
-        customer_id: ctx.actor.clone(),
+        customer_id: ctx.actor.sub.clone(),
         seat_ids: requested.to_vec(),
         expires_at,
         status: HoldStatus::Active,
@@ -411,8 +411,7 @@ pub fn decide_place(
     };
     let expiry = CommandEnvelope {
         request_id: ctx.request_id.clone(),
-        // The expiry acts for nobody; it carries the hold's owner for the logs.
-        actor: Actor { sub: hold.customer_id.clone(), role: Role::Customer },
+        actor: ctx.actor.clone(),
         issued_at: ctx.now,
         command: Command::ExpireHold { hold_id: hold.hold_id.clone(), expires_at },
     };
@@ -425,7 +424,7 @@ pub fn decide_place(
 pub fn decide_release(ctx: &CommandContext, hold_id: &HoldId, hold: Option<&SeatHold>) -> (Option<SeatHold>, Decision) {
     let checked = match hold {
         None => Err(hold_not_found(hold_id)),
-        Some(hold) => hold.check_releasable(&ctx.actor, ctx.now).map(|()| hold),
+        Some(hold) => hold.check_releasable(&ctx.actor.sub, ctx.now).map(|()| hold),
     };
     match checked {
         Ok(hold) => (Some(hold.clone()), hold_released(ctx, hold).into()),
@@ -446,7 +445,7 @@ pub fn decide_confirm(
 ) -> (Option<Booking>, Decision) {
     let checked = match hold {
         None => Err(hold_not_found(hold_id)),
-        Some(hold) => hold.check_confirmable(&ctx.actor, ctx.now).and_then(|()| {
+        Some(hold) => hold.check_confirmable(&ctx.actor.sub, ctx.now).and_then(|()| {
             let still_held = hold.seat_ids.iter().all(|id| {
                 seats.iter().any(|s| &s.seat_id == id && s.booking_id.is_none() && s.hold_id.as_ref() == Some(hold_id))
             });
@@ -461,7 +460,7 @@ pub fn decide_confirm(
                 seat_ids: hold.seat_ids.clone(),
                 amount_cents: payment.amount_cents,
                 status: BookingStatus::Confirmed,
-                customer_id: ctx.actor.clone(),
+                customer_id: ctx.actor.sub.clone(),
                 created_at: ctx.now,
             };
             let decision = booking_confirmed(ctx, &booking, hold_id).into();
@@ -562,7 +561,8 @@ mod tests {
     }
 
     fn ctx(who: &str, now: i64) -> CommandContext {
-        CommandContext { request_id: "req_9".into(), actor: UserId::new(who), now: from_millis(now) }
+        let actor = crate::actor::Actor { sub: UserId::new(who), role: crate::actor::Role::Customer };
+        CommandContext { request_id: "req_9".into(), actor, now: from_millis(now) }
     }
 
     fn live_hold() -> SeatHold {

@@ -1,6 +1,7 @@
 //! Movies, shows and the seat layout of a show's auditorium.
 
 use crate::clock::{Timestamp, rfc3339};
+use crate::error::FieldError;
 use crate::ids::{MovieId, SeatId, ShowId};
 use serde::{Deserialize, Serialize};
 
@@ -47,19 +48,6 @@ pub struct Show {
 }
 
 /// A validation failure of client input: the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub reason: String,
-}
-
-impl FieldError {
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
-    }
-}
-
 pub fn validate_movie(title: &str, duration_min: u32) -> Result<(), FieldError> {
     let len = title.trim().chars().count();
     if len == 0 || len > 200 {

@@ -1,49 +1,11 @@
 //! Commands: what ingress admits and a pool's workers apply. One JSON message each.
 
+use crate::actor::Actor;
 use crate::clock::{Timestamp, rfc3339};
 use crate::ids::{HoldId, RequestId, SeatId, ShowId, TicketId, UserId};
-use crate::ports::Queue;
+use crate::queue::{ATTR_REQUEST_ID, ATTR_TYPE, Attributes, OutgoingMessage, Queue};
 use crate::ticket::{Priority, TicketChange, TicketStatus};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Customer,
-    Agent,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "customer",
-            Role::Agent => "agent",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "customer" => Role::Customer,
-            "agent" => Role::Agent,
-            "admin" => Role::Admin,
-            _ => return None,
-        })
-    }
-
-    /// Agents and admins act on everyone's resources; customers only on their own.
-    pub fn is_staff(self) -> bool {
-        matches!(self, Role::Agent | Role::Admin)
-    }
-}
-
-/// Who asked for a command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    pub sub: UserId,
-    pub role: Role,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -145,11 +107,21 @@ impl CommandEnvelope {
     pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(body)
     }
+
+    /// The message that carries this command, with its `type` and `request_id` attributes.
+    pub fn message(&self) -> OutgoingMessage {
+        let attributes = Attributes::from([
+            (ATTR_TYPE.to_owned(), self.command.type_name().to_owned()),
+            (ATTR_REQUEST_ID.to_owned(), self.request_id.to_string()),
+        ]);
+        OutgoingMessage::new(self.to_json(), attributes)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actor::Role;
     use crate::clock::from_millis;
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`catalog`], [`booking`]: movies, shows, seat layouts, holds, bookings and their rules.
 //! - [`ticket`]: support tickets, their state machine, audit trail and role rules.
 //! - [`request`], [`idempotency`]: the status document and the idempotency key + fingerprint.
-//! - [`command`], [`event`]: what flows through the queues and the topic.
+//! - [`actor`]: who acts (a user and their role).
+//! - [`command`], [`event`], [`queue`]: what flows through the queues and the topic.
 //! - [`payment`]: the mock payment provider (a card processor's sandbox).
 //! - [`notification`], [`report`]: what the downstream pools derive from events.
 //! - [`schema`]: the event catalog (JSON Schemas, AsyncAPI) generated from the types.
@@ -15,6 +16,7 @@
 //!
 //! Nothing here does I/O: the crate has no runtime, no SDK and no SQL.
 
+pub mod actor;
 pub mod booking;
 pub mod catalog;
 pub mod clock;
@@ -27,6 +29,7 @@ pub mod notification;
 pub mod outbox;
 pub mod payment;
 pub mod ports;
+pub mod queue;
 pub mod report;
 pub mod request;
 pub mod schema;

@@ -6,7 +6,7 @@
 use crate::clock::{Timestamp, rfc3339};
 use crate::command::CommandEnvelope;
 use crate::event::CloudEvent;
-use crate::ports::{Attributes, OutgoingMessage, Queue, QueueAddr};
+use crate::queue::{Attributes, OutgoingMessage, Queue, QueueAddr};
 use crate::request::Outcome;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,7 @@ pub struct ScheduledMessage {
 impl ScheduledMessage {
     /// A command for its pool's queue, invisible until `deliver_at`.
     pub fn command(envelope: &CommandEnvelope, deliver_at: Timestamp) -> Self {
-        let message = OutgoingMessage::command(envelope);
+        let message = envelope.message();
         Self {
             queue: envelope.command.queue().source().name(),
             body: message.body,
@@ -125,8 +125,9 @@ pub fn outbox_entries(events: &[CloudEvent], messages: &[ScheduledMessage]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actor::{Actor, Role};
     use crate::clock::from_millis;
-    use crate::command::{Actor, Command, Role};
+    use crate::command::Command;
     use crate::event::EventType;
     use crate::ids::UserId;
     use std::time::Duration;

@@ -1,141 +1,27 @@
 //! The ports: what Usher needs from a backend, in its own terms. `infra` implements each
 //! one twice (embedded SQLite, AWS) and runs both through the same contract suite.
 
+use crate::actor::Role;
 use crate::booking::{Booking, SeatHold, SeatRecord};
 use crate::catalog::{Movie, Show};
 use crate::clock::Timestamp;
-use crate::command::{Actor, CommandEnvelope, Role};
+use crate::command::CommandEnvelope;
 use crate::error::PortError;
-use crate::event::{CloudEvent, EventType};
+use crate::event::CloudEvent;
 use crate::idempotency::{Fingerprint, IdempotencyKey};
 use crate::ids::{BookingId, HoldId, MovieId, RequestId, SeatId, ShowId, TicketId, UserId};
 use crate::notification::Notification;
 use crate::outbox::{Decision, OutboxBacklog, OutboxItem};
 use crate::payment::PaymentReceipt;
+use crate::queue::{OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
 use crate::report::{DailyReport, ShowCounters, TicketStats};
-use crate::request::{RequestRecord, StatusDoc};
+use crate::request::{CommandContext, RequestRecord, StatusDoc};
 use crate::ticket::{Ticket, TicketChange, TicketCursor, TicketStatus};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------
 // Queues
-
-/// The logical queues. Each has a dead-letter queue beside it (`<name>-dlq`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Queue {
-    BookingCommands,
-    TicketCommands,
-    Notifications,
-    Analytics,
-}
-
-impl Queue {
-    pub const ALL: [Queue; 4] = [Queue::BookingCommands, Queue::TicketCommands, Queue::Notifications, Queue::Analytics];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Queue::BookingCommands => "booking-commands",
-            Queue::TicketCommands => "ticket-commands",
-            Queue::Notifications => "notifications",
-            Queue::Analytics => "analytics",
-        }
-    }
-
-    /// A logical name, with or without `-dlq`.
-    pub fn parse(name: &str) -> Option<Queue> {
-        let base = name.strip_suffix("-dlq").unwrap_or(name);
-        Self::ALL.into_iter().find(|q| q.name() == base)
-    }
-
-    pub fn source(self) -> QueueAddr {
-        QueueAddr { queue: self, dead: false }
-    }
-
-    pub fn dlq(self) -> QueueAddr {
-        QueueAddr { queue: self, dead: true }
-    }
-
-    /// The topic subscription (filter policy on `type`) that feeds this queue, if any.
-    /// `None` inside means every event type.
-    pub fn subscription(self) -> Option<Option<Vec<EventType>>> {
-        match self {
-            Queue::BookingCommands | Queue::TicketCommands => None,
-            Queue::Notifications => Some(Some(vec![
-                EventType::BookingConfirmed,
-                EventType::TicketAssigned,
-                EventType::TicketStatusChanged,
-                EventType::TicketCommented,
-            ])),
-            Queue::Analytics => Some(None),
-        }
-    }
-}
-
-/// A queue or its dead-letter queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct QueueAddr {
-    pub queue: Queue,
-    pub dead: bool,
-}
-
-impl QueueAddr {
-    pub fn name(self) -> String {
-        if self.dead { format!("{}-dlq", self.queue.name()) } else { self.queue.name().to_owned() }
-    }
-}
-
-/// Message attributes: string pairs, as SQS message attributes.
-pub type Attributes = BTreeMap<String, String>;
-
-/// The command or event type of a message.
-pub const ATTR_TYPE: &str = "type";
-/// The request a message belongs to, so operators can find its status document.
-pub const ATTR_REQUEST_ID: &str = "request_id";
-/// Set by the worker that dead-letters a message.
-pub const ATTR_FAILURE_REASON: &str = "failure_reason";
-pub const ATTR_FAILED_AT: &str = "failed_at";
-/// How many times the source queue delivered the message before it was dead-lettered.
-pub const ATTR_RECEIVE_COUNT: &str = "receive_count";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    pub body: String,
-    pub attributes: Attributes,
-    /// Invisible for this long after the send; adapters cap it at [`MessageQueue::max_delay`].
-    pub delay: Duration,
-}
-
-impl OutgoingMessage {
-    pub fn new(body: String, attributes: Attributes) -> Self {
-        Self { body, attributes, delay: Duration::ZERO }
-    }
-
-    pub fn command(envelope: &CommandEnvelope) -> Self {
-        let attributes = Attributes::from([
-            (ATTR_TYPE.to_owned(), envelope.command.type_name().to_owned()),
-            (ATTR_REQUEST_ID.to_owned(), envelope.request_id.to_string()),
-        ]);
-        Self::new(envelope.to_json(), attributes)
-    }
-}
-
-/// Proof of one receive; deleting or re-timing the message needs the latest one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Receipt(pub String);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceivedMessage {
-    pub message_id: String,
-    pub receipt: Receipt,
-    pub body: String,
-    pub attributes: Attributes,
-    /// How many times this message has been received, this receive included (SQS's
-    /// `ApproximateReceiveCount`). The worker dead-letters on the last allowed one.
-    pub receive_count: u32,
-    pub sent_at: Timestamp,
-}
 
 /// SQS-shaped queues, at-least-once.
 ///
@@ -271,14 +157,6 @@ pub enum Abandoned {
     Freed,
     /// The command is (or will be) queued after all: answer this.
     Kept(StoredResponse),
-}
-
-/// The context of one command being applied.
-#[derive(Debug, Clone)]
-pub struct CommandContext {
-    pub request_id: RequestId,
-    pub actor: UserId,
-    pub now: Timestamp,
 }
 
 /// Idempotency records and status documents.
@@ -434,7 +312,7 @@ pub trait TicketStore: Send + Sync {
     /// [`crate::ticket::created`].
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError>;
 
-    /// Applies `change` for `actor` with [`crate::ticket::decide`] to the ticket as stored,
+    /// Applies `change` for `ctx.actor` with [`crate::ticket::decide`] to the ticket as stored,
     /// and writes the result back only if the stored version is still the one it read
     /// (for an assignment, `is_agent` of the target is read too). A lost race is retried
     /// against the fresh ticket, never written over it; an adapter that keeps losing
@@ -442,7 +320,6 @@ pub trait TicketStore: Send + Sync {
     async fn change_ticket(
         &self,
         ctx: &CommandContext,
-        actor: &Actor,
         ticket_id: &TicketId,
         change: &TicketChange,
     ) -> Result<Completion, PortError>;

@@ -1,5 +1,6 @@
 //! The status document: what a client polls after a 202.
 
+use crate::actor::Actor;
 use crate::clock::{Timestamp, rfc3339};
 use crate::error::BusinessError;
 use crate::event::{CloudEvent, EventType};
@@ -94,6 +95,15 @@ impl StatusDoc {
         };
         Self { status, result, error, updated_at: now, ..self.clone() }
     }
+}
+
+/// The context of one command being applied: which request, who asked, and the time the
+/// worker decides it at.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub request_id: RequestId,
+    pub actor: Actor,
+    pub now: Timestamp,
 }
 
 /// How a command ended.

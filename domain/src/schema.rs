@@ -6,7 +6,7 @@
 use crate::booking::{BookingConfirmedData, BookingFailedData, HoldEndedData, HoldPlacedData, HoldRejectedData};
 use crate::event::EventType;
 use crate::notification::NotificationSentData;
-use crate::ports::Queue;
+use crate::queue::{Queue, Subscription};
 use crate::request::DeadLetteredData;
 use crate::ticket::{TicketAssignedData, TicketCommentedData, TicketCreatedData, TicketStatusChangedData};
 use schemars::{JsonSchema, SchemaGenerator};
@@ -118,11 +118,13 @@ pub fn asyncapi() -> Value {
         }),
     );
     for queue in Queue::ALL {
-        let Some(filter) = queue.subscription() else { continue };
-        let types: Vec<EventType> = filter.unwrap_or_else(|| EventType::ALL.to_vec());
-        let policy = match queue.subscription().flatten() {
-            Some(ts) => json!({ "type": ts.iter().map(|t| t.as_str()).collect::<Vec<_>>() }),
-            None => json!(null),
+        let (types, policy) = match queue.subscription() {
+            Subscription::None => continue,
+            Subscription::Every => (EventType::ALL.to_vec(), json!(null)),
+            Subscription::Only(ts) => {
+                let policy = json!({ "type": ts.iter().map(|t| t.as_str()).collect::<Vec<_>>() });
+                (ts, policy)
+            }
         };
         let refs: Map<String, Value> = types
             .iter()

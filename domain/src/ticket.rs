@@ -5,13 +5,13 @@
 //! change that another action causes is an entry of its own), and `version` counts the
 //! entries, so replaying the history reproduces both the status and the version.
 
-use crate::catalog::FieldError;
+use crate::actor::{Actor, Role};
 use crate::clock::{Timestamp, rfc3339};
-use crate::command::{Actor, Role};
 use crate::error::BusinessError;
+use crate::error::FieldError;
 use crate::event::{self, CloudEvent, EventType};
 use crate::ids::{CommentId, TicketId, UserId};
-use crate::ports::CommandContext;
+use crate::request::CommandContext;
 use crate::request::Outcome;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -211,7 +211,7 @@ impl Ticket {
             subject: subject.to_owned(),
             description: description.to_owned(),
             priority,
-            requester: ctx.actor.clone(),
+            requester: ctx.actor.sub.clone(),
             assignee: None,
             status: TicketStatus::New,
             version: 0,
@@ -245,15 +245,15 @@ impl Ticket {
         self
     }
 
-    /// Applies one change for `actor`, appending a history entry per change. On error the
-    /// ticket is left as it was. `assignee_is_agent` answers for an assignment's target.
+    /// Applies one change for `ctx.actor`, appending a history entry per change. On error
+    /// the ticket is left as it was. `assignee_is_agent` answers for an assignment's target.
     pub fn apply(
         &mut self,
         ctx: &CommandContext,
-        actor: &Actor,
         change: &TicketChange,
         assignee_is_agent: bool,
     ) -> Result<Applied, BusinessError> {
+        let actor = &ctx.actor;
         if !self.visible_to(&actor.sub, actor.role) {
             return Err(ticket_not_found(&self.ticket_id));
         }
@@ -313,7 +313,7 @@ impl Ticket {
     }
 
     fn record(&mut self, ctx: &CommandContext, action: Action, from: Option<String>, to: Option<String>) {
-        self.history.push(HistoryEntry { at: ctx.now, actor: ctx.actor.clone(), action, from, to });
+        self.history.push(HistoryEntry { at: ctx.now, actor: ctx.actor.sub.clone(), action, from, to });
         self.version += 1;
         self.updated_at = ctx.now;
     }
@@ -479,7 +479,7 @@ pub struct TicketCommentedData {
 // it. Both adapters call these inside their transaction, so the two backends agree.
 
 pub fn created(ctx: &CommandContext, ticket: &Ticket) -> (Outcome, Vec<CloudEvent>) {
-    let data = event::data(&TicketCreatedData { ticket: ticket.snapshot(&ctx.actor) });
+    let data = event::data(&TicketCreatedData { ticket: ticket.snapshot(&ctx.actor.sub) });
     let event = CloudEvent::new(
         EventType::TicketCreated,
         POOL,
@@ -502,7 +502,6 @@ pub struct Decision {
 
 pub fn decide(
     ctx: &CommandContext,
-    actor: &Actor,
     ticket_id: &TicketId,
     current: Option<&Ticket>,
     change: &TicketChange,
@@ -512,7 +511,7 @@ pub fn decide(
         return Decision { outcome: Outcome::Failed(ticket_not_found(ticket_id)), events: Vec::new(), write: None };
     };
     let mut next = current.clone();
-    match next.apply(ctx, actor, change, assignee_is_agent) {
+    match next.apply(ctx, change, assignee_is_agent) {
         Ok(applied) => {
             let write = (next.version != current.version).then_some(next);
             Decision { outcome: Outcome::Succeeded(applied.result), events: applied.events, write }
@@ -580,7 +579,11 @@ mod tests {
     use TicketStatus::*;
 
     fn ctx(who: &str) -> CommandContext {
-        CommandContext { request_id: "req_1".into(), actor: UserId::new(who), now: from_millis(1_000) }
+        acting(&actor(who, Role::Customer))
+    }
+
+    fn acting(actor: &Actor) -> CommandContext {
+        CommandContext { request_id: "req_1".into(), actor: actor.clone(), now: from_millis(1_000) }
     }
 
     fn actor(who: &str, role: Role) -> Actor {
@@ -660,8 +663,7 @@ mod tests {
                 for to in TicketStatus::ALL {
                     let mut t = ticket(from, true);
                     let before = t.clone();
-                    let got =
-                        t.apply(&ctx(who.sub.as_str()), who, &TicketChange::Transition { to, comment: None }, false);
+                    let got = t.apply(&acting(who), &TicketChange::Transition { to, comment: None }, false);
                     let expected = if !own && who.role == Role::Customer {
                         Some("ticket_not_found")
                     } else if from == Closed {
@@ -698,8 +700,7 @@ mod tests {
     fn assigning_a_new_ticket_opens_it_in_two_entries() {
         let mut t = ticket(New, false);
         let admin = actor("root", Role::Admin);
-        let applied =
-            t.apply(&ctx("root"), &admin, &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap();
+        let applied = t.apply(&acting(&admin), &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap();
         assert_eq!(t.status, Open);
         assert_eq!(t.assignee, Some(UserId::new("ann")));
         let actions: Vec<Action> = t.history.iter().map(|h| h.action).collect();
@@ -712,12 +713,11 @@ mod tests {
         assert_ne!(applied.events[0].id, applied.events[1].id);
         assert_eq!(applied.result, json!({"ticket_id": t.ticket_id, "assignee": "ann"}));
         // Reassigning changes the assignee only; assigning the same agent changes nothing.
-        let applied =
-            t.apply(&ctx("root"), &admin, &TicketChange::Assign { agent_id: UserId::new("ben") }, true).unwrap();
+        let applied = t.apply(&acting(&admin), &TicketChange::Assign { agent_id: UserId::new("ben") }, true).unwrap();
         assert_eq!(applied.events.len(), 1);
         assert_eq!(applied.events[0].data["previous_assignee"], "ann");
         let v = t.version;
-        let same = t.apply(&ctx("root"), &admin, &TicketChange::Assign { agent_id: UserId::new("ben") }, true).unwrap();
+        let same = t.apply(&acting(&admin), &TicketChange::Assign { agent_id: UserId::new("ben") }, true).unwrap();
         assert!(same.events.is_empty());
         assert_eq!(t.version, v);
     }
@@ -726,18 +726,15 @@ mod tests {
     fn assignment_rules() {
         let agent = actor("ann", Role::Agent);
         let mut t = ticket(Open, false);
-        let err =
-            t.apply(&ctx("ann"), &agent, &TicketChange::Assign { agent_id: UserId::new("zed") }, false).unwrap_err();
+        let err = t.apply(&acting(&agent), &TicketChange::Assign { agent_id: UserId::new("zed") }, false).unwrap_err();
         assert_eq!(err.code, "not_an_agent");
         assert_eq!(err.extra["agent_id"], "zed");
         let alice = actor("alice", Role::Customer);
-        let err =
-            t.apply(&ctx("alice"), &alice, &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap_err();
+        let err = t.apply(&acting(&alice), &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap_err();
         assert_eq!(err.code, "forbidden");
         let mut closed = ticket(Closed, true);
-        let err = closed
-            .apply(&ctx("ann"), &agent, &TicketChange::Assign { agent_id: UserId::new("ann") }, true)
-            .unwrap_err();
+        let err =
+            closed.apply(&acting(&agent), &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap_err();
         assert_eq!(err.code, "ticket_closed");
     }
 
@@ -746,7 +743,7 @@ mod tests {
         let alice = actor("alice", Role::Customer);
         for from in TicketStatus::ALL {
             let mut t = ticket(from, true);
-            let got = t.apply(&ctx("alice"), &alice, &TicketChange::Comment { body: "hi".into(), public: true }, false);
+            let got = t.apply(&acting(&alice), &TicketChange::Comment { body: "hi".into(), public: true }, false);
             if from == Closed {
                 assert_eq!(got.unwrap_err().code, "ticket_closed");
                 continue;
@@ -766,13 +763,8 @@ mod tests {
         }
         // An agent's comment changes no status and is the first response.
         let mut t = ticket(Pending, true);
-        t.apply(
-            &ctx("ann"),
-            &actor("ann", Role::Agent),
-            &TicketChange::Comment { body: "x".into(), public: true },
-            false,
-        )
-        .unwrap();
+        t.apply(&acting(&actor("ann", Role::Agent)), &TicketChange::Comment { body: "x".into(), public: true }, false)
+            .unwrap();
         assert_eq!(t.status, Pending);
         assert_eq!(t.first_response_at, Some(from_millis(1_000)));
     }
@@ -783,15 +775,13 @@ mod tests {
         let alice = actor("alice", Role::Customer);
         let agent = actor("ann", Role::Agent);
         let mut t = ticket(Open, true);
-        let err =
-            t.apply(&ctx("bob"), &bob, &TicketChange::Comment { body: "x".into(), public: true }, false).unwrap_err();
+        let err = t.apply(&acting(&bob), &TicketChange::Comment { body: "x".into(), public: true }, false).unwrap_err();
         assert_eq!(err.code, "ticket_not_found");
-        let err = t
-            .apply(&ctx("alice"), &alice, &TicketChange::Comment { body: "x".into(), public: false }, false)
-            .unwrap_err();
+        let err =
+            t.apply(&acting(&alice), &TicketChange::Comment { body: "x".into(), public: false }, false).unwrap_err();
         assert_eq!(err.code, "forbidden");
-        t.apply(&ctx("ann"), &agent, &TicketChange::Comment { body: "secret".into(), public: false }, false).unwrap();
-        t.apply(&ctx("ann"), &agent, &TicketChange::Comment { body: "hello".into(), public: true }, false).unwrap();
+        t.apply(&acting(&agent), &TicketChange::Comment { body: "secret".into(), public: false }, false).unwrap();
+        t.apply(&acting(&agent), &TicketChange::Comment { body: "hello".into(), public: true }, false).unwrap();
         assert_eq!(t.comments.len(), 2);
         let seen = t.clone().redacted_for(Role::Customer);
         assert_eq!(seen.comments.len(), 1);
@@ -805,7 +795,7 @@ mod tests {
         let mut t = ticket(Open, true);
         let agent = actor("ann", Role::Agent);
         let change = TicketChange::Transition { to: Solved, comment: Some("fixed".into()) };
-        let applied = t.apply(&ctx("ann"), &agent, &change, false).unwrap();
+        let applied = t.apply(&acting(&agent), &change, false).unwrap();
         assert_eq!(t.status, Solved);
         assert_eq!(t.solved_at, Some(from_millis(1_000)));
         assert_eq!(applied.result["status"], "solved");
@@ -815,7 +805,7 @@ mod tests {
         // A customer reopening with a comment: the move first, so the comment reopens nothing.
         let alice = actor("alice", Role::Customer);
         let change = TicketChange::Transition { to: Open, comment: Some("not fixed".into()) };
-        t.apply(&ctx("alice"), &alice, &change, false).unwrap();
+        t.apply(&acting(&alice), &change, false).unwrap();
         assert_eq!(t.status, Open);
         assert_eq!(t.history.len() as u64, t.version);
     }
@@ -831,7 +821,7 @@ mod tests {
             TicketChange::Transition { to: Solved, comment: None },
             TicketChange::Transition { to: Closed, comment: None },
         ] {
-            t.apply(&ctx("ann"), &agent, &change, true).unwrap();
+            t.apply(&acting(&agent), &change, true).unwrap();
         }
         let replayed = t
             .history
@@ -860,14 +850,13 @@ mod tests {
         // Each change's data reads back as its typed schema.
         let mut t = ticket(New, false);
         let admin = actor("root", Role::Admin);
-        let assigned =
-            t.apply(&ctx("root"), &admin, &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap();
+        let assigned = t.apply(&acting(&admin), &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap();
         let data: TicketAssignedData = serde_json::from_value(assigned.events[0].data.clone()).unwrap();
         assert_eq!((data.ticket.assignee, data.previous_assignee), (Some(UserId::new("ann")), None));
         let data: TicketStatusChangedData = serde_json::from_value(assigned.events[1].data.clone()).unwrap();
         assert_eq!((data.from, data.to, data.ticket.status), (New, Open, Open));
         let note = TicketChange::Comment { body: "note".into(), public: false };
-        let commented = t.apply(&ctx("root"), &admin, &note, false).unwrap();
+        let commented = t.apply(&acting(&admin), &note, false).unwrap();
         let data: TicketCommentedData = serde_json::from_value(commented.events[0].data.clone()).unwrap();
         assert_eq!((data.author_role, data.public, data.ticket.version), (Role::Admin, false, 4));
     }
@@ -875,8 +864,7 @@ mod tests {
     #[test]
     fn a_missing_ticket_is_a_business_failure() {
         let d = decide(
-            &ctx("ann"),
-            &actor("ann", Role::Agent),
+            &acting(&actor("ann", Role::Agent)),
             &TicketId::from("tkt_x"),
             None,
             &TicketChange::Comment { body: "x".into(), public: true },

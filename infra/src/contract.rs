@@ -8,21 +8,21 @@
 //! Each check takes a fresh backend, so they run in parallel against one server.
 
 use crate::Backend;
+use domain::actor::{Actor, Role};
 use domain::booking::SeatState;
 use domain::catalog::{Auditorium, Movie, Show};
 use domain::clock::{self, Timestamp};
-use domain::command::{Actor, Command, CommandEnvelope, Role};
+use domain::command::{Command, CommandEnvelope};
 use domain::event::{CloudEvent, EventType};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::{HoldId, MovieId, NotificationId, RequestId, SeatId, ShowId, TicketId, UserId};
 use domain::notification::Notification;
 use domain::outbox::{Decision, OutboxBacklog, OutboxEntry, ScheduledMessage};
 use domain::payment::PaymentReceipt;
-use domain::ports::{
-    ATTR_TYPE, Abandoned, Admission, Admitted, Attributes, CommandContext, Completion, OutgoingMessage, Queue,
-    QueueAddr, StoredResponse, TicketQuery,
-};
+use domain::ports::{Abandoned, Admission, Admitted, Completion, StoredResponse, TicketQuery};
+use domain::queue::{ATTR_TYPE, Attributes, OutgoingMessage, Queue, QueueAddr};
 use domain::report::{DailyReport, ShowCounters, TicketStats};
+use domain::request::CommandContext;
 use domain::request::{Outcome, RequestStatus, StatusDoc};
 use domain::ticket::{Action, Priority, Ticket, TicketChange, TicketStatus};
 use serde_json::json;
@@ -65,7 +65,7 @@ const Q: QueueAddr = QueueAddr { queue: Queue::BookingCommands, dead: false };
 const VIS: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(2);
 
-async fn drain(b: &Backend, q: QueueAddr, expect: usize) -> Vec<domain::ports::ReceivedMessage> {
+async fn drain(b: &Backend, q: QueueAddr, expect: usize) -> Vec<domain::queue::ReceivedMessage> {
     let mut got = Vec::new();
     for _ in 0..20 {
         if got.len() >= expect {
@@ -181,7 +181,7 @@ pub async fn fan_out_by_filter(b: Backend) {
     b.bus.publish(&events).await.unwrap();
     let analytics = drain(&b, Queue::Analytics.source(), 3).await;
     let notifications = drain(&b, Queue::Notifications.source(), 2).await;
-    let types = |ms: &[domain::ports::ReceivedMessage]| -> BTreeSet<String> {
+    let types = |ms: &[domain::queue::ReceivedMessage]| -> BTreeSet<String> {
         ms.iter().map(|m| m.attributes[ATTR_TYPE].clone()).collect()
     };
     assert_eq!(analytics.len(), 3, "analytics takes every type");
@@ -392,7 +392,8 @@ async fn show(b: &Backend, rows: u32, per_row: u32) -> ShowId {
 }
 
 fn ctx(id: &RequestId, who: &str) -> CommandContext {
-    CommandContext { request_id: id.clone(), actor: UserId::new(who), now: clock::now() }
+    let actor = Actor { sub: UserId::new(who), role: Role::Customer };
+    CommandContext { request_id: id.clone(), actor, now: clock::now() }
 }
 
 fn seats(ids: &[&str]) -> Vec<SeatId> {
@@ -910,7 +911,8 @@ async fn new_ticket(b: &Backend, requester: &str, subject: &str) -> (TicketId, C
 
 async fn change(b: &Backend, who: &Actor, ticket_id: &TicketId, change: TicketChange) -> Completion {
     let id = admitted(b, who.sub.as_str()).await;
-    b.tickets.change_ticket(&ctx(&id, who.sub.as_str()), who, ticket_id, &change).await.unwrap()
+    let ctx = CommandContext { actor: who.clone(), ..ctx(&id, who.sub.as_str()) };
+    b.tickets.change_ticket(&ctx, ticket_id, &change).await.unwrap()
 }
 
 fn code(c: &Completion) -> &str {

@@ -20,9 +20,10 @@ use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use domain::outbox::Decision;
 use domain::payment::PaymentReceipt;
 use domain::ports::{
-    Abandoned, Admission, Admitted, BookingStore, CommandContext, Completion, EventBus, MessageQueue, OutgoingMessage,
-    QueueAddr, Receipt, ReceivedMessage, RequestStore, Stranded,
+    Abandoned, Admission, Admitted, BookingStore, Completion, EventBus, MessageQueue, RequestStore, Stranded,
 };
+use domain::queue::{OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
+use domain::request::CommandContext;
 use domain::request::RequestRecord;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

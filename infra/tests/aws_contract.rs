@@ -8,7 +8,7 @@
 
 use domain::clock;
 use domain::event::{CloudEvent, EventType};
-use domain::ports::Queue;
+use domain::queue::Queue;
 use infra::{Backend, Settings};
 use serde_json::json;
 use std::collections::BTreeSet;

@@ -14,7 +14,7 @@ infra::port_contract_tests!(fresh);
 
 #[tokio::test]
 async fn reopening_the_file_keeps_every_commit() {
-    use domain::ports::{ATTR_TYPE, Attributes, OutgoingMessage, Queue};
+    use domain::queue::{ATTR_TYPE, Attributes, OutgoingMessage, Queue};
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings::embedded(dir.path());
     {

@@ -7,7 +7,7 @@ use crate::problem::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use domain::command::{Actor, Role};
+use domain::actor::{Actor, Role};
 use domain::ids::UserId;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

@@ -14,7 +14,7 @@ use domain::clock;
 use domain::command::{Command, CommandEnvelope};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::RequestId;
-use domain::ports::{Abandoned, Admission, Admitted, OutgoingMessage, StoredResponse};
+use domain::ports::{Abandoned, Admission, Admitted, StoredResponse};
 use domain::request::{ADMISSION_GRACE, StatusDoc};
 use serde::Serialize;
 use serde_json::Value;
@@ -140,7 +140,7 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
 /// the periodic sweep of unqueued requests re-sends it and workers dedupe by request id.
 async fn enqueue(state: &AppState, envelope: &CommandEnvelope) -> Result<(), PortError> {
     let queue = envelope.command.queue().source();
-    state.backend.queues.send_batch(queue, vec![OutgoingMessage::command(envelope)]).await?;
+    state.backend.queues.send_batch(queue, vec![envelope.message()]).await?;
     if let Err(e) = state.backend.requests.mark_queued(std::slice::from_ref(&envelope.request_id)).await {
         tracing::warn!(request_id = %envelope.request_id, error = %e, "command queued but not marked queued");
     }

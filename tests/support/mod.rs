@@ -3,7 +3,7 @@
 
 pub mod dev;
 
-use domain::command::Role;
+use domain::actor::Role;
 use infra::{Backend, Settings};
 use ingress::auth::{JwtSecret, mint_token};
 use serde_json::{Value, json};

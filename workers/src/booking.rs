@@ -12,7 +12,9 @@ use domain::error::BusinessError;
 use domain::ids::HoldId;
 use domain::outbox::Decision;
 use domain::payment::{self, PaymentError};
-use domain::ports::{CommandContext, Completion, OutgoingMessage, Queue, ReceivedMessage};
+use domain::ports::Completion;
+use domain::queue::{Queue, ReceivedMessage};
+use domain::request::CommandContext;
 use domain::request::RequestStatus;
 use infra::Backend;
 use std::time::Duration;
@@ -35,7 +37,7 @@ impl BookingPool {
         // becomes confirmable again, so nothing is authorized for it.
         let checked = match self.backend.bookings.hold(hold_id).await? {
             None => Err(booking::hold_not_found(hold_id)),
-            Some(hold) => hold.check_confirmable(&ctx.actor, ctx.now).map(|()| hold),
+            Some(hold) => hold.check_confirmable(&ctx.actor.sub, ctx.now).map(|()| hold),
         };
         let hold = match checked {
             Ok(hold) => hold,
@@ -77,7 +79,7 @@ impl BookingPool {
     ) -> Result<Effects, HandlerError> {
         let now = clock::now();
         if expires_at > now {
-            let mut again = OutgoingMessage::command(envelope);
+            let mut again = envelope.message();
             again.delay = (expires_at - now).try_into().unwrap_or(Duration::ZERO);
             return Ok(Effects { follow_ups: vec![(Queue::BookingCommands.source(), again)] });
         }

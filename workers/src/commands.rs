@@ -6,7 +6,8 @@ use domain::PortError;
 use domain::clock;
 use domain::command::CommandEnvelope;
 use domain::ids::RequestId;
-use domain::ports::{ATTR_REQUEST_ID, CommandContext, ReceivedMessage};
+use domain::queue::{ATTR_REQUEST_ID, ReceivedMessage};
+use domain::request::CommandContext;
 use infra::Backend;
 
 /// The command in a message and the context it is applied in. A body that does not parse
@@ -14,11 +15,8 @@ use infra::Backend;
 pub fn parse(message: &ReceivedMessage) -> Result<(CommandEnvelope, CommandContext), HandlerError> {
     let envelope =
         CommandEnvelope::parse(&message.body).map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
-    let ctx = CommandContext {
-        request_id: envelope.request_id.clone(),
-        actor: envelope.actor.sub.clone(),
-        now: clock::now(),
-    };
+    let ctx =
+        CommandContext { request_id: envelope.request_id.clone(), actor: envelope.actor.clone(), now: clock::now() };
     Ok((envelope, ctx))
 }
 

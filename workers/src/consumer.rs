@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
 use domain::error::Disposition;
-use domain::ports::{
+use domain::queue::{
     ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, OutgoingMessage, Queue, QueueAddr, Receipt,
     ReceivedMessage,
 };

@@ -4,7 +4,7 @@
 use domain::PortError;
 use domain::clock;
 use domain::ids::RequestId;
-use domain::ports::{
+use domain::queue::{
     ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, ATTR_REQUEST_ID, ATTR_TYPE, OutgoingMessage, Queue,
     Receipt, ReceivedMessage,
 };

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use domain::PortError;
 use domain::event::CloudEvent;
 use domain::notification;
-use domain::ports::ReceivedMessage;
+use domain::queue::ReceivedMessage;
 use infra::Backend;
 
 fn parse(message: &ReceivedMessage) -> Result<CloudEvent, HandlerError> {

@@ -10,7 +10,7 @@ use crate::backoff::Backoff;
 use domain::PortError;
 use domain::clock;
 use domain::outbox::{OutboxEntry, OutboxItem};
-use domain::ports::{OutgoingMessage, QueueAddr};
+use domain::queue::{OutgoingMessage, QueueAddr};
 use infra::Backend;
 use std::collections::HashMap;
 use std::time::Duration;

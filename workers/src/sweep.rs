@@ -12,7 +12,7 @@
 use crate::commands::mark_dead_lettered;
 use domain::clock;
 use domain::command::CommandEnvelope;
-use domain::ports::{ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, OutgoingMessage, Queue};
+use domain::queue::{ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, Queue};
 use infra::Backend;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -95,7 +95,7 @@ impl Sweeper {
             }
         }
         for (queue, commands) in by_queue {
-            let messages = commands.iter().map(OutgoingMessage::command).collect();
+            let messages = commands.iter().map(CommandEnvelope::message).collect();
             if let Err(e) = self.backend.queues.send_batch(queue.source(), messages).await {
                 tracing::warn!(queue = queue.name(), error = %e, "cannot re-queue stranded commands");
                 report.failures += 1;

@@ -6,7 +6,7 @@ use crate::consumer::{Effects, Handler, HandlerError};
 use async_trait::async_trait;
 use domain::PortError;
 use domain::command::Command;
-use domain::ports::ReceivedMessage;
+use domain::queue::ReceivedMessage;
 use domain::ticket::{POOL, Ticket};
 use infra::Backend;
 
@@ -39,7 +39,7 @@ impl Handler for TicketPool {
                 tickets.create_ticket(&ctx, &Ticket::new(&ctx, subject, description, *priority)).await?
             }
             command => match command.ticket_change() {
-                Some((ticket_id, change)) => tickets.change_ticket(&ctx, &envelope.actor, ticket_id, &change).await?,
+                Some((ticket_id, change)) => tickets.change_ticket(&ctx, ticket_id, &change).await?,
                 None => {
                     return Err(HandlerError::Poison(format!("{} is not a ticket command", command.type_name())));
                 }

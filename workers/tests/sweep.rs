@@ -1,14 +1,13 @@
 //! The sweep and the DLQ purge, driven directly (`Sweeper::sweep_once`,
 //! `DeadLetters::purge`) on the embedded backend, with faults where a hole needs one.
 
+use domain::actor::{Actor, Role};
 use domain::clock;
-use domain::command::{Actor, Command, CommandEnvelope, Role};
+use domain::command::{Command, CommandEnvelope};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::{HoldId, RequestId, UserId};
-use domain::ports::{
-    ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, Admission, Admitted, Attributes, OutgoingMessage, Queue,
-    StoredResponse,
-};
+use domain::ports::{Admission, Admitted, StoredResponse};
+use domain::queue::{ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, Attributes, OutgoingMessage, Queue};
 use domain::request::RequestStatus;
 use infra::faults::{Fault, Faults, Op};
 use infra::{Backend, Settings};

@@ -60,7 +60,8 @@ mod tests {
     use domain::clock;
     use domain::event::{CloudEvent, EventType};
     use domain::ids::RequestId;
-    use domain::ports::{EventBus, MessageQueue, Queue, RequestStore};
+    use domain::ports::{EventBus, MessageQueue, RequestStore};
+    use domain::queue::Queue;
     use std::time::Duration;
 
     /// Nobody listens on the endpoint: every port reports the backend unavailable (what

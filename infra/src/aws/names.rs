@@ -1,7 +1,7 @@
 //! Resource names: everything Usher creates on AWS carries the `USHER_ENV` prefix, so
 //! several environments (and test runs) share one account without touching each other.
 
-use domain::ports::QueueAddr;
+use domain::queue::QueueAddr;
 
 /// The tables, by what they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::ports::Queue;
+    use domain::queue::Queue;
 
     #[test]
     fn names_follow_the_contract() {

@@ -11,7 +11,8 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use domain::PortError;
 use domain::event::{CloudEvent, EventType};
-use domain::ports::{ATTR_TYPE, EventBus, Queue};
+use domain::ports::EventBus;
+use domain::queue::{ATTR_TYPE, Queue, Subscription};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -155,8 +156,8 @@ async fn find_topic(client: &Client, name: &str) -> Result<Option<String>, PortE
 
 /// The filter policy of a subscription: `{"type": [..]}` on the message attribute, or
 /// none for a queue that takes every event.
-fn filter_policy(types: &Option<Vec<EventType>>) -> Option<Value> {
-    types.as_ref().map(|types| json!({ ATTR_TYPE: types.iter().map(|t| t.as_str()).collect::<Vec<_>>() }))
+fn filter_policy(types: &[EventType]) -> Value {
+    json!({ ATTR_TYPE: types.iter().map(|t| t.as_str()).collect::<Vec<_>>() })
 }
 
 /// Lets the topic, and only the topic, send to the queue.
@@ -189,15 +190,16 @@ pub(crate) async fn setup(
 
     let existing = subscriptions(client, topic_arn).await?;
     for queue in Queue::ALL {
-        let Some(types) = queue.subscription() else {
-            continue;
+        let wanted = match queue.subscription() {
+            Subscription::None => continue,
+            Subscription::Every => None,
+            Subscription::Only(types) => Some(filter_policy(&types)),
         };
         let Some(info) = queues.get(&queue) else {
             return Err(PortError::Invalid(format!("queue {} was not set up", queue.name())));
         };
         let policy = queue_policy(&info.arn, topic_arn).to_string();
         set_queue_attributes(sqs, &info.url, &[(aws_sdk_sqs::types::QueueAttributeName::Policy, policy)]).await?;
-        let wanted = filter_policy(&types);
         match existing.get(&info.arn) {
             Some(subscription_arn) => reconcile(client, topic_arn, subscription_arn, &info.arn, wanted).await?,
             None => subscribe(client, topic_arn, &info.arn, wanted).await?,
@@ -305,8 +307,7 @@ mod tests {
 
     #[test]
     fn filter_policies_match_on_the_type_attribute() {
-        assert_eq!(filter_policy(&None), None);
-        let policy = filter_policy(&Some(vec![EventType::BookingConfirmed])).unwrap();
+        let policy = filter_policy(&[EventType::BookingConfirmed]);
         assert_eq!(policy, json!({"type": ["usher.booking.confirmed"]}));
     }
 

@@ -12,7 +12,8 @@ use aws_sdk_sqs::types::{
 };
 use domain::PortError;
 use domain::clock::{self, Timestamp};
-use domain::ports::{Attributes, MessageQueue, OutgoingMessage, Queue, QueueAddr, Receipt, ReceivedMessage};
+use domain::ports::MessageQueue;
+use domain::queue::{Attributes, OutgoingMessage, Queue, QueueAddr, Receipt, ReceivedMessage};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::OnceCell;

@@ -14,7 +14,8 @@ use domain::event::CloudEvent;
 use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use domain::outbox::outbox_entries;
 use domain::payment::PaymentReceipt;
-use domain::ports::{BookingStore, CommandContext, Completion};
+use domain::ports::{BookingStore, Completion};
+use domain::request::CommandContext;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn hold_from(r: &Row<'_>) -> rusqlite::Result<(SeatHold, String, String)> {

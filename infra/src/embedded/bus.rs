@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
 use domain::event::CloudEvent;
-use domain::ports::{ATTR_TYPE, Attributes, EventBus, OutgoingMessage, Queue, QueueAddr};
+use domain::ports::EventBus;
+use domain::queue::{ATTR_TYPE, Attributes, OutgoingMessage, Queue, QueueAddr};
 use rusqlite::{Connection, params};
 use std::path::Path;
 
@@ -30,8 +31,11 @@ pub(super) fn ensure_subscriptions(path: &Path) -> Result<Vec<Subscription>, Por
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;
     let mut subscriptions = Vec::new();
     for queue in Queue::ALL {
-        let Some(filter) = queue.subscription() else { continue };
-        let types: Option<Vec<String>> = filter.map(|ts| ts.iter().map(|t| t.as_str().to_owned()).collect());
+        let types: Option<Vec<String>> = match queue.subscription() {
+            domain::queue::Subscription::None => continue,
+            domain::queue::Subscription::Every => None,
+            domain::queue::Subscription::Only(ts) => Some(ts.iter().map(|t| t.as_str().to_owned()).collect()),
+        };
         let stored = types.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
         conn.execute(
             "INSERT INTO subscriptions (queue, types) VALUES (?1, ?2)

@@ -166,7 +166,7 @@ fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError>
     let schema = [SCHEMA, notifications::SCHEMA, analytics::SCHEMA, outbox::SCHEMA].concat();
     let db = Db::open(path, &schema)?;
     let subscriptions = bus::ensure_subscriptions(path)?;
-    let arrivals = domain::ports::Queue::ALL
+    let arrivals = domain::queue::Queue::ALL
         .into_iter()
         .flat_map(|q| [q.source(), q.dlq()])
         .map(|addr| (addr.name(), Arc::new(Notify::new())))

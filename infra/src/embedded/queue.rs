@@ -7,7 +7,8 @@ use super::db::{json_error, sql_error};
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock::{self, Timestamp};
-use domain::ports::{Attributes, MessageQueue, OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
+use domain::ports::MessageQueue;
+use domain::queue::{Attributes, OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
 use rusqlite::{Connection, params};
 use std::time::Duration;
 

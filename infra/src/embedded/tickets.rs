@@ -10,10 +10,10 @@ use super::users::is_agent_in;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
-use domain::command::Actor;
 use domain::ids::{TicketId, UserId};
 use domain::outbox::Decision;
-use domain::ports::{CommandContext, Completion, TicketPage, TicketQuery, TicketStore};
+use domain::ports::{Completion, TicketPage, TicketQuery, TicketStore};
+use domain::request::CommandContext;
 use domain::ticket::{self, Ticket, TicketChange, TicketCursor};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -127,11 +127,10 @@ impl TicketStore for Embedded {
     async fn change_ticket(
         &self,
         ctx: &CommandContext,
-        actor: &Actor,
         ticket_id: &TicketId,
         change: &TicketChange,
     ) -> Result<Completion, PortError> {
-        let (ctx, actor, ticket_id, change) = (ctx.clone(), actor.clone(), ticket_id.clone(), change.clone());
+        let (ctx, ticket_id, change) = (ctx.clone(), ticket_id.clone(), change.clone());
         self.write_with_outbox(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
@@ -141,7 +140,7 @@ impl TicketStore for Embedded {
                 TicketChange::Assign { agent_id } => is_agent_in(conn, agent_id)?,
                 _ => false,
             };
-            let decision = ticket::decide(&ctx, &actor, &ticket_id, current.as_ref(), &change, assignee_is_agent);
+            let decision = ticket::decide(&ctx, &ticket_id, current.as_ref(), &change, assignee_is_agent);
             if let (Some(next), Some(current)) = (&decision.write, &current) {
                 update_ticket(conn, next, current.version)?;
             }

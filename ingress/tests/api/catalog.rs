@@ -1,9 +1,10 @@
 //! Creating and reading the catalog, and seat maps.
 
 use crate::helpers::{TestApp, problem};
+use domain::actor::{Actor, Role};
 use domain::clock;
 use domain::ids::UserId;
-use domain::ports::CommandContext;
+use domain::request::CommandContext;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -16,7 +17,7 @@ async fn an_admin_creates_movies_and_everyone_lists_them() {
     assert!(movie["movie_id"].as_str().unwrap().starts_with("mov_"));
     assert_eq!(movie["title"], "Heat");
     assert_eq!(movie["duration_min"], 170);
-    for role in [domain::command::Role::Customer, domain::command::Role::Agent] {
+    for role in [domain::actor::Role::Customer, domain::actor::Role::Agent] {
         let list: Value = app.get(Some(&app.token("x", role)), "/v1/movies").await.json().await.unwrap();
         assert_eq!(list, json!([movie]));
     }
@@ -67,7 +68,11 @@ async fn the_seat_map_reads_holds_at_the_current_time() {
         let body = format!(r#"{{"show_id":"{show_id}","seat_ids":{seats}}}"#);
         let response = app.post(Some(&alice), "/v1/holds", Some(key), &body).await;
         let id = response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
-        holds.push(CommandContext { request_id: id.into(), actor: UserId::new("alice"), now: clock::now() });
+        holds.push(CommandContext {
+            request_id: id.into(),
+            actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
+            now: clock::now(),
+        });
     }
     let show = show_id.as_str().into();
     let live = clock::now() + time::Duration::minutes(10);

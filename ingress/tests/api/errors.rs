@@ -1,7 +1,7 @@
 //! Every error status the API gives, each as an RFC 9457 problem with its code.
 
 use crate::helpers::{HOLD_BODY, TestApp, UnreachableQueue, problem};
-use domain::command::Role;
+use domain::actor::Role;
 use infra::Backend;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -151,7 +151,7 @@ async fn a_bad_command_body_is_400_naming_the_field() {
     for (path, body, field) in cases {
         invalid(&app, &token, path, body, field).await;
     }
-    assert_eq!(app.backend.queues.depth(domain::ports::Queue::BookingCommands.source()).await.unwrap(), 0);
+    assert_eq!(app.backend.queues.depth(domain::queue::Queue::BookingCommands.source()).await.unwrap(), 0);
 }
 
 #[tokio::test]

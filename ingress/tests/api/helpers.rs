@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use domain::PortError;
-use domain::command::Role;
-use domain::ports::{MessageQueue, OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
+use domain::actor::Role;
+use domain::ports::MessageQueue;
+use domain::queue::{OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
 use infra::{Backend, Settings};
 use ingress::{Ingress, JwtSecret, auth};
 use reqwest::Response;

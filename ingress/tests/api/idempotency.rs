@@ -1,11 +1,13 @@
 //! CONTRACT.md section 2, "Idempotency": one test per rule.
 
 use crate::helpers::{HOLD_BODY, TestApp, UnreachableQueue, problem};
+use domain::actor::{Actor, Role};
 use domain::clock;
-use domain::command::{Actor, Command, CommandEnvelope, Role};
+use domain::command::{Command, CommandEnvelope};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::{RequestId, UserId};
-use domain::ports::{Admission, Admitted, Queue, StoredResponse};
+use domain::ports::{Admission, Admitted, StoredResponse};
+use domain::queue::Queue;
 use domain::request::StatusDoc;
 use infra::Backend;
 use serde_json::Value;

@@ -1,11 +1,11 @@
 //! Status documents (with `?wait=`) and bookings, and who may read them.
 
 use crate::helpers::{HOLD_BODY, TestApp, problem};
+use domain::actor::{Actor, Role};
 use domain::clock;
-use domain::command::Role;
 use domain::ids::{HoldId, RequestId, UserId};
 use domain::payment::PaymentReceipt;
-use domain::ports::CommandContext;
+use domain::request::CommandContext;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -61,8 +61,11 @@ async fn a_wait_ends_as_soon_as_the_request_is_terminal() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     // What the booking worker would do with the command.
-    let ctx =
-        CommandContext { request_id: RequestId::from(id.as_str()), actor: UserId::new("alice"), now: clock::now() };
+    let ctx = CommandContext {
+        request_id: RequestId::from(id.as_str()),
+        actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
+        now: clock::now(),
+    };
     let expires_at = clock::now() + time::Duration::minutes(10);
     app.backend.bookings.place_hold(&ctx, &show_id.as_str().into(), &["A1".into()], expires_at).await.unwrap();
 
@@ -94,8 +97,11 @@ async fn customers_read_only_their_own_bookings() {
     // Hold then confirm through the store, as the booking worker would after the 202s.
     let hold_request =
         admit_hold(&app, &alice, "hold", &format!(r#"{{"show_id":"{show_id}","seat_ids":["A1","A2"]}}"#)).await;
-    let ctx =
-        |id: &str| CommandContext { request_id: RequestId::from(id), actor: UserId::new("alice"), now: clock::now() };
+    let ctx = |id: &str| CommandContext {
+        request_id: RequestId::from(id),
+        actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
+        now: clock::now(),
+    };
     let held = app
         .backend
         .bookings

@@ -19,7 +19,8 @@ use domain::event::CloudEvent;
 use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use domain::outbox::{Decision, outbox_entries};
 use domain::payment::PaymentReceipt;
-use domain::ports::{BookingStore, CommandContext, Completion};
+use domain::ports::{BookingStore, Completion};
+use domain::request::CommandContext;
 use time::Duration as TimeDuration;
 
 /// How long a finished hold stays readable before DynamoDB's TTL may delete it.

@@ -15,10 +15,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 use domain::PortError;
 use domain::clock::{self, Timestamp};
-use domain::command::Actor;
 use domain::ids::{TicketId, UserId};
 use domain::outbox::Decision;
-use domain::ports::{CommandContext, Completion, TicketPage, TicketQuery, TicketStore};
+use domain::ports::{Completion, TicketPage, TicketQuery, TicketStore};
+use domain::request::CommandContext;
 use domain::ticket::{self, Action, Comment, HistoryEntry, Ticket, TicketChange, TicketCursor};
 use std::collections::HashMap;
 use tokio::task::JoinSet;
@@ -321,7 +321,6 @@ impl TicketStore for DynamoStore {
     async fn change_ticket(
         &self,
         ctx: &CommandContext,
-        actor: &Actor,
         ticket_id: &TicketId,
         change: &TicketChange,
     ) -> Result<Completion, PortError> {
@@ -336,7 +335,7 @@ impl TicketStore for DynamoStore {
                 TicketChange::Assign { agent_id } => self.load_is_agent(agent_id).await?,
                 _ => false,
             };
-            let decision = ticket::decide(ctx, actor, ticket_id, current.as_ref(), change, assignee_is_agent);
+            let decision = ticket::decide(ctx, ticket_id, current.as_ref(), change, assignee_is_agent);
             let guard = match (&decision.write, &current) {
                 (Some(next), Some(current)) => self.ticket_writes(next, Some(current.version))?,
                 (None, Some(current)) => vec![self.ticket_unchanged(current)?],

@@ -7,8 +7,8 @@ use crate::aws::error::port_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::PortError;
+use domain::actor::Role;
 use domain::clock::Timestamp;
-use domain::command::Role;
 use domain::ids::UserId;
 use domain::ports::UserDirectory;
 
