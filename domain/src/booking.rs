@@ -7,7 +7,7 @@
 use crate::catalog::Show;
 use crate::clock::{Timestamp, rfc3339};
 use crate::command::{Command, CommandEnvelope};
-use crate::error::{BusinessError, PortError};
+use crate::error::{BusinessError, ErrorCode, PortError};
 use crate::event::{self, CloudEvent, EventType};
 use crate::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
 use crate::outbox::{Decision, ScheduledMessage};
@@ -128,7 +128,7 @@ impl SeatHold {
 }
 
 pub fn hold_not_found(hold_id: &HoldId) -> BusinessError {
-    BusinessError::new("hold_not_found", format!("no live hold {hold_id} for this customer"))
+    BusinessError::new(ErrorCode::HoldNotFound, format!("no live hold {hold_id} for this customer"))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -173,7 +173,7 @@ pub fn validate_seat_request(seat_ids: &[String]) -> Result<Vec<SeatId>, String>
 pub fn check_hold(requested: &[SeatId], current: &[SeatRecord], now: Timestamp) -> Result<(), BusinessError> {
     let missing: Vec<&SeatId> = requested.iter().filter(|s| !current.iter().any(|c| &c.seat_id == *s)).collect();
     if !missing.is_empty() {
-        return Err(BusinessError::new("seat_not_found", "these seats are not in the show").with("seat_ids", missing));
+        return Err(BusinessError::new(ErrorCode::SeatNotFound, "these seats are not in the show").with("seat_ids", missing));
     }
     let taken: Vec<&SeatId> = current
         .iter()
@@ -181,7 +181,7 @@ pub fn check_hold(requested: &[SeatId], current: &[SeatRecord], now: Timestamp) 
         .map(|c| &c.seat_id)
         .collect();
     if !taken.is_empty() {
-        return Err(BusinessError::new("seats_unavailable", "these seats are held or booked").with("seat_ids", taken));
+        return Err(BusinessError::new(ErrorCode::SeatsUnavailable, "these seats are held or booked").with("seat_ids", taken));
     }
     Ok(())
 }
@@ -394,7 +394,7 @@ pub fn decide_place(
     expires_at: Timestamp,
 ) -> (Option<SeatHold>, Decision) {
     if show.is_none() {
-        let error = BusinessError::new("show_not_found", format!("no show {show_id}"));
+        let error = BusinessError::new(ErrorCode::ShowNotFound, format!("no show {show_id}"));
         return (None, hold_rejected(ctx, show_id, requested, error).into());
     }
     if let Err(error) = check_hold(requested, current, ctx.now) {
@@ -481,8 +481,7 @@ pub fn decide_expire(hold: Option<&SeatHold>, now: Timestamp) -> Option<CloudEve
 }
 
 fn hold_expired_error(hold: &SeatHold) -> BusinessError {
-    BusinessError::new(
-        "hold_expired",
+    BusinessError::new(ErrorCode::HoldExpired,
         format!("hold {} expired at {}", hold.hold_id, crate::clock::format(hold.expires_at)),
     )
 }

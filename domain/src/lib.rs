@@ -35,4 +35,4 @@ pub mod request;
 pub mod schema;
 pub mod ticket;
 
-pub use error::{BusinessError, PortError};
+pub use error::{BusinessError, ErrorCode, PortError};

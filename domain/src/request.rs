@@ -2,7 +2,7 @@
 
 use crate::actor::Actor;
 use crate::clock::{Timestamp, rfc3339};
-use crate::error::BusinessError;
+use crate::error::{BusinessError, ErrorCode};
 use crate::event::{CloudEvent, EventType};
 use crate::ids::{RequestId, UserId};
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,7 @@ pub fn dead_lettered(
     reason: &str,
     now: Timestamp,
 ) -> (Outcome, Vec<CloudEvent>) {
-    let error = BusinessError::new("dead_lettered", DEAD_LETTERED_DETAIL);
+    let error = BusinessError::new(ErrorCode::DeadLettered, DEAD_LETTERED_DETAIL);
     let data = serde_json::json!({ "request_id": request_id, "kind": kind, "failure_reason": reason });
     let event =
         CloudEvent::new(EventType::RequestDeadLettered, pool, request_id.as_str(), request_id.as_str(), data, now);
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn a_completed_document_keeps_its_identity() {
         let doc = StatusDoc::accepted("req_1".into(), "booking.hold.place", from_millis(1));
-        let done = doc.completed(&Outcome::Failed(BusinessError::new("hold_not_found", "x")), from_millis(2));
+        let done = doc.completed(&Outcome::Failed(BusinessError::new(ErrorCode::HoldNotFound, "x")), from_millis(2));
         assert_eq!(done.status, RequestStatus::Failed);
         assert_eq!(done.created_at, from_millis(1));
         assert_eq!(done.updated_at, from_millis(2));

@@ -8,7 +8,7 @@ use domain::PortError;
 use domain::booking::{self, POOL};
 use domain::clock;
 use domain::command::{Command, CommandEnvelope};
-use domain::error::BusinessError;
+use domain::error::{BusinessError, ErrorCode};
 use domain::ids::HoldId;
 use domain::outbox::Decision;
 use domain::payment::{self, PaymentError};
@@ -52,7 +52,7 @@ impl BookingPool {
                 return Err(HandlerError::Transient("the payment provider is unavailable".to_owned()));
             }
             Err(e @ (PaymentError::Declined | PaymentError::InvalidToken)) => {
-                let declined = BusinessError::new("payment_declined", e.to_string());
+                let declined = BusinessError::new(ErrorCode::PaymentDeclined, e.to_string());
                 return self.fail(ctx, booking::booking_failed(ctx, hold_id, declined).into()).await;
             }
         };
