@@ -5,7 +5,7 @@
 //! or not the expiry message has run yet.
 
 use crate::catalog::Show;
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::command::{Command, CommandEnvelope};
 use crate::error::{BusinessError, ErrorCode, PortError};
 use crate::event::{self, CloudEvent, EventType};
@@ -93,7 +93,6 @@ pub struct SeatHold {
     pub show_id: ShowId,
     pub customer_id: UserId,
     pub seat_ids: Vec<SeatId>,
-    #[serde(with = "rfc3339")]
     pub expires_at: Timestamp,
     pub status: HoldStatus,
     /// The request that placed the hold; the expiry event correlates to it.
@@ -139,8 +138,6 @@ pub struct Booking {
     pub amount_cents: u64,
     pub status: BookingStatus,
     pub customer_id: UserId,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -200,8 +197,6 @@ pub struct HoldPlacedData {
     pub hold_id: HoldId,
     pub show_id: ShowId,
     pub seat_ids: Vec<SeatId>,
-    #[serde(with = "rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
     pub expires_at: Timestamp,
     pub customer_id: UserId,
 }
@@ -224,8 +219,6 @@ pub struct HoldEndedData {
     pub show_id: ShowId,
     pub seat_ids: Vec<SeatId>,
     pub customer_id: UserId,
-    #[serde(with = "rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
     pub expires_at: Timestamp,
 }
 

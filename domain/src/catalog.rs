@@ -1,6 +1,6 @@
 //! Movies, shows and the seat layout of a show's auditorium.
 
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::error::FieldError;
 use crate::ids::{MovieId, SeatId, ShowId};
 use serde::{Deserialize, Serialize};
@@ -40,8 +40,6 @@ impl Auditorium {
 pub struct Show {
     pub show_id: ShowId,
     pub movie_id: MovieId,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub starts_at: Timestamp,
     pub auditorium: Auditorium,
     pub price_cents: u64,

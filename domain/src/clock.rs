@@ -1,63 +1,187 @@
-//! The one timestamp shape Usher shows the world: RFC 3339, UTC, milliseconds.
+//! Time as Usher shows it to the world, and where it reads it from.
+//!
+//! [`Timestamp`] is an instant in UTC to the millisecond that serializes as RFC 3339
+//! (`2026-11-22T10:00:00.123Z`) everywhere: documents, events, messages, schemas. [`Clock`]
+//! is the time source the services are given; [`SystemClock`] reads the wall clock and
+//! [`PausableClock`] follows tokio's clock, so tests can run time-dependent logic under
+//! `tokio::time::pause`.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
+use std::time::Duration;
 use time::{OffsetDateTime, format_description::FormatItem, macros::format_description};
-
-pub type Timestamp = OffsetDateTime;
 
 const RFC3339_MILLIS: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-/// Now, truncated to the millisecond so that what is stored reads back equal.
+/// An instant, UTC, to the millisecond (so that what is stored reads back equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    pub const UNIX_EPOCH: Timestamp = Timestamp(OffsetDateTime::UNIX_EPOCH);
+
+    fn truncated(t: OffsetDateTime) -> Self {
+        from_millis(to_millis(Timestamp(t)))
+    }
+
+    pub fn unix_timestamp(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    /// `self + d`, or `None` past the representable range.
+    pub fn checked_add(self, d: time::Duration) -> Option<Timestamp> {
+        self.0.checked_add(d).map(Timestamp)
+    }
+
+    /// The UTC calendar day.
+    pub fn date(self) -> time::Date {
+        self.0.date()
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0 + d)
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0 - d)
+    }
+}
+
+impl std::ops::Add<time::Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: time::Duration) -> Timestamp {
+        Timestamp(self.0 + d)
+    }
+}
+
+impl std::ops::Sub<time::Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: time::Duration) -> Timestamp {
+        Timestamp(self.0 - d)
+    }
+}
+
+/// How long from `other` to `self` (negative if `other` is later).
+impl std::ops::Sub for Timestamp {
+    type Output = time::Duration;
+    fn sub(self, other: Timestamp) -> time::Duration {
+        self.0 - other.0
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format(*self))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Cow::<str>::deserialize(d)?;
+        parse(&s).map_err(|e| serde::de::Error::custom(format!("not an RFC 3339 timestamp: {e}")))
+    }
+}
+
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339, UTC, to the millisecond: `2026-11-22T10:00:00.123Z`."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
+/// Now by the wall clock.
 pub fn now() -> Timestamp {
-    from_millis(to_millis(OffsetDateTime::now_utc()))
+    Timestamp::truncated(OffsetDateTime::now_utc())
 }
 
 pub fn to_millis(t: Timestamp) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
+    (t.0.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 pub fn from_millis(ms: i64) -> Timestamp {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    Timestamp(OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH))
 }
 
 pub fn format(t: Timestamp) -> String {
-    t.to_offset(time::UtcOffset::UTC).format(RFC3339_MILLIS).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    let utc = t.0.to_offset(time::UtcOffset::UTC);
+    utc.format(RFC3339_MILLIS).unwrap_or_else(|_| utc.unix_timestamp().to_string())
 }
 
 pub fn parse(s: &str) -> Result<Timestamp, time::error::Parse> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map(Timestamp::truncated)
 }
 
-/// `#[serde(with = "domain::clock::rfc3339")]` for timestamps in documents and events.
-pub mod rfc3339 {
-    use super::Timestamp;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+/// Where services read the time. Cheap to clone behind an `Arc`.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
 
-    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format(*t))
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        now()
     }
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse(&s).map_err(|e| D::Error::custom(format!("not an RFC 3339 timestamp: {e}")))
+/// A clock that starts at `start` and then advances with a monotonic source given as
+/// "time elapsed since creation" (tokio's clock in the runtime crates), so that pausing
+/// and advancing that source moves this clock too.
+pub struct OffsetClock<F> {
+    start: Timestamp,
+    elapsed: F,
+}
+
+impl<F: Fn() -> Duration> OffsetClock<F> {
+    pub fn new(start: Timestamp, elapsed: F) -> Self {
+        Self { start, elapsed }
     }
+}
 
-    pub mod option {
-        use super::Timestamp;
-        use serde::{Deserialize, Deserializer, Serializer, de::Error};
+impl<F> std::fmt::Debug for OffsetClock<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OffsetClock").field("start", &self.start).finish_non_exhaustive()
+    }
+}
 
-        pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.serialize_str(&super::super::format(*t)),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|s| super::super::parse(&s).map_err(|e| D::Error::custom(e.to_string())))
-                .transpose()
-        }
+impl<F: Fn() -> Duration + Send + Sync> Clock for OffsetClock<F> {
+    fn now(&self) -> Timestamp {
+        Timestamp::truncated((self.start + (self.elapsed)()).0)
     }
 }
 
@@ -70,5 +194,17 @@ mod tests {
         let t = from_millis(1_795_341_600_123);
         assert_eq!(format(t), "2026-11-22T10:00:00.123Z");
         assert_eq!(parse(&format(t)).unwrap(), t);
+        assert_eq!(serde_json::to_value(t).unwrap(), "2026-11-22T10:00:00.123Z");
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2026-11-22T10:00:00.123Z\"").unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+    }
+
+    #[test]
+    fn an_offset_clock_moves_with_its_source() {
+        let elapsed = std::sync::Mutex::new(Duration::ZERO);
+        let clock = OffsetClock::new(from_millis(1_000), || *elapsed.lock().unwrap());
+        assert_eq!(clock.now(), from_millis(1_000));
+        *elapsed.lock().unwrap() = Duration::from_millis(2_500);
+        assert_eq!(clock.now(), from_millis(3_500));
     }
 }

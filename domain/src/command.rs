@@ -1,7 +1,7 @@
 //! Commands: what ingress admits and a pool's workers apply. One JSON message each.
 
 use crate::actor::Actor;
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::ids::{HoldId, RequestId, SeatId, ShowId, TicketId, UserId};
 use crate::queue::{ATTR_REQUEST_ID, ATTR_TYPE, Attributes, OutgoingMessage, Queue};
 use crate::ticket::{Priority, TicketChange, TicketStatus};
@@ -21,7 +21,6 @@ pub enum Command {
     #[serde(rename = "booking.hold.expire")]
     ExpireHold {
         hold_id: HoldId,
-        #[serde(with = "rfc3339")]
         expires_at: Timestamp,
     },
     #[serde(rename = "ticket.create")]
@@ -94,7 +93,6 @@ impl Command {
 pub struct CommandEnvelope {
     pub request_id: RequestId,
     pub actor: Actor,
-    #[serde(with = "rfc3339")]
     pub issued_at: Timestamp,
     pub command: Command,
 }

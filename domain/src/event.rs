@@ -3,7 +3,7 @@
 //! An event's `id` is derived from what caused it (request, type, subject), so a worker
 //! that redoes a committed command re-publishes the very same ids and consumers dedupe.
 
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -81,7 +81,6 @@ pub struct CloudEvent {
     pub source: String,
     #[serde(rename = "type")]
     pub event_type: EventType,
-    #[serde(with = "rfc3339")]
     pub time: Timestamp,
     pub subject: String,
     pub datacontenttype: String,

@@ -1,7 +1,7 @@
 //! Notifications: what the notifications pool renders from events, like the email a real
 //! provider would send, for the one person each event concerns.
 
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::event::{CloudEvent, EventType};
 use crate::ids::{NotificationId, UserId};
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,6 @@ pub struct Notification {
     /// The event that caused it; a redelivered event renders the same notification.
     pub event_id: String,
     pub event_type: EventType,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 

@@ -3,7 +3,7 @@
 //! forgets them, independently of the command message, so a bus outage delays events
 //! but never loses them (see docs/design.md, "The outbox").
 
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::command::CommandEnvelope;
 use crate::event::CloudEvent;
 use crate::queue::{Attributes, OutgoingMessage, Queue, QueueAddr};
@@ -17,7 +17,6 @@ pub struct ScheduledMessage {
     pub queue: String,
     pub body: String,
     pub attributes: Attributes,
-    #[serde(with = "rfc3339")]
     pub deliver_at: Timestamp,
 }
 

@@ -1,7 +1,7 @@
 //! The status document: what a client polls after a 202.
 
 use crate::actor::Actor;
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::error::{BusinessError, ErrorCode};
 use crate::event::{CloudEvent, EventType};
 use crate::ids::{RequestId, UserId};
@@ -65,11 +65,7 @@ pub struct StatusDoc {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[schema(nullable = false)]
     pub error: Option<BusinessError>,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

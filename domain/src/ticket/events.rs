@@ -3,7 +3,7 @@
 
 use super::{Priority, TicketStatus};
 use crate::actor::Role;
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::ids::{CommentId, TicketId, UserId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,15 +20,9 @@ pub struct TicketSnapshot {
     /// The status after the change.
     pub status: TicketStatus,
     pub version: u64,
-    #[serde(with = "rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
     pub ticket_created_at: Timestamp,
     /// The first public comment of an agent or admin other than the requester.
-    #[serde(with = "rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub first_response_at: Option<Timestamp>,
-    #[serde(with = "rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub solved_at: Option<Timestamp>,
     /// Who made the change.
     pub actor: UserId,

@@ -25,7 +25,7 @@ pub use input::{MAX_SUBJECT_CHARS, MAX_TEXT_CHARS, validate_subject, validate_te
 pub use status::{Priority, TicketStatus, invalid_transition, may_move, ticket_not_found};
 
 use crate::actor::{Actor, Role};
-use crate::clock::{Timestamp, rfc3339};
+use crate::clock::Timestamp;
 use crate::error::{BusinessError, ErrorCode};
 use crate::event::{self, CloudEvent, EventType};
 use crate::ids::{CommentId, TicketId, UserId};
@@ -43,8 +43,6 @@ pub struct Comment {
     pub body: String,
     /// Internal comments (`false`) are for agents and admins only.
     pub public: bool,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -61,8 +59,6 @@ pub enum Action {
 /// for `assigned`, and the comment id for `commented` (to).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub actor: UserId,
     pub action: Action,
@@ -86,19 +82,13 @@ pub struct Ticket {
     pub status: TicketStatus,
     /// How many changes the ticket has had: the length of its history.
     pub version: u64,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// The first public comment of an agent or admin other than the requester.
-    #[serde(with = "rfc3339::option", default)]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default)]
     pub first_response_at: Option<Timestamp>,
     /// The latest time it was solved.
-    #[serde(with = "rfc3339::option", default)]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default)]
     pub solved_at: Option<Timestamp>,
     pub comments: Vec<Comment>,
     pub history: Vec<HistoryEntry>,
