@@ -170,7 +170,9 @@ pub fn validate_seat_request(seat_ids: &[String]) -> Result<Vec<SeatId>, String>
 pub fn check_hold(requested: &[SeatId], current: &[SeatRecord], now: Timestamp) -> Result<(), BusinessError> {
     let missing: Vec<&SeatId> = requested.iter().filter(|s| !current.iter().any(|c| &c.seat_id == *s)).collect();
     if !missing.is_empty() {
-        return Err(BusinessError::new(ErrorCode::SeatNotFound, "these seats are not in the show").with("seat_ids", missing));
+        return Err(
+            BusinessError::new(ErrorCode::SeatNotFound, "these seats are not in the show").with("seat_ids", missing)
+        );
     }
     let taken: Vec<&SeatId> = current
         .iter()
@@ -178,7 +180,9 @@ pub fn check_hold(requested: &[SeatId], current: &[SeatRecord], now: Timestamp) 
         .map(|c| &c.seat_id)
         .collect();
     if !taken.is_empty() {
-        return Err(BusinessError::new(ErrorCode::SeatsUnavailable, "these seats are held or booked").with("seat_ids", taken));
+        return Err(
+            BusinessError::new(ErrorCode::SeatsUnavailable, "these seats are held or booked").with("seat_ids", taken)
+        );
     }
     Ok(())
 }
@@ -474,7 +478,8 @@ pub fn decide_expire(hold: Option<&SeatHold>, now: Timestamp) -> Option<CloudEve
 }
 
 fn hold_expired_error(hold: &SeatHold) -> BusinessError {
-    BusinessError::new(ErrorCode::HoldExpired,
+    BusinessError::new(
+        ErrorCode::HoldExpired,
         format!("hold {} expired at {}", hold.hold_id, crate::clock::format(hold.expires_at)),
     )
 }

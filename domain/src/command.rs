@@ -19,10 +19,7 @@ pub enum Command {
     /// Internal: sent delayed by the worker that placed the hold. It has no status document
     /// of its own; `request_id` in its envelope is the request that placed the hold.
     #[serde(rename = "booking.hold.expire")]
-    ExpireHold {
-        hold_id: HoldId,
-        expires_at: Timestamp,
-    },
+    ExpireHold { hold_id: HoldId, expires_at: Timestamp },
     #[serde(rename = "ticket.create")]
     CreateTicket { subject: String, description: String, priority: Priority },
     #[serde(rename = "ticket.assign")]

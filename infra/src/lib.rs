@@ -16,6 +16,7 @@ pub mod faults;
 pub use config::{BackendKind, ConfigError, Settings};
 
 use domain::PortError;
+use domain::clock::Clock;
 use domain::ports::{
     AnalyticsStore, BookingStore, CatalogStore, EventBus, MessageQueue, NotificationStore, Outbox, RequestStore,
     TicketStore, UserDirectory,
@@ -25,6 +26,9 @@ use std::sync::Arc;
 /// Every port, wired to one backend. Cheap to clone.
 #[derive(Clone)]
 pub struct Backend {
+    /// Where the services (ingress, workers) read the time; the adapters keep to the wall
+    /// clock for what the backend itself times (visibility, delays).
+    pub clock: Arc<dyn Clock>,
     pub queues: Arc<dyn MessageQueue>,
     pub bus: Arc<dyn EventBus>,
     /// What committed commands left for the relay to deliver to `bus` and `queues`.

@@ -146,7 +146,7 @@ impl AgentsSeen {
         if known {
             return;
         }
-        match backend.users.record_user(agent, Role::Agent, domain::clock::now()).await {
+        match backend.users.record_user(agent, Role::Agent, backend.clock.now()).await {
             Ok(()) => {
                 if let Ok(mut seen) = self.0.lock() {
                     seen.insert(agent.clone());

@@ -10,7 +10,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::PortError;
-use domain::clock;
 use domain::command::{Command, CommandEnvelope};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::RequestId;
@@ -73,7 +72,7 @@ pub fn status_url(request_id: &RequestId) -> String {
 /// Admits `request` once per `(caller, key)` and answers as the contract says.
 pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response, ApiError> {
     let CommandRequest { caller, key, path, body, command } = request;
-    let now = clock::now();
+    let now = state.backend.clock.now();
     let request_id = RequestId::generate();
     let doc = StatusDoc::accepted(request_id.clone(), command.type_name(), now);
     let envelope = CommandEnvelope { request_id: request_id.clone(), actor: caller.actor(), issued_at: now, command };
@@ -98,7 +97,7 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
             if let Err(e) = enqueue(state, &envelope).await {
                 // Free the key only with a document that provably never reached a queue;
                 // if the sweep (or a retry) may have queued it meanwhile, it is accepted.
-                let claimed_after = clock::now() - ADMISSION_GRACE;
+                let claimed_after = state.backend.clock.now() - ADMISSION_GRACE;
                 match state.backend.requests.abandon(&caller.sub, &key, &request_id, claimed_after).await {
                     Ok(Abandoned::Freed) => return Err(e.into()),
                     Ok(Abandoned::Kept(stored)) => {

@@ -77,7 +77,7 @@ impl BookingPool {
         hold_id: &HoldId,
         expires_at: clock::Timestamp,
     ) -> Result<Effects, HandlerError> {
-        let now = clock::now();
+        let now = self.backend.clock.now();
         if expires_at > now {
             let mut again = envelope.message();
             again.delay = (expires_at - now).try_into().unwrap_or(Duration::ZERO);
@@ -100,7 +100,7 @@ impl Handler for BookingPool {
     }
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let (envelope, ctx) = commands::parse(message)?;
+        let (envelope, ctx) = commands::parse(message, self.backend.clock.now())?;
         let bookings = &self.backend.bookings;
         let completion = match &envelope.command {
             Command::PlaceHold { show_id, seat_ids } => {

@@ -3,20 +3,19 @@
 
 use crate::consumer::HandlerError;
 use domain::PortError;
-use domain::clock;
+use domain::clock::Timestamp;
 use domain::command::CommandEnvelope;
 use domain::ids::RequestId;
 use domain::queue::{ATTR_REQUEST_ID, ReceivedMessage};
 use domain::request::CommandContext;
 use infra::Backend;
 
-/// The command in a message and the context it is applied in. A body that does not parse
-/// is poison: it goes to the DLQ on its first receive.
-pub fn parse(message: &ReceivedMessage) -> Result<(CommandEnvelope, CommandContext), HandlerError> {
+/// The command in a message and the context it is applied in at `now`. A body that does
+/// not parse is poison: it goes to the DLQ on its first receive.
+pub fn parse(message: &ReceivedMessage, now: Timestamp) -> Result<(CommandEnvelope, CommandContext), HandlerError> {
     let envelope =
         CommandEnvelope::parse(&message.body).map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
-    let ctx =
-        CommandContext { request_id: envelope.request_id.clone(), actor: envelope.actor.clone(), now: clock::now() };
+    let ctx = CommandContext { request_id: envelope.request_id.clone(), actor: envelope.actor.clone(), now };
     Ok((envelope, ctx))
 }
 
@@ -32,7 +31,7 @@ pub async fn mark_processing(backend: &Backend, messages: &[ReceivedMessage]) {
     if ids.is_empty() {
         return;
     }
-    if let Err(e) = backend.requests.mark_processing(&ids, clock::now()).await {
+    if let Err(e) = backend.requests.mark_processing(&ids, backend.clock.now()).await {
         tracing::warn!(error = %e, "cannot mark the batch processing");
     }
 }
@@ -69,7 +68,7 @@ pub async fn mark_dead_lettered(
     if record.doc.status.is_terminal() {
         return Ok(false);
     }
-    let now = clock::now();
+    let now = backend.clock.now();
     let kind = if kind.is_empty() { record.doc.kind.as_str() } else { kind };
     let decided = domain::request::dead_lettered(request_id, kind, pool, reason, now);
     Ok(backend.requests.complete(request_id, decided.into(), now).await?.first)

@@ -255,7 +255,7 @@ impl<H: Handler> Consumer<H> {
         tracing::warn!(message_id = %message.message_id, %reason, "dead-lettering");
         let mut attributes = message.attributes.clone();
         attributes.insert(ATTR_FAILURE_REASON.to_owned(), truncate(reason, 900));
-        attributes.insert(ATTR_FAILED_AT.to_owned(), clock::format(clock::now()));
+        attributes.insert(ATTR_FAILED_AT.to_owned(), clock::format(self.backend.clock.now()));
         attributes.insert(ATTR_RECEIVE_COUNT.to_owned(), message.receive_count.to_string());
         let dead = OutgoingMessage::new(message.body.clone(), attributes);
         if let Err(e) = self.backend.queues.send_batch(self.config.queue.dlq(), vec![dead]).await {

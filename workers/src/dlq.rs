@@ -2,7 +2,6 @@
 //! queue port alone (receive → send → delete), so they behave the same on every backend.
 
 use domain::PortError;
-use domain::clock;
 use domain::ids::RequestId;
 use domain::queue::{
     ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, ATTR_REQUEST_ID, ATTR_TYPE, OutgoingMessage, Queue,
@@ -173,7 +172,7 @@ impl DeadLetters {
         // would find it terminal and drop it.
         let request_id = m.attributes.get(ATTR_REQUEST_ID).map(|r| RequestId::from(r.as_str()));
         if let Some(id) = &request_id {
-            self.backend.requests.reopen(id, clock::now()).await?;
+            self.backend.requests.reopen(id, self.backend.clock.now()).await?;
         }
         let message = OutgoingMessage::new(m.body.clone(), m.attributes.clone());
         if let Err(e) = self.backend.queues.send_batch(queue.source(), vec![message]).await {

@@ -8,7 +8,6 @@
 
 use crate::backoff::Backoff;
 use domain::PortError;
-use domain::clock;
 use domain::outbox::{OutboxEntry, OutboxItem};
 use domain::queue::{OutgoingMessage, QueueAddr};
 use infra::Backend;
@@ -96,7 +95,7 @@ impl Relay {
         if pending.is_empty() {
             return Ok(report);
         }
-        let now = clock::now();
+        let now = self.backend.clock.now();
         let mut events = Vec::new();
         let mut event_ids = Vec::new();
         let mut messages: HashMap<QueueAddr, Vec<(String, OutgoingMessage)>> = HashMap::new();
@@ -147,7 +146,8 @@ impl Relay {
     async fn record_backlog(&self) {
         match self.backend.outbox.backlog().await {
             Ok(backlog) => {
-                let age = backlog.oldest.map(|t| (clock::now() - t).as_seconds_f64().max(0.0)).unwrap_or(0.0);
+                let age =
+                    backlog.oldest.map(|t| (self.backend.clock.now() - t).as_seconds_f64().max(0.0)).unwrap_or(0.0);
                 metrics::gauge!("usher_outbox_pending").set(backlog.pending as f64);
                 metrics::gauge!("usher_outbox_oldest_age_seconds").set(age);
             }

@@ -58,9 +58,9 @@ impl Sweeper {
 
     pub async fn sweep_once(&self) -> SweepReport {
         let mut report = SweepReport::default();
-        self.requeue(clock::now() - self.grace, &mut report).await;
+        self.requeue(self.backend.clock.now() - self.grace, &mut report).await;
         self.mark_redriven(&mut report).await;
-        match self.backend.requests.purge_expired_keys(clock::now()).await {
+        match self.backend.requests.purge_expired_keys(self.backend.clock.now()).await {
             Ok(n) => report.keys_forgotten = n,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot forget expired idempotency keys");
@@ -130,7 +130,7 @@ impl Sweeper {
                 let request_id = request_id.as_str().into();
                 match self.backend.requests.get(&request_id).await {
                     Ok(Some(r)) if r.doc.status.is_terminal() => continue,
-                    Ok(Some(r)) if clock::now() - r.doc.updated_at < REDRIVE_GRACE => continue,
+                    Ok(Some(r)) if self.backend.clock.now() - r.doc.updated_at < REDRIVE_GRACE => continue,
                     Ok(_) => {}
                     Err(_) => {
                         report.failures += 1;

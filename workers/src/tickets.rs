@@ -31,7 +31,7 @@ impl Handler for TicketPool {
     }
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let (envelope, ctx) = commands::parse(message)?;
+        let (envelope, ctx) = commands::parse(message, self.backend.clock.now())?;
         let tickets = &self.backend.tickets;
         let completion = match &envelope.command {
             Command::CreateTicket { subject, description, priority } => {

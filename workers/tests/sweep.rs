@@ -132,3 +132,20 @@ async fn purging_a_dlq_ends_the_requests_in_it() {
     assert_eq!(b.queues.depth(Queue::BookingCommands.dlq()).await.unwrap(), 0);
     assert_eq!(status(b, &id).await, RequestStatus::DeadLettered, "never left without an end");
 }
+
+/// Time-dependent rules read the injected clock: under `tokio::time::pause` a test moves
+/// time by hand instead of waiting out the redrive grace.
+#[tokio::test(start_paused = true)]
+async fn the_redrive_grace_runs_on_the_injected_clock() {
+    let f = fixture().await;
+    let started = tokio::time::Instant::now();
+    let clock = domain::clock::OffsetClock::new(clock::now(), move || started.elapsed());
+    let b = Backend { clock: std::sync::Arc::new(clock), ..f.backend.clone() };
+    let id = stranded(&b, Duration::from_secs(5)).await;
+    b.requests.mark_queued(std::slice::from_ref(&id)).await.unwrap();
+    dead_letter(&b, &id, None).await;
+    assert_eq!(sweeper(&b).sweep_once().await.marked_dead, 0, "within the grace");
+    tokio::time::advance(REDRIVE_GRACE).await;
+    assert_eq!(sweeper(&b).sweep_once().await.marked_dead, 1, "past it, by the injected clock alone");
+    assert_eq!(status(&b, &id).await, RequestStatus::DeadLettered);
+}

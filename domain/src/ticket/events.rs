@@ -8,7 +8,6 @@ use crate::ids::{CommentId, TicketId, UserId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-
 /// The ticket after the change, in the `data` of every `usher.ticket.*` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TicketSnapshot {

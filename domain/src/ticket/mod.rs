@@ -18,9 +18,7 @@ mod input;
 mod status;
 
 pub use cursor::TicketCursor;
-pub use events::{
-    TicketAssignedData, TicketCommentedData, TicketCreatedData, TicketSnapshot, TicketStatusChangedData,
-};
+pub use events::{TicketAssignedData, TicketCommentedData, TicketCreatedData, TicketSnapshot, TicketStatusChangedData};
 pub use input::{MAX_SUBJECT_CHARS, MAX_TEXT_CHARS, validate_subject, validate_text};
 pub use status::{Priority, TicketStatus, invalid_transition, may_move, ticket_not_found};
 
@@ -196,7 +194,10 @@ impl Ticket {
             }
             TicketChange::Comment { body, public } => {
                 if !public && !actor.role.is_staff() {
-                    return Err(BusinessError::new(ErrorCode::Forbidden, "only agents and admins write internal comments"));
+                    return Err(BusinessError::new(
+                        ErrorCode::Forbidden,
+                        "only agents and admins write internal comments",
+                    ));
                 }
                 let (change, comment_id) = next.comment(ctx, actor, body, *public);
                 changes.push(change);

@@ -159,8 +159,7 @@ fn assignment_rules() {
     let err = t.apply(&acting(&alice), &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap_err();
     assert_eq!(err.code, "forbidden");
     let mut closed = ticket(Closed, true);
-    let err =
-        closed.apply(&acting(&agent), &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap_err();
+    let err = closed.apply(&acting(&agent), &TicketChange::Assign { agent_id: UserId::new("ann") }, true).unwrap_err();
     assert_eq!(err.code, "ticket_closed");
 }
 
@@ -203,8 +202,7 @@ fn comment_visibility_and_ownership() {
     let mut t = ticket(Open, true);
     let err = t.apply(&acting(&bob), &TicketChange::Comment { body: "x".into(), public: true }, false).unwrap_err();
     assert_eq!(err.code, "ticket_not_found");
-    let err =
-        t.apply(&acting(&alice), &TicketChange::Comment { body: "x".into(), public: false }, false).unwrap_err();
+    let err = t.apply(&acting(&alice), &TicketChange::Comment { body: "x".into(), public: false }, false).unwrap_err();
     assert_eq!(err.code, "forbidden");
     t.apply(&acting(&agent), &TicketChange::Comment { body: "secret".into(), public: false }, false).unwrap();
     t.apply(&acting(&agent), &TicketChange::Comment { body: "hello".into(), public: true }, false).unwrap();

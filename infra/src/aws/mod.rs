@@ -26,6 +26,7 @@ pub async fn connect(settings: &Settings) -> Result<Backend, PortError> {
     let names = Names::new(&settings.env);
     let store = Arc::new(dynamo::DynamoStore::new(config::dynamodb(&sdk), &names));
     Ok(Backend {
+        clock: Arc::new(domain::clock::SystemClock),
         queues: Arc::new(sqs::SqsQueues::new(config::sqs(&sdk), names.clone())),
         bus: Arc::new(sns::SnsBus::new(config::sns(&sdk), names)),
         outbox: store.clone(),

@@ -177,6 +177,7 @@ fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError>
 impl Embedded {
     pub fn backend(self: &Arc<Self>) -> Backend {
         Backend {
+            clock: Arc::new(domain::clock::SystemClock),
             queues: self.clone(),
             bus: self.clone(),
             outbox: self.clone(),

@@ -195,7 +195,7 @@ pub async fn seat_map(
     if state.backend.catalog.show(&show_id).await?.is_none() {
         return Err(ApiError::not_found("show_not_found", format!("no show {show_id}")));
     }
-    let now = clock::now();
+    let now = state.backend.clock.now();
     let seats = state
         .backend
         .catalog

@@ -22,7 +22,6 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use domain::actor::Role;
-use domain::clock;
 use domain::command::Command;
 use domain::error::FieldError;
 use domain::ids::{TicketId, UserId};
@@ -508,7 +507,7 @@ pub async fn register_agent(
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
     check_id("agent_id", &body.value.agent_id)?;
     let agent_id = UserId::new(body.value.agent_id);
-    state.backend.users.record_user(&agent_id, Role::Agent, clock::now()).await?;
+    state.backend.users.record_user(&agent_id, Role::Agent, state.backend.clock.now()).await?;
     tracing::info!(agent_id = %agent_id, "agent registered");
     Ok((StatusCode::CREATED, Json(RegisteredAgent { agent_id })))
 }
