@@ -1,6 +1,6 @@
 //! Movies and shows (one catalog table, `kind` + `id`) and the seats of each show.
 
-use super::item::{Item, Placeholders, get_millis, get_n, get_s, key, millis, n, opt_millis, opt_s, s};
+use super::item::{Item, Placeholders, get_millis, get_n, get_s, item, millis, n, opt_millis, opt_s, s};
 use super::tables::SHOWS_BY_MOVIE_INDEX;
 use super::{DynamoStore, is_condition_failure};
 use crate::aws::error::{build_error, port_error};
@@ -11,7 +11,6 @@ use domain::booking::SeatRecord;
 use domain::catalog::{Auditorium, Movie, Show};
 use domain::ids::{BookingId, HoldId, MovieId, SeatId, ShowId};
 use domain::ports::CatalogStore;
-use std::collections::HashMap;
 use std::time::Duration;
 
 const MOVIE: &str = "movie";
@@ -47,15 +46,11 @@ pub(crate) fn seat_from(item: &Item) -> Result<SeatRecord, PortError> {
 }
 
 pub(crate) fn seat_key(show_id: &ShowId, seat_id: &SeatId) -> Item {
-    key(&[("show_id", s(show_id.as_str())), ("seat_id", s(seat_id.as_str()))])
+    item([("show_id", s(show_id.as_str())), ("seat_id", s(seat_id.as_str()))])
 }
 
 fn catalog_key(kind: &str, id: &str) -> Item {
-    key(&[("kind", s(kind)), ("id", s(id))])
-}
-
-fn attrs(pairs: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Item {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    item([("kind", s(kind)), ("id", s(id))])
 }
 
 impl DynamoStore {
@@ -122,36 +117,28 @@ impl DynamoStore {
         condition: &str,
         placeholders: Placeholders,
     ) -> Result<Vec<Item>, PortError> {
-        let mut items = Vec::new();
-        let mut start: Option<HashMap<_, _>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(table)
-                .set_index_name(index.map(str::to_owned))
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(placeholders.name_map())
-                .set_expression_attribute_values(placeholders.value_map())
-                // GSIs only read eventually consistent; tables read strongly.
-                .consistent_read(index.is_none())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.query", &e))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(items),
-            }
-        }
+        self.client
+            .query()
+            .table_name(table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(placeholders.name_map())
+            .set_expression_attribute_values(placeholders.value_map())
+            // GSIs only read eventually consistent; tables read strongly.
+            .consistent_read(index.is_none())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| port_error("dynamodb.query", &e))
     }
 }
 
 #[async_trait]
 impl CatalogStore for DynamoStore {
     async fn create_movie(&self, movie: &Movie) -> Result<(), PortError> {
-        let item = attrs(vec![
+        let item = item([
             ("kind", s(MOVIE)),
             ("id", s(movie.movie_id.as_str())),
             ("title", s(movie.title.clone())),
@@ -175,15 +162,11 @@ impl CatalogStore for DynamoStore {
             .iter()
             .enumerate()
             .map(|(position, seat)| {
-                attrs(vec![
-                    ("show_id", s(show.show_id.as_str())),
-                    ("seat_id", s(seat.as_str())),
-                    ("position", n(position)),
-                ])
+                item([("show_id", s(show.show_id.as_str())), ("seat_id", s(seat.as_str())), ("position", n(position))])
             })
             .collect();
         self.write_all(&self.seats, seats).await?;
-        let item = attrs(vec![
+        let item = item([
             ("kind", s(SHOW)),
             ("id", s(show.show_id.as_str())),
             ("movie_id", s(show.movie_id.as_str())),

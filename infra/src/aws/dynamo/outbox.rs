@@ -3,10 +3,11 @@
 //! reads it with a consistent Scan rather than keeping an index.
 
 use super::DynamoStore;
-use super::item::{Item, get_millis, get_s, key, millis, s};
+use super::item::{Item, Placeholders, get_millis, get_s, item, millis, s};
+use super::transaction::put;
 use crate::aws::error::{build_error, port_error};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{DeleteRequest, Put, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, WriteRequest};
 use domain::PortError;
 use domain::clock::Timestamp;
 use domain::outbox::{OutboxBacklog, OutboxEntry, OutboxItem};
@@ -27,16 +28,8 @@ impl DynamoStore {
         entries
             .iter()
             .map(|entry| {
-                let item: Item = [("id", s(entry.id())), ("entry", s(entry.to_json())), ("created_at", millis(now))]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                let put = Put::builder()
-                    .table_name(&self.outbox)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| build_error("outbox put", e))?;
-                Ok(TransactWriteItem::builder().put(put).build())
+                let added = item([("id", s(entry.id())), ("entry", s(entry.to_json())), ("created_at", millis(now))]);
+                put(&self.outbox, added, None, Placeholders::default())
             })
             .collect()
     }
@@ -48,28 +41,22 @@ impl DynamoStore {
 
     /// Every item of the table, a page at a time, until `limit` (if any) is reached.
     async fn scan_outbox(&self, limit: Option<usize>, projection: Option<&str>) -> Result<Vec<Item>, PortError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.outbox)
+            .consistent_read(true)
+            .set_projection_expression(projection.map(str::to_owned))
+            .into_paginator()
+            .send();
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.outbox)
-                .consistent_read(true)
-                .set_projection_expression(projection.map(str::to_owned))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.scan(outbox)", &e))?;
-            items.extend(out.items().iter().cloned());
+        while let Some(page) = pages.try_next().await.map_err(|e| port_error("dynamodb.scan(outbox)", &e))? {
+            items.extend(page.items.unwrap_or_default());
             if limit.is_some_and(|l| items.len() >= l) {
-                return Ok(items);
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(items),
+                break;
             }
         }
+        Ok(items)
     }
 }
 
@@ -97,7 +84,7 @@ impl Outbox for DynamoStore {
                 .iter()
                 .map(|id| {
                     let delete = DeleteRequest::builder()
-                        .set_key(Some(key(&[("id", s(id.as_str()))])))
+                        .set_key(Some(item([("id", s(id.as_str()))])))
                         .build()
                         .map_err(|e| build_error("outbox delete", e))?;
                     Ok(WriteRequest::builder().delete_request(delete).build())
