@@ -6,7 +6,7 @@
 use super::item::{Item, Placeholders, get_n, get_s, item, millis, n, opt_millis, opt_n, opt_s, s};
 use super::notifications::{ANALYTICS, handled_mark};
 use super::transaction::{ATTEMPTS, MAX_TRANSACTION_ITEMS, Slot, Step, Transaction, put, retrying, update};
-use super::{DynamoStore, page_size};
+use super::{DynamoStore, PartitionQuery};
 use crate::aws::error::port_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -296,31 +296,21 @@ impl AnalyticsStore for DynamoStore {
 
     async fn daily(&self, limit: usize) -> Result<Vec<DailyReport>, PortError> {
         let p = Placeholders::names(&["scope"]).value("scope", s(ALL_DAYS));
-        let mut items = self
-            .client
-            .query()
-            .table_name(&self.daily_stats)
-            .key_condition_expression("#scope = :scope")
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(page_size(limit))
-            .into_paginator()
-            .items()
-            .send();
-        let mut days = Vec::new();
-        while days.len() < limit {
-            let Some(item) = items.try_next().await.map_err(|e| port_error("dynamodb.query(daily stats)", &e))? else {
-                break;
-            };
-            days.push(DailyReport {
-                day: get_s(&item, "day")?.to_owned(),
-                bookings: get_n(&item, "bookings")?,
-                revenue_cents: get_n(&item, "revenue_cents")?,
-            });
-        }
-        Ok(days)
+        let items = PartitionQuery::new(&self.daily_stats, "#scope = :scope", &p)
+            .descending()
+            .limit(limit)
+            .read(&self.client, "dynamodb.query(daily stats)")
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                Ok(DailyReport {
+                    day: get_s(item, "day")?.to_owned(),
+                    bookings: get_n(item, "bookings")?,
+                    revenue_cents: get_n(item, "revenue_cents")?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -18,13 +18,15 @@ mod users;
 use super::error::{build_error, port_error};
 use super::names::{Names, Table};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
 use domain::PortError;
-use item::Item;
+use item::{Item, Placeholders};
 use std::time::Duration;
 
 /// BatchGetItem takes at most 100 keys per call.
 const MAX_BATCH_GET: usize = 100;
+/// BatchWriteItem takes at most 25 puts or deletes per call.
+const MAX_BATCH_WRITE: usize = 25;
 
 pub(crate) struct DynamoStore {
     client: Client,
@@ -82,7 +84,7 @@ impl DynamoStore {
                     .build()
                     .map_err(|e| build_error("batch get keys", e))?,
             );
-            let mut attempt = 0u32;
+            let mut attempt = 0;
             while let Some(request) = pending.take() {
                 let out = self
                     .client
@@ -96,11 +98,7 @@ impl DynamoStore {
                 }
                 pending = out.unprocessed_keys().and_then(|u| u.get(table)).filter(|k| !k.keys().is_empty()).cloned();
                 if pending.is_some() {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(PortError::Contention("batch get kept leaving keys unprocessed".into()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
+                    unprocessed_pause("batch get", &mut attempt).await?;
                 }
             }
         }
@@ -108,6 +106,29 @@ impl DynamoStore {
         let position = |item: &Item| keys.iter().position(|k| k.iter().all(|(name, v)| item.get(name) == Some(v)));
         found.sort_by_key(|item| position(item).unwrap_or(usize::MAX));
         Ok(found)
+    }
+
+    /// Every put or delete in `writes`, 25 per `BatchWriteItem`, sending again what a
+    /// call leaves unprocessed.
+    pub(crate) async fn write_batch(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+        for chunk in writes.chunks(MAX_BATCH_WRITE) {
+            let mut pending = Some(chunk.to_vec());
+            let mut attempt = 0;
+            while let Some(writes) = pending.take() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, writes)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("dynamodb.batch_write_item", &e))?;
+                pending = out.unprocessed_items().and_then(|u| u.get(table)).filter(|w| !w.is_empty()).cloned();
+                if pending.is_some() {
+                    unprocessed_pause("batch write", &mut attempt).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One strongly consistent read.
@@ -124,10 +145,97 @@ impl DynamoStore {
     }
 }
 
-/// The `Limit` of a paginated read that wants `limit` items: one page holds them all
-/// unless DynamoDB's 1 MB page ends it first.
-pub(crate) fn page_size(limit: usize) -> i32 {
-    i32::try_from(limit).unwrap_or(i32::MAX).max(1)
+/// Waits before a batch call sends again what the last one left unprocessed (DynamoDB
+/// throttled part of it), longer each time; after eight such calls it gives up.
+async fn unprocessed_pause(what: &str, attempt: &mut u32) -> Result<(), PortError> {
+    *attempt += 1;
+    if *attempt > 8 {
+        return Err(PortError::Contention(format!("{what} kept leaving items unprocessed")));
+    }
+    tokio::time::sleep(Duration::from_millis(25 << (*attempt).min(5))).await;
+    Ok(())
+}
+
+/// A `Query` of one partition, of a table or of one of its indexes, read through the
+/// SDK's paginator until `limit` items or the partition's end. A table reads strongly
+/// consistent; an index cannot, and reads eventually consistent.
+pub(crate) struct PartitionQuery<'a> {
+    table: &'a str,
+    index: Option<&'a str>,
+    key_condition: &'a str,
+    placeholders: &'a Placeholders,
+    filter: Option<String>,
+    descending: bool,
+    limit: Option<usize>,
+    page: Option<i32>,
+}
+
+impl<'a> PartitionQuery<'a> {
+    pub(crate) fn new(table: &'a str, key_condition: &'a str, placeholders: &'a Placeholders) -> Self {
+        Self {
+            table,
+            index: None,
+            key_condition,
+            placeholders,
+            filter: None,
+            descending: false,
+            limit: None,
+            page: None,
+        }
+    }
+
+    pub(crate) fn index(self, index: Option<&'a str>) -> Self {
+        Self { index, ..self }
+    }
+
+    /// Conditions on attributes outside the key: DynamoDB still reads (and bills) what it
+    /// drops, and a page may hold fewer than asked.
+    pub(crate) fn filter(self, filter: Option<String>) -> Self {
+        Self { filter, ..self }
+    }
+
+    /// Highest sort key first.
+    pub(crate) fn descending(self) -> Self {
+        Self { descending: true, ..self }
+    }
+
+    /// At most `limit` items; each page asks for that many unless [`Self::page`] says.
+    pub(crate) fn limit(self, limit: usize) -> Self {
+        Self { limit: Some(limit), ..self }
+    }
+
+    /// How many items each call reads (before any filter).
+    pub(crate) fn page(self, page: i32) -> Self {
+        Self { page: Some(page), ..self }
+    }
+
+    /// Reads page after page, and asks for no page once it has `limit` items.
+    pub(crate) async fn read(self, client: &Client, op: &'static str) -> Result<Vec<Item>, PortError> {
+        let wanted = self.limit.unwrap_or(usize::MAX);
+        let page = self.page.or(self.limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX).max(1)));
+        let mut items = client
+            .query()
+            .table_name(self.table)
+            .set_index_name(self.index.map(str::to_owned))
+            .key_condition_expression(self.key_condition)
+            .set_filter_expression(self.filter)
+            .set_expression_attribute_names(self.placeholders.name_map())
+            .set_expression_attribute_values(self.placeholders.value_map())
+            .scan_index_forward(!self.descending)
+            .consistent_read(self.index.is_none())
+            .set_limit(page)
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while found.len() < wanted {
+            match items.try_next().await.map_err(|e| port_error(op, &e))? {
+                Some(item) => found.push(item),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// Whether an SDK error is a failed condition (of a single-item write).

@@ -5,8 +5,7 @@
 use super::item::{Item, Placeholders, get_millis, get_s, item, millis, n, s};
 use super::tables::TTL_ATTRIBUTE;
 use super::transaction::{ATTEMPTS, Step, Transaction, create, put, retrying};
-use super::{DynamoStore, page_size};
-use crate::aws::error::port_error;
+use super::{DynamoStore, PartitionQuery};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use domain::PortError;
@@ -121,28 +120,12 @@ impl NotificationStore for DynamoStore {
 
     async fn notifications_for(&self, recipient: &UserId, limit: usize) -> Result<Vec<Notification>, PortError> {
         let p = Placeholders::names(&["recipient"]).value("recipient", s(recipient.as_str()));
-        let mut items = self
-            .client
-            .query()
-            .table_name(&self.notifications)
-            .key_condition_expression("#recipient = :recipient")
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(page_size(limit))
-            .into_paginator()
-            .items()
-            .send();
-        let mut found = Vec::new();
-        while found.len() < limit {
-            let Some(item) = items.try_next().await.map_err(|e| port_error("dynamodb.query(notifications)", &e))?
-            else {
-                break;
-            };
-            found.push(notification_from(&item)?);
-        }
-        Ok(found)
+        let items = PartitionQuery::new(&self.notifications, "#recipient = :recipient", &p)
+            .descending()
+            .limit(limit)
+            .read(&self.client, "dynamodb.query(notifications)")
+            .await?;
+        items.iter().map(notification_from).collect()
     }
 }
 

@@ -14,9 +14,6 @@ use domain::outbox::{OutboxBacklog, OutboxEntry, OutboxItem};
 use domain::ports::Outbox;
 use std::time::Duration;
 
-/// BatchWriteItem takes at most 25 requests per call.
-const MAX_BATCH_WRITE: usize = 25;
-
 impl DynamoStore {
     /// The puts that add `entries` in the caller's transaction. Re-adding an event puts
     /// the same item again.
@@ -79,36 +76,17 @@ impl Outbox for DynamoStore {
     }
 
     async fn delivered(&self, ids: &[String]) -> Result<(), PortError> {
-        for chunk in ids.chunks(MAX_BATCH_WRITE) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|id| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(item([("id", s(id.as_str()))])))
-                        .build()
-                        .map_err(|e| build_error("outbox delete", e))?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, PortError>>()?;
-            for attempt in 0..8u32 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.outbox, requests)
-                    .send()
-                    .await
-                    .map_err(|e| port_error("dynamodb.batch_write_item(outbox)", &e))?;
-                requests = out.unprocessed_items().and_then(|u| u.get(&self.outbox)).cloned().unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
-            }
-            if !requests.is_empty() {
-                return Err(PortError::Contention("outbox deletes kept coming back unprocessed".to_owned()));
-            }
-        }
-        Ok(())
+        let deletes = ids
+            .iter()
+            .map(|id| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(item([("id", s(id.as_str()))])))
+                    .build()
+                    .map_err(|e| build_error("outbox delete", e))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, PortError>>()?;
+        self.write_batch(&self.outbox, deletes).await
     }
 
     async fn backlog(&self) -> Result<OutboxBacklog, PortError> {

@@ -4,7 +4,7 @@
 use super::item::{Item, Placeholders, get_bool, get_millis, get_n, get_s, item, json, millis, n, opt_json, s};
 use super::tables::{TTL_ATTRIBUTE, UNQUEUED_INDEX};
 use super::transaction::{ATTEMPTS, Cancelled, Step, Transaction, all_old, create, retrying};
-use super::{DynamoStore, is_condition_failure, page_size};
+use super::{DynamoStore, PartitionQuery, is_condition_failure};
 use crate::aws::error::{build_error, port_error};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
@@ -425,24 +425,13 @@ impl RequestStore for DynamoStore {
         let p = Placeholders::names(&["sweep", "claimed_at"])
             .value("unqueued", s(UNQUEUED))
             .value("before", millis(claimed_before));
-        let mut items = self
-            .client
-            .query()
-            .table_name(&self.requests)
-            .index_name(UNQUEUED_INDEX)
-            .key_condition_expression("#sweep = :unqueued AND #claimed_at < :before")
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .scan_index_forward(true)
-            .limit(page_size(limit))
-            .into_paginator()
-            .items()
-            .send();
-        let mut commands = Vec::new();
-        while commands.len() < limit {
-            let Some(item) = items.try_next().await.map_err(|e| port_error("dynamodb.query(unqueued)", &e))? else {
-                break;
-            };
+        let items = PartitionQuery::new(&self.requests, "#sweep = :unqueued AND #claimed_at < :before", &p)
+            .index(Some(UNQUEUED_INDEX))
+            .limit(limit)
+            .read(&self.client, "dynamodb.query(unqueued)")
+            .await?;
+        let mut commands = Vec::with_capacity(items.len());
+        for item in items {
             let request_id = RequestId::from(get_s(&item, "request_id")?);
             let stranded = match StoredRequest::parse(item) {
                 Ok(stored) => Stranded {

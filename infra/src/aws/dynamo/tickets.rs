@@ -9,8 +9,8 @@ use super::tables::{
     TICKETS_BY_ASSIGNEE_INDEX, TICKETS_BY_REQUESTER_INDEX, TICKETS_BY_STATUS_INDEX, TICKETS_IN_ORDER_INDEX,
 };
 use super::transaction::{ATTEMPTS, Step, create, put, retrying};
-use super::{DynamoStore, page_size};
-use crate::aws::error::{build_error, port_error};
+use super::{DynamoStore, PartitionQuery};
+use crate::aws::error::build_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
@@ -64,17 +64,10 @@ async fn load_entries(client: &Client, table: &str, mut ticket: Ticket) -> Resul
     let p = Placeholders::names(&["ticket_id", "seq"])
         .value("id", s(ticket.ticket_id.as_str()))
         .value("version", n(ticket.version));
-    let mut items = client
-        .query()
-        .table_name(table)
-        .key_condition_expression("#ticket_id = :id AND #seq <= :version")
-        .set_expression_attribute_names(p.name_map())
-        .set_expression_attribute_values(p.value_map())
-        .consistent_read(true)
-        .into_paginator()
-        .items()
-        .send();
-    while let Some(item) = items.try_next().await.map_err(|e| port_error("dynamodb.query(ticket entries)", &e))? {
+    let items = PartitionQuery::new(table, "#ticket_id = :id AND #seq <= :version", &p)
+        .read(client, "dynamodb.query(ticket entries)")
+        .await?;
+    for item in items {
         let entry: HistoryEntry =
             opt_json(&item, "entry")?.ok_or_else(|| PortError::Corrupt("ticket entry lacks `entry`".to_owned()))?;
         if let Some(comment) = opt_json::<Comment>(&item, "comment")? {
@@ -201,31 +194,16 @@ impl DynamoStore {
         let filter = (!filter.is_empty()).then(|| filter.join(" AND "));
 
         // One more than asked, to know whether another page follows.
-        let page = match filter {
-            Some(_) => FILTERED_PAGE,
-            None => page_size(wanted),
-        };
-        let mut items = self
-            .client
-            .query()
-            .table_name(&self.tickets)
-            .index_name(index)
-            .key_condition_expression(&key_condition)
-            .set_filter_expression(filter)
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .scan_index_forward(true)
-            .limit(page)
-            .into_paginator()
-            .items()
-            .send();
-        let mut heads: Vec<Ticket> = Vec::new();
-        while heads.len() < wanted {
-            let Some(item) = items.try_next().await.map_err(|e| port_error("dynamodb.query(tickets)", &e))? else {
-                break;
-            };
-            heads.push(head_from(&item)?);
+        let mut query = PartitionQuery::new(&self.tickets, &key_condition, &p).index(Some(index)).limit(wanted);
+        if filter.is_some() {
+            query = query.filter(filter).page(FILTERED_PAGE);
         }
+        let mut heads = query
+            .read(&self.client, "dynamodb.query(tickets)")
+            .await?
+            .iter()
+            .map(head_from)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if heads.len() > q.limit {
             heads.truncate(q.limit);
             heads.last().map(TicketCursor::after)
