@@ -4,10 +4,12 @@
 //! - [`config`]: the SDK configuration, loaded once from the standard environment.
 //! - [`names`]: resource names under the `USHER_ENV` prefix.
 //! - [`error`]: SDK errors to [`PortError`] kinds, logged with their full context.
-//! - [`sqs`], [`sns`], [`dynamo`]: the adapters, each with its part of `usher setup`.
+//! - [`sqs`], [`sns`], [`dynamo`]: the adapters, each with its part of `usher setup`;
+//!   [`batch`]: the per-entry retries of SQS's and SNS's batch calls.
 //!
 //! infra/AWS.md describes the data model and the queue and topic layout.
 
+mod batch;
 mod config;
 mod dynamo;
 mod error;

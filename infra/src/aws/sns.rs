@@ -3,6 +3,7 @@
 //! per subscribed queue with its filter policy, and the queue policy that lets the topic
 //! send to the queue).
 
+use super::batch::{FailedEntry, send_entries};
 use super::error::{build_error, port_error};
 use super::names::Names;
 use super::sqs::{QueueInfo, set_queue_attributes};
@@ -15,13 +16,11 @@ use domain::ports::EventBus;
 use domain::queue::{ATTR_TYPE, Queue, Subscription};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::time::Duration;
 use tokio::sync::OnceCell;
 
 /// SNS takes at most ten entries per PublishBatch, and 256 KiB in all; keep some slack.
 const BATCH: usize = 10;
 const BATCH_BYTES: usize = 250 * 1024;
-const ENTRY_ATTEMPTS: usize = 3;
 
 pub(crate) struct SnsBus {
     client: Client,
@@ -49,13 +48,11 @@ impl SnsBus {
     }
 
     async fn publish_chunk(&self, topic_arn: &str, chunk: &[(&CloudEvent, String)]) -> Result<(), PortError> {
-        let mut pending: Vec<usize> = (0..chunk.len()).collect();
-        for attempt in 1..=ENTRY_ATTEMPTS {
-            let mut entries = Vec::with_capacity(pending.len());
-            for &i in &pending {
-                let (event, body) = &chunk[i];
-                entries.push(publish_entry(i, event.event_type, body)?);
-            }
+        send_entries("sns.publish_batch", chunk.len(), move |pending| async move {
+            let entries = pending
+                .iter()
+                .map(|&i| publish_entry(i, chunk[i].0.event_type, &chunk[i].1))
+                .collect::<Result<Vec<_>, _>>()?;
             let out = self
                 .client
                 .publish_batch()
@@ -64,19 +61,9 @@ impl SnsBus {
                 .send()
                 .await
                 .map_err(|e| port_error("sns.publish_batch", &e))?;
-            let failed = out.failed();
-            if failed.is_empty() {
-                return Ok(());
-            }
-            if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
-                tracing::error!(code = f.code(), message = f.message().unwrap_or(""), "sns refused an event");
-                return Err(PortError::Invalid(format!("sns refused an event: {}", f.code())));
-            }
-            pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
-            tracing::warn!(failed = pending.len(), attempt, "sns failed some events of a batch, publishing them again");
-            tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
-        }
-        Err(PortError::Unavailable(format!("sns kept failing {} events of a batch", pending.len())))
+            Ok(out.failed().iter().map(|f| FailedEntry::new(f.id(), f.sender_fault(), f.code(), f.message())).collect())
+        })
+        .await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The queues on SQS: batched sends and deletes, long-poll receives, visibility changes,
 //! and `usher setup`'s side of them (each queue beside its DLQ, with a redrive policy).
 
+use super::batch::{FailedEntry, send_entries};
 use super::error::{build_error, port_error};
 use super::names::Names;
 use async_trait::async_trait;
@@ -27,9 +28,6 @@ const BATCH_BYTES: usize = 250 * 1024;
 /// SQS caps a long poll at 20 seconds and a visibility timeout at 12 hours.
 const MAX_WAIT_SECS: u64 = 20;
 const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
-/// How often a batch entry that failed on the server's side is sent again before the
-/// whole call is reported unavailable.
-const ENTRY_ATTEMPTS: usize = 3;
 
 /// Queue settings `usher setup` applies (CONTRACT.md: the default visibility is 30 s).
 const VISIBILITY_TIMEOUT_SECS: u32 = 30;
@@ -70,12 +68,8 @@ impl SqsQueues {
     }
 
     async fn send_chunk(&self, url: &str, chunk: &[&OutgoingMessage]) -> Result<(), PortError> {
-        let mut pending: Vec<usize> = (0..chunk.len()).collect();
-        for attempt in 1..=ENTRY_ATTEMPTS {
-            let mut entries = Vec::with_capacity(pending.len());
-            for &i in &pending {
-                entries.push(send_entry(i, chunk[i])?);
-            }
+        send_entries("sqs.send_message_batch", chunk.len(), move |pending| async move {
+            let entries = pending.iter().map(|&i| send_entry(i, chunk[i])).collect::<Result<Vec<_>, _>>()?;
             let out = self
                 .client
                 .send_message_batch()
@@ -84,33 +78,23 @@ impl SqsQueues {
                 .send()
                 .await
                 .map_err(|e| port_error("sqs.send_message_batch", &e))?;
-            let failed = out.failed();
-            if failed.is_empty() {
-                return Ok(());
-            }
-            if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
-                tracing::error!(code = f.code(), message = f.message().unwrap_or(""), "sqs refused a message");
-                return Err(PortError::Invalid(format!("sqs refused a message: {}", f.code())));
-            }
-            pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
-            tracing::warn!(failed = pending.len(), attempt, "sqs failed some messages of a batch, sending them again");
-            tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
-        }
-        Err(PortError::Unavailable(format!("sqs kept failing {} messages of a batch", pending.len())))
+            Ok(out.failed().iter().map(|f| FailedEntry::new(f.id(), f.sender_fault(), f.code(), f.message())).collect())
+        })
+        .await
     }
 
     async fn delete_chunk(&self, url: &str, chunk: &[Receipt]) -> Result<(), PortError> {
-        let mut pending: Vec<usize> = (0..chunk.len()).collect();
-        for attempt in 1..=ENTRY_ATTEMPTS {
-            let mut entries = Vec::with_capacity(pending.len());
-            for &i in &pending {
-                let entry = DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&chunk[i].0)
-                    .build()
-                    .map_err(|e| build_error("sqs delete entry", e))?;
-                entries.push(entry);
-            }
+        send_entries("sqs.delete_message_batch", chunk.len(), move |pending| async move {
+            let entries = pending
+                .iter()
+                .map(|&i| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&chunk[i].0)
+                        .build()
+                        .map_err(|e| build_error("sqs delete entry", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let out = self
                 .client
                 .delete_message_batch()
@@ -120,19 +104,14 @@ impl SqsQueues {
                 .await
                 .map_err(|e| port_error("sqs.delete_message_batch", &e))?;
             // A stale or unknown receipt deletes nothing, and that is fine (see the port).
-            let failed: Vec<_> = out.failed().iter().filter(|f| !is_stale_receipt(f.code())).collect();
-            if failed.is_empty() {
-                return Ok(());
-            }
-            if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
-                tracing::error!(code = f.code(), message = f.message().unwrap_or(""), "sqs refused a delete");
-                return Err(PortError::Invalid(format!("sqs refused a delete: {}", f.code())));
-            }
-            pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
-            tracing::warn!(failed = pending.len(), attempt, "sqs failed some deletes of a batch, trying them again");
-            tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
-        }
-        Err(PortError::Unavailable(format!("sqs kept failing {} deletes of a batch", pending.len())))
+            Ok(out
+                .failed()
+                .iter()
+                .filter(|f| !is_stale_receipt(f.code()))
+                .map(|f| FailedEntry::new(f.id(), f.sender_fault(), f.code(), f.message()))
+                .collect())
+        })
+        .await
     }
 
     /// Deletes what is visible, batch by batch: the fallback while SQS is still busy with

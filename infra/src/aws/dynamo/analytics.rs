@@ -3,12 +3,13 @@
 //! per item first (counters add, ticket facts fold with `TicketState::apply`), so no
 //! item appears twice and each event applies exactly once.
 
-use super::item::{Item, Placeholders, get_n, get_s, key, millis, n, opt_millis, opt_n, opt_s, s};
-use super::notifications::{ANALYTICS, attrs, handled_mark};
-use super::{ATTEMPTS, DynamoStore, MAX_TRANSACTION_ITEMS, conflict_pause};
-use crate::aws::error::{build_error, port_error};
+use super::item::{Item, Placeholders, get_n, get_s, item, millis, n, opt_millis, opt_n, opt_s, s};
+use super::notifications::{ANALYTICS, handled_mark};
+use super::transaction::{ATTEMPTS, MAX_TRANSACTION_ITEMS, Slot, Step, Transaction, put, retrying, update};
+use super::{DynamoStore, PartitionQuery};
+use crate::aws::error::port_error;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::event::CloudEvent;
@@ -100,7 +101,7 @@ impl<'a> Merged<'a> {
 }
 
 fn ticket_key(ticket_id: &str) -> Item {
-    key(&[("ticket_id", s(ticket_id))])
+    item([("ticket_id", s(ticket_id))])
 }
 
 /// A ticket's stored state and the version its conditional put checks.
@@ -130,33 +131,22 @@ impl DynamoStore {
             .value("booked", n(booked))
             .value("bookings", n(bookings))
             .value("revenue", n(revenue));
-        let update = Update::builder()
-            .table_name(&self.show_stats)
-            .set_key(Some(key(&[("show_id", s(show_id))])))
-            // ADD creates the item and its counters at zero when absent, and commutes.
-            .update_expression(
-                "ADD #seats_held :held, #seats_booked :booked, #bookings :bookings, #revenue_cents :revenue",
-            )
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .build()
-            .map_err(|e| build_error("show counters", e))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        // ADD creates the item and its counters at zero when absent, and commutes.
+        update(
+            &self.show_stats,
+            item([("show_id", s(show_id))]),
+            "ADD #seats_held :held, #seats_booked :booked, #bookings :bookings, #revenue_cents :revenue",
+            None,
+            p,
+        )
     }
 
     fn day_add(&self, day: &str, [bookings, revenue]: [i64; 2]) -> Result<TransactWriteItem, PortError> {
         let p = Placeholders::names(&["bookings", "revenue_cents"])
             .value("bookings", n(bookings))
             .value("revenue", n(revenue));
-        let update = Update::builder()
-            .table_name(&self.daily_stats)
-            .set_key(Some(key(&[("scope", s(ALL_DAYS)), ("day", s(day))])))
-            .update_expression("ADD #bookings :bookings, #revenue_cents :revenue")
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .build()
-            .map_err(|e| build_error("day counters", e))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        let key = item([("scope", s(ALL_DAYS)), ("day", s(day))]);
+        update(&self.daily_stats, key, "ADD #bookings :bookings, #revenue_cents :revenue", None, p)
     }
 
     /// The ticket's new state, put on condition that it is still the version read (or
@@ -167,14 +157,8 @@ impl DynamoStore {
         state: &TicketState,
         read: Option<Option<u64>>,
     ) -> Result<TransactWriteItem, PortError> {
-        let mut item = attrs(vec![("ticket_id", s(ticket_id))]);
         let st = &state.stats;
         let texts = [("status", &st.status), ("assignee", &st.assignee)];
-        for (name, value) in texts {
-            if let Some(v) = value {
-                item.insert(name.to_owned(), s(v.clone()));
-            }
-        }
         let times = [
             ("status_at", state.status_at),
             ("assignee_at", state.assignee_at),
@@ -182,46 +166,43 @@ impl DynamoStore {
             ("first_response_at", st.first_response_at),
             ("solved_at", st.solved_at),
         ];
-        for (name, value) in times {
-            if let Some(t) = value {
-                item.insert(name.to_owned(), millis(t));
-            }
-        }
         let (condition, p) = match read {
             None => ("attribute_not_exists(#ticket_id)", Placeholders::names(&["ticket_id"])),
             Some(None) => ("attribute_not_exists(#version)", Placeholders::names(&["version"])),
             Some(Some(v)) => ("#version = :version", Placeholders::names(&["version"]).value("version", n(v))),
         };
         let next = read.flatten().unwrap_or(0) + 1;
-        item.insert("version".to_owned(), n(next));
-        let put = Put::builder()
-            .table_name(&self.ticket_stats)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .build()
-            .map_err(|e| build_error("ticket stats", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        // What is not known yet is left out, not stored as NULL.
+        let ticket = item(
+            [("ticket_id", s(ticket_id)), ("version", n(next))]
+                .into_iter()
+                .chain(texts.into_iter().filter_map(|(name, v)| v.as_ref().map(|v| (name, s(v.clone())))))
+                .chain(times.into_iter().filter_map(|(name, t)| t.map(|t| (name, millis(t))))),
+        );
+        put(&self.ticket_stats, ticket, Some(condition), p)
     }
 
-    /// Reads the group's tickets and builds its transaction: the events' marks first, in
-    /// the group's order (so item `i < group.len()` is the mark of `group[i]`), then one
-    /// item per show, day and ticket.
-    async fn plan(&self, group: &[&Facts<'_>], now: Timestamp) -> Result<Vec<TransactWriteItem>, PortError> {
+    /// Reads the group's tickets and builds its transaction: each event's mark, named by
+    /// the slot returned beside the event, then one item per show, day and ticket.
+    async fn plan<'g, 'e>(
+        &self,
+        group: &[&'g Facts<'e>],
+        now: Timestamp,
+    ) -> Result<(Transaction, Vec<(Slot, &'g Facts<'e>)>), PortError> {
         let merged = Merged::of(group);
-        let mut items = Vec::with_capacity(group.len() + merged.shows.len() + merged.days.len());
+        let mut tx = Transaction::default();
+        let mut marks = Vec::with_capacity(group.len());
         for e in group {
-            items.push(handled_mark(&self.handled_events, ANALYTICS, &e.event.id, now)?);
+            marks.push((tx.add(handled_mark(&self.handled_events, ANALYTICS, &e.event.id, now)?), *e));
         }
         for (show_id, add) in &merged.shows {
-            items.push(self.show_add(show_id, *add)?);
+            tx.add(self.show_add(show_id, *add)?);
         }
         for (day, add) in &merged.days {
-            items.push(self.day_add(day, *add)?);
+            tx.add(self.day_add(day, *add)?);
         }
         if merged.tickets.is_empty() {
-            return Ok(items);
+            return Ok((tx, marks));
         }
         let keys = merged.tickets.keys().map(|id| ticket_key(id)).collect();
         let mut stored: HashMap<String, (TicketState, Option<u64>)> = HashMap::new();
@@ -234,43 +215,35 @@ impl DynamoStore {
                 None => (TicketState::default(), None),
             };
             facts.iter().for_each(|f| state.apply(f));
-            items.push(self.ticket_put(ticket_id, &state, read)?);
+            tx.add(self.ticket_put(ticket_id, &state, read)?);
         }
-        Ok(items)
+        Ok((tx, marks))
     }
 
     /// Commits one group; returns how many of its events were new. An event whose mark
     /// exists was handled before (by an earlier delivery or a concurrent worker): it is
-    /// left out and the rest tried again. A ticket that changed since the read is read
-    /// again, a few times, before the call reports contention.
-    async fn record_group(&self, mut group: Vec<&Facts<'_>>) -> Result<usize, PortError> {
-        let mut lost = 0;
-        while !group.is_empty() {
-            let items = self.plan(&group, clock::now()).await?;
-            let why = match self.transact("record_events", items).await {
-                Ok(Ok(())) => return Ok(group.len()),
-                Ok(Err(cancelled)) => {
-                    // Item `i < group.len()` is the mark of `group[i]`.
-                    let fresh: Vec<&Facts> =
-                        group.iter().enumerate().filter(|(i, _)| !cancelled.failed(*i)).map(|(_, e)| *e).collect();
-                    if fresh.len() < group.len() {
-                        tracing::debug!(handled = group.len() - fresh.len(), "events applied before; leaving them out");
-                        group = fresh;
-                        continue;
-                    }
-                    "a ticket changed since it was read".to_owned()
+    /// left out and the rest tried again, within the round. A ticket that changed since
+    /// the read loses the round: the next one reads it again.
+    async fn record_group(&self, group: Vec<&Facts<'_>>) -> Result<usize, PortError> {
+        let group = &group;
+        retrying("record_events", ATTEMPTS, move || async move {
+            let mut group = group.clone();
+            while !group.is_empty() {
+                let (tx, marks) = self.plan(&group, clock::now()).await?;
+                let Err(cancelled) = self.transact("record_events", tx).await? else {
+                    return Ok(Step::Done(group.len()));
+                };
+                let fresh: Vec<&Facts> =
+                    marks.iter().filter(|(mark, _)| !cancelled.failed(*mark)).map(|(_, e)| *e).collect();
+                if fresh.len() == group.len() {
+                    return Ok(Step::Again("a ticket changed since it was read"));
                 }
-                Err(PortError::Contention(why)) => why,
-                Err(e) => return Err(e),
-            };
-            lost += 1;
-            if lost >= ATTEMPTS {
-                return Err(PortError::Contention(format!("analytics: lost {lost} races in a row; last: {why}")));
+                tracing::debug!(handled = group.len() - fresh.len(), "events applied before; leaving them out");
+                group = fresh;
             }
-            tracing::debug!(attempt = lost, why, "analytics update lost a race; trying again");
-            tokio::time::sleep(conflict_pause(lost)).await;
-        }
-        Ok(0)
+            Ok(Step::Done(0))
+        })
+        .await
     }
 }
 
@@ -292,7 +265,7 @@ impl AnalyticsStore for DynamoStore {
     }
 
     async fn show_counters(&self, show_id: &ShowId) -> Result<ShowCounters, PortError> {
-        let Some(item) = self.get_one(&self.show_stats, key(&[("show_id", s(show_id.as_str()))])).await? else {
+        let Some(item) = self.get_one(&self.show_stats, item([("show_id", s(show_id.as_str()))])).await? else {
             return Ok(ShowCounters::default());
         };
         let count = |name: &str| opt_n::<i64>(&item, name).map(Option::unwrap_or_default);
@@ -307,61 +280,37 @@ impl AnalyticsStore for DynamoStore {
     /// A Scan: the table holds nothing but ticket stats, so reading all of it is the
     /// answer, and keyed by ticket its writes spread over every partition.
     async fn ticket_stats(&self) -> Result<Vec<TicketStats>, PortError> {
-        let mut stats = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.ticket_stats)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.scan(ticket stats)", &e))?;
-            for item in out.items() {
-                stats.push(ticket_from(item)?.0.stats);
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(stats),
-            }
-        }
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.ticket_stats)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| port_error("dynamodb.scan(ticket stats)", &e))?;
+        items.iter().map(|item| Ok(ticket_from(item)?.0.stats)).collect()
     }
 
     async fn daily(&self, limit: usize) -> Result<Vec<DailyReport>, PortError> {
-        let mut days = Vec::new();
-        let mut start = None;
         let p = Placeholders::names(&["scope"]).value("scope", s(ALL_DAYS));
-        while days.len() < limit {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.daily_stats)
-                .key_condition_expression("#scope = :scope")
-                .set_expression_attribute_names(p.name_map())
-                .set_expression_attribute_values(p.value_map())
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(i32::try_from(limit - days.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.query(daily stats)", &e))?;
-            for item in out.items() {
-                days.push(DailyReport {
+        let items = PartitionQuery::new(&self.daily_stats, "#scope = :scope", &p)
+            .descending()
+            .limit(limit)
+            .read(&self.client, "dynamodb.query(daily stats)")
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                Ok(DailyReport {
                     day: get_s(item, "day")?.to_owned(),
                     bookings: get_n(item, "bookings")?,
                     revenue_cents: get_n(item, "revenue_cents")?,
-                });
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => break,
-            }
-        }
-        days.truncate(limit);
-        Ok(days)
+                })
+            })
+            .collect()
     }
 }
 

@@ -4,14 +4,14 @@
 //! changed since the read, so it reads again and decides anew (a few times, then it
 //! reports contention and the worker retries later).
 
+use super::DynamoStore;
 use super::catalog::{seat_from, seat_key};
-use super::item::{Item, Placeholders, get_millis, get_n, get_s, get_strings, key, millis, n, s, strings};
+use super::item::{Item, Placeholders, get_millis, get_n, get_s, get_strings, item, millis, n, s, strings};
 use super::requests::StoredRequest;
 use super::tables::TTL_ATTRIBUTE;
-use super::{ATTEMPTS, DynamoStore, conflict_pause};
-use crate::aws::error::build_error;
+use super::transaction::{ATTEMPTS, Step, Transaction, create, retrying, update};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use domain::PortError;
 use domain::booking::{self, Booking, BookingStatus, HoldStatus, SeatHold, SeatRecord};
 use domain::clock::Timestamp;
@@ -21,6 +21,7 @@ use domain::outbox::{Decision, outbox_entries};
 use domain::payment::PaymentReceipt;
 use domain::ports::{BookingStore, Completion};
 use domain::request::CommandContext;
+use std::future::Future;
 use time::Duration as TimeDuration;
 
 /// How long a finished hold stays readable before DynamoDB's TTL may delete it.
@@ -32,7 +33,7 @@ fn retention_end(expires_at: Timestamp) -> i64 {
 }
 
 fn hold_key(hold_id: &HoldId) -> Item {
-    key(&[("hold_id", s(hold_id.as_str()))])
+    item([("hold_id", s(hold_id.as_str()))])
 }
 
 fn hold_from(item: &Item) -> Result<SeatHold, PortError> {
@@ -58,40 +59,6 @@ fn booking_from(item: &Item) -> Result<Booking, PortError> {
         customer_id: UserId::new(get_s(item, "customer_id")?),
         created_at: get_millis(item, "created_at")?,
     })
-}
-
-fn update(
-    table: &str,
-    key: Item,
-    expression: &str,
-    condition: &str,
-    p: Placeholders,
-) -> Result<TransactWriteItem, PortError> {
-    let update = Update::builder()
-        .table_name(table)
-        .set_key(Some(key))
-        .update_expression(expression)
-        .condition_expression(condition)
-        .set_expression_attribute_names(p.name_map())
-        .set_expression_attribute_values(p.value_map())
-        .build()
-        .map_err(|e| build_error("transaction update", e))?;
-    Ok(TransactWriteItem::builder().update(update).build())
-}
-
-fn create(table: &str, item: Item, key_attr: &str) -> Result<TransactWriteItem, PortError> {
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(#k)")
-        .expression_attribute_names("#k", key_attr)
-        .build()
-        .map_err(|e| build_error("transaction put", e))?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
-fn attrs(pairs: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Item {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// What one attempt decided to commit: the domain's decision and the writes, each under
@@ -120,8 +87,10 @@ impl DynamoStore {
             &self.seats,
             seat_key(&hold.show_id, seat),
             "SET #hold_id = :hold, #hold_expires_at = :expires",
-            "attribute_exists(#seat_id) AND attribute_not_exists(#booking_id) \
-             AND (attribute_not_exists(#hold_expires_at) OR #hold_expires_at <= :now)",
+            Some(
+                "attribute_exists(#seat_id) AND attribute_not_exists(#booking_id) \
+                 AND (attribute_not_exists(#hold_expires_at) OR #hold_expires_at <= :now)",
+            ),
             Placeholders::names(&["hold_id", "hold_expires_at", "seat_id", "booking_id"])
                 .value("hold", s(hold.hold_id.as_str()))
                 .value("expires", millis(hold.expires_at))
@@ -135,7 +104,7 @@ impl DynamoStore {
             &self.seats,
             seat_key(&hold.show_id, seat),
             "REMOVE #hold_id, #hold_expires_at",
-            "#hold_id = :hold AND attribute_not_exists(#booking_id)",
+            Some("#hold_id = :hold AND attribute_not_exists(#booking_id)"),
             Placeholders::names(&["hold_id", "hold_expires_at", "booking_id"]).value("hold", s(hold.hold_id.as_str())),
         )
     }
@@ -177,7 +146,7 @@ impl DynamoStore {
         if let Some(now) = live_at {
             p = p.value("now", millis(now));
         }
-        update(&self.holds, hold_key(&hold.hold_id), &expression, &condition, p)
+        update(&self.holds, hold_key(&hold.hold_id), &expression, Some(&condition), p)
     }
 
     async fn plan_hold(
@@ -195,7 +164,7 @@ impl DynamoStore {
             seat_ids.iter().map(|seat| self.claim_seat(&hold, seat, ctx.now)).collect::<Result<Vec<_>, _>>()?;
         effects.push(create(
             &self.holds,
-            attrs(vec![
+            item([
                 ("hold_id", s(hold.hold_id.as_str())),
                 ("show_id", s(show_id.as_str())),
                 ("customer_id", s(hold.customer_id.as_str())),
@@ -246,7 +215,7 @@ impl DynamoStore {
                 &self.seats,
                 seat_key(&hold.show_id, seat),
                 "SET #booking_id = :booking REMOVE #hold_id, #hold_expires_at",
-                "#hold_id = :hold AND attribute_not_exists(#booking_id)",
+                Some("#hold_id = :hold AND attribute_not_exists(#booking_id)"),
                 Placeholders::names(&["booking_id", "hold_id", "hold_expires_at"])
                     .value("booking", s(booking.booking_id.as_str()))
                     .value("hold", s(hold_id.as_str())),
@@ -255,7 +224,7 @@ impl DynamoStore {
         effects.push(self.close_hold(&hold, HoldStatus::Confirmed, Some(ctx.now), Some(&booking.booking_id))?);
         effects.push(create(
             &self.bookings,
-            attrs(vec![
+            item([
                 ("booking_id", s(booking.booking_id.as_str())),
                 ("hold_id", s(hold_id.as_str())),
                 ("show_id", s(booking.show_id.as_str())),
@@ -272,83 +241,28 @@ impl DynamoStore {
         Ok(Plan { effects, decision })
     }
 
-    /// Runs read-decide-commit until it commits or finds the request terminal.
-    async fn apply(
-        &self,
-        op: &'static str,
-        request_id: &RequestId,
-        now: Timestamp,
-        mut plan: impl AsyncPlanner,
-    ) -> Result<Completion, PortError> {
-        for attempt in 1..=ATTEMPTS {
-            let stored: StoredRequest = self.existing_request(request_id).await?;
+    /// Reads the request and, unless it is terminal, decides with `plan` and commits,
+    /// round after round until it commits or finds the request terminal.
+    async fn apply<F, Fut>(&self, op: &'static str, ctx: &CommandContext, plan: F) -> Result<Completion, PortError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Plan, PortError>>,
+    {
+        let plan = &plan;
+        retrying(op, ATTEMPTS, move || async move {
+            let stored: StoredRequest = self.existing_request(&ctx.request_id).await?;
             if let Some(done) = stored.terminal_completion()? {
-                return Ok(done);
+                return Ok(Step::Done(done));
             }
-            let decided = plan.plan(self).await?;
-            match self.commit(op, &stored, decided.effects, decided.decision, now).await {
-                Ok(Ok(done)) => return Ok(done),
-                // A condition failed: something changed since the read. Read and decide
-                // again; the new read shows what changed (a seat taken, a hold expired).
-                Ok(Err(_)) => {
-                    tracing::debug!(op, %request_id, attempt, "state changed under the transaction; deciding again");
-                }
-                // Another transaction held one of the items: try again after a short
-                // pause, as the worker would, but sooner.
-                Err(PortError::Contention(why)) if attempt < ATTEMPTS => {
-                    tracing::debug!(op, %request_id, attempt, why, "transaction conflict; trying again");
-                    tokio::time::sleep(conflict_pause(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(PortError::Contention(format!("{op}: state kept changing under request {request_id}")))
-    }
-}
-
-/// One command's read-and-decide step, redone after a lost race.
-#[async_trait]
-trait AsyncPlanner: Send {
-    async fn plan(&mut self, store: &DynamoStore) -> Result<Plan, PortError>;
-}
-
-struct PlaceHold<'a> {
-    ctx: &'a CommandContext,
-    show_id: &'a ShowId,
-    seat_ids: &'a [SeatId],
-    expires_at: Timestamp,
-}
-
-#[async_trait]
-impl AsyncPlanner for PlaceHold<'_> {
-    async fn plan(&mut self, store: &DynamoStore) -> Result<Plan, PortError> {
-        // A seat taken since the last read shows up in the re-read as `seats_unavailable`.
-        store.plan_hold(self.ctx, self.show_id, self.seat_ids, self.expires_at).await
-    }
-}
-
-struct ReleaseHold<'a> {
-    ctx: &'a CommandContext,
-    hold_id: &'a HoldId,
-}
-
-#[async_trait]
-impl AsyncPlanner for ReleaseHold<'_> {
-    async fn plan(&mut self, store: &DynamoStore) -> Result<Plan, PortError> {
-        store.plan_release(self.ctx, self.hold_id).await
-    }
-}
-
-struct ConfirmBooking<'a> {
-    ctx: &'a CommandContext,
-    hold_id: &'a HoldId,
-    payment: &'a PaymentReceipt,
-}
-
-#[async_trait]
-impl AsyncPlanner for ConfirmBooking<'_> {
-    async fn plan(&mut self, store: &DynamoStore) -> Result<Plan, PortError> {
-        store.plan_confirm(self.ctx, self.hold_id, self.payment).await
+            let Plan { effects, decision } = plan().await?;
+            Ok(match self.commit(op, &stored, effects, decision, ctx.now).await? {
+                Ok(done) => Step::Done(done),
+                // A condition failed: the next round's read shows what changed (a seat
+                // taken, a hold expired), and the domain decides again.
+                Err(_) => Step::Again("state changed under the transaction"),
+            })
+        })
+        .await
     }
 }
 
@@ -361,12 +275,12 @@ impl BookingStore for DynamoStore {
         seat_ids: &[SeatId],
         expires_at: Timestamp,
     ) -> Result<Completion, PortError> {
-        let planner = PlaceHold { ctx, show_id, seat_ids, expires_at };
-        self.apply("place_hold", &ctx.request_id, ctx.now, planner).await
+        // A seat taken since the last read shows up in the re-read as `seats_unavailable`.
+        self.apply("place_hold", ctx, || self.plan_hold(ctx, show_id, seat_ids, expires_at)).await
     }
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
-        self.apply("release_hold", &ctx.request_id, ctx.now, ReleaseHold { ctx, hold_id }).await
+        self.apply("release_hold", ctx, || self.plan_release(ctx, hold_id)).await
     }
 
     async fn confirm_booking(
@@ -375,27 +289,27 @@ impl BookingStore for DynamoStore {
         hold_id: &HoldId,
         payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
-        self.apply("confirm_booking", &ctx.request_id, ctx.now, ConfirmBooking { ctx, hold_id, payment }).await
+        self.apply("confirm_booking", ctx, || self.plan_confirm(ctx, hold_id, payment)).await
     }
 
     async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
-        for attempt in 1..=ATTEMPTS {
+        retrying("expire_hold", ATTEMPTS, move || async move {
             let hold = self.load_hold(hold_id).await?;
             let (Some(event), Some(hold)) = (booking::decide_expire(hold.as_ref(), now), hold) else {
-                return Ok(None);
+                return Ok(Step::Done(None));
             };
-            let mut items = self.free_seats(&hold).await?;
-            items.push(self.close_hold(&hold, HoldStatus::Expired, None, None)?);
-            items.extend(self.outbox_puts(&outbox_entries(std::slice::from_ref(&event), &[]), now)?);
-            match self.transact("expire_hold", items).await? {
+            let mut tx = Transaction::from(self.free_seats(&hold).await?);
+            tx.add(self.close_hold(&hold, HoldStatus::Expired, None, None)?);
+            tx.extend(self.outbox_puts(&outbox_entries(std::slice::from_ref(&event), &[]), now)?);
+            Ok(match self.transact("expire_hold", tx).await? {
                 Ok(()) => {
                     self.outbox_committed();
-                    return Ok(Some(event));
+                    Step::Done(Some(event))
                 }
-                Err(_) => tracing::debug!(%hold_id, attempt, "hold or its seats changed while expiring; reading again"),
-            }
-        }
-        Err(PortError::Contention(format!("hold {hold_id} kept changing while expiring")))
+                Err(_) => Step::Again("the hold or its seats changed while expiring"),
+            })
+        })
+        .await
     }
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {
@@ -403,7 +317,7 @@ impl BookingStore for DynamoStore {
     }
 
     async fn booking(&self, booking_id: &BookingId) -> Result<Option<Booking>, PortError> {
-        let item = self.get_one(&self.bookings, key(&[("booking_id", s(booking_id.as_str()))])).await?;
+        let item = self.get_one(&self.bookings, item([("booking_id", s(booking_id.as_str()))])).await?;
         item.as_ref().map(booking_from).transpose()
     }
 }

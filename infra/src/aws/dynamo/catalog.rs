@@ -1,8 +1,8 @@
 //! Movies and shows (one catalog table, `kind` + `id`) and the seats of each show.
 
-use super::item::{Item, Placeholders, get_millis, get_n, get_s, key, millis, n, opt_millis, opt_s, s};
+use super::item::{Item, Placeholders, get_millis, get_n, get_s, item, millis, n, opt_millis, opt_s, s};
 use super::tables::SHOWS_BY_MOVIE_INDEX;
-use super::{DynamoStore, is_condition_failure};
+use super::{DynamoStore, PartitionQuery, is_condition_failure};
 use crate::aws::error::{build_error, port_error};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
@@ -11,13 +11,9 @@ use domain::booking::SeatRecord;
 use domain::catalog::{Auditorium, Movie, Show};
 use domain::ids::{BookingId, HoldId, MovieId, SeatId, ShowId};
 use domain::ports::CatalogStore;
-use std::collections::HashMap;
-use std::time::Duration;
 
 const MOVIE: &str = "movie";
 const SHOW: &str = "show";
-/// BatchWriteItem takes at most 25 writes per call.
-const MAX_BATCH_WRITE: usize = 25;
 
 fn movie_from(item: &Item) -> Result<Movie, PortError> {
     Ok(Movie {
@@ -47,15 +43,11 @@ pub(crate) fn seat_from(item: &Item) -> Result<SeatRecord, PortError> {
 }
 
 pub(crate) fn seat_key(show_id: &ShowId, seat_id: &SeatId) -> Item {
-    key(&[("show_id", s(show_id.as_str())), ("seat_id", s(seat_id.as_str()))])
+    item([("show_id", s(show_id.as_str())), ("seat_id", s(seat_id.as_str()))])
 }
 
 fn catalog_key(kind: &str, id: &str) -> Item {
-    key(&[("kind", s(kind)), ("id", s(id))])
-}
-
-fn attrs(pairs: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Item {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    item([("kind", s(kind)), ("id", s(id))])
 }
 
 impl DynamoStore {
@@ -80,84 +72,18 @@ impl DynamoStore {
             Err(err) => Err(port_error("dynamodb.put_item", &err)),
         }
     }
-
-    async fn write_all(&self, table: &str, items: Vec<Item>) -> Result<(), PortError> {
-        for chunk in items.chunks(MAX_BATCH_WRITE) {
-            let mut writes = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                let put = PutRequest::builder()
-                    .set_item(Some(item.clone()))
-                    .build()
-                    .map_err(|e| build_error("put request", e))?;
-                writes.push(WriteRequest::builder().put_request(put).build());
-            }
-            let mut pending = Some(writes);
-            let mut attempt = 0u32;
-            while let Some(writes) = pending.take() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(table, writes)
-                    .send()
-                    .await
-                    .map_err(|e| port_error("dynamodb.batch_write_item", &e))?;
-                pending = out.unprocessed_items().and_then(|u| u.get(table)).filter(|w| !w.is_empty()).cloned();
-                if pending.is_some() {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(PortError::Contention("batch write kept leaving items unprocessed".into()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Every item of one partition, page by page.
-    async fn query_all(
-        &self,
-        table: &str,
-        index: Option<&str>,
-        condition: &str,
-        placeholders: Placeholders,
-    ) -> Result<Vec<Item>, PortError> {
-        let mut items = Vec::new();
-        let mut start: Option<HashMap<_, _>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(table)
-                .set_index_name(index.map(str::to_owned))
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(placeholders.name_map())
-                .set_expression_attribute_values(placeholders.value_map())
-                // GSIs only read eventually consistent; tables read strongly.
-                .consistent_read(index.is_none())
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.query", &e))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(items),
-            }
-        }
-    }
 }
 
 #[async_trait]
 impl CatalogStore for DynamoStore {
     async fn create_movie(&self, movie: &Movie) -> Result<(), PortError> {
-        let item = attrs(vec![
+        let record = item([
             ("kind", s(MOVIE)),
             ("id", s(movie.movie_id.as_str())),
             ("title", s(movie.title.clone())),
             ("duration_min", n(movie.duration_min)),
         ]);
-        if !self.create_item(&self.catalog, item, "id").await? {
+        if !self.create_item(&self.catalog, record, "id").await? {
             return Err(PortError::Invalid(format!("movie {} exists", movie.movie_id)));
         }
         Ok(())
@@ -175,15 +101,18 @@ impl CatalogStore for DynamoStore {
             .iter()
             .enumerate()
             .map(|(position, seat)| {
-                attrs(vec![
-                    ("show_id", s(show.show_id.as_str())),
-                    ("seat_id", s(seat.as_str())),
-                    ("position", n(position)),
-                ])
+                item([("show_id", s(show.show_id.as_str())), ("seat_id", s(seat.as_str())), ("position", n(position))])
             })
-            .collect();
-        self.write_all(&self.seats, seats).await?;
-        let item = attrs(vec![
+            .collect::<Vec<_>>();
+        let puts = seats
+            .into_iter()
+            .map(|seat| {
+                let put = PutRequest::builder().set_item(Some(seat)).build().map_err(|e| build_error("seat put", e))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, PortError>>()?;
+        self.write_batch(&self.seats, puts).await?;
+        let record = item([
             ("kind", s(SHOW)),
             ("id", s(show.show_id.as_str())),
             ("movie_id", s(show.movie_id.as_str())),
@@ -192,7 +121,7 @@ impl CatalogStore for DynamoStore {
             ("seats_per_row", n(show.auditorium.seats_per_row)),
             ("price_cents", n(show.price_cents)),
         ]);
-        if !self.create_item(&self.catalog, item, "id").await? {
+        if !self.create_item(&self.catalog, record, "id").await? {
             return Err(PortError::Invalid(format!("show {} exists", show.show_id)));
         }
         Ok(())
@@ -200,7 +129,9 @@ impl CatalogStore for DynamoStore {
 
     async fn movies(&self) -> Result<Vec<Movie>, PortError> {
         let p = Placeholders::names(&["kind"]).value("movie", s(MOVIE));
-        let items = self.query_all(&self.catalog, None, "#kind = :movie", p).await?;
+        let items = PartitionQuery::new(&self.catalog, "#kind = :movie", &p)
+            .read(&self.client, "dynamodb.query(movies)")
+            .await?;
         let mut movies = items.iter().map(movie_from).collect::<Result<Vec<_>, _>>()?;
         movies.sort_by(|a, b| (&a.title, &a.movie_id).cmp(&(&b.title, &b.movie_id)));
         Ok(movies)
@@ -212,7 +143,10 @@ impl CatalogStore for DynamoStore {
 
     async fn shows_of(&self, movie_id: &MovieId) -> Result<Vec<Show>, PortError> {
         let p = Placeholders::names(&["movie_id"]).value("movie", s(movie_id.as_str()));
-        let items = self.query_all(&self.catalog, Some(SHOWS_BY_MOVIE_INDEX), "#movie_id = :movie", p).await?;
+        let items = PartitionQuery::new(&self.catalog, "#movie_id = :movie", &p)
+            .index(Some(SHOWS_BY_MOVIE_INDEX))
+            .read(&self.client, "dynamodb.query(shows)")
+            .await?;
         let mut shows = items.iter().map(show_from).collect::<Result<Vec<_>, _>>()?;
         shows.sort_by(|a, b| (a.starts_at, &a.show_id).cmp(&(b.starts_at, &b.show_id)));
         Ok(shows)
@@ -224,7 +158,9 @@ impl CatalogStore for DynamoStore {
 
     async fn seats(&self, show_id: &ShowId) -> Result<Vec<SeatRecord>, PortError> {
         let p = Placeholders::names(&["show_id"]).value("show", s(show_id.as_str()));
-        let items = self.query_all(&self.seats, None, "#show_id = :show", p).await?;
+        let items = PartitionQuery::new(&self.seats, "#show_id = :show", &p)
+            .read(&self.client, "dynamodb.query(seats)")
+            .await?;
         let mut seats = Vec::with_capacity(items.len());
         for item in &items {
             seats.push((get_n::<u64>(item, "position").unwrap_or(u64::MAX), seat_from(item)?));

@@ -33,9 +33,10 @@ pub(crate) fn json<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, P
     serde_json::to_string(value).map(s).map_err(|e| PortError::Invalid(format!("cannot serialize: {e}")))
 }
 
-/// A key of one or two attributes.
-pub(crate) fn key(parts: &[(&str, AttributeValue)]) -> Item {
-    parts.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+/// An item, or a key, from its attributes: `item([("hold_id", s(id)), ("status", s(..))])`.
+/// An attribute absent while unknown is chained on only when present, never stored NULL.
+pub(crate) fn item<'a>(attributes: impl IntoIterator<Item = (&'a str, AttributeValue)>) -> Item {
+    attributes.into_iter().map(|(name, value)| (name.to_owned(), value)).collect()
 }
 
 fn missing(name: &str) -> PortError {

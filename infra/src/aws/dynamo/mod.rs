@@ -12,23 +12,21 @@ mod outbox;
 mod requests;
 pub(crate) mod tables;
 mod tickets;
+mod transaction;
 mod users;
 
 use super::error::{build_error, port_error};
 use super::names::{Names, Table};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
 use domain::PortError;
-use item::Item;
+use item::{Item, Placeholders};
 use std::time::Duration;
 
-/// DynamoDB's limit on the items of one transaction.
-const MAX_TRANSACTION_ITEMS: usize = 100;
 /// BatchGetItem takes at most 100 keys per call.
 const MAX_BATCH_GET: usize = 100;
-/// How often a read-check-write is redone after losing a race before the call reports
-/// contention and the worker retries it later.
-const ATTEMPTS: usize = 5;
+/// BatchWriteItem takes at most 25 puts or deletes per call.
+const MAX_BATCH_WRITE: usize = 25;
 
 pub(crate) struct DynamoStore {
     client: Client,
@@ -49,26 +47,6 @@ pub(crate) struct DynamoStore {
     outbox: String,
     /// Wakes the relay when this process committed outbox entries.
     outbox_added: tokio::sync::Notify,
-}
-
-/// Why a transaction did not commit, item by item (`None`: that item was fine).
-#[derive(Debug)]
-pub(crate) struct Cancelled {
-    reasons: Vec<Option<String>>,
-    /// The items whose condition failed, as they were (`ReturnValuesOnConditionCheckFailure`).
-    items: Vec<Option<Item>>,
-}
-
-impl Cancelled {
-    /// Whether the condition of the item at `index` failed.
-    pub(crate) fn failed(&self, index: usize) -> bool {
-        self.reasons.get(index).is_some_and(|r| r.as_deref() == Some("ConditionalCheckFailed"))
-    }
-
-    /// The item at `index` as it stood when its condition failed, if DynamoDB said.
-    pub(crate) fn old_item(&self, index: usize) -> Option<&Item> {
-        self.items.get(index).and_then(Option::as_ref)
-    }
 }
 
 impl DynamoStore {
@@ -94,57 +72,6 @@ impl DynamoStore {
         }
     }
 
-    /// Runs one transaction. `Ok(Err(_))` is a cancellation where every failed item is a
-    /// condition check: the caller reads it as an outcome. Conflicts with another
-    /// transaction and throttling are contention (retried later); anything else an error.
-    pub(crate) async fn transact(
-        &self,
-        op: &'static str,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Cancelled>, PortError> {
-        if items.is_empty() {
-            return Ok(Ok(()));
-        }
-        if items.len() > MAX_TRANSACTION_ITEMS {
-            return Err(PortError::Invalid(format!("{op}: {} items exceed one transaction", items.len())));
-        }
-        let err = match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => return Ok(Ok(())),
-            Err(err) => err,
-        };
-        let Some(cancelled) = err.as_service_error().and_then(|e| {
-            match e {
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-                c,
-            ) => Some(c),
-            _ => None,
-        }
-        }) else {
-            return Err(port_error("dynamodb.transact_write_items", &err));
-        };
-        let reasons: Vec<Option<String>> = cancelled
-            .cancellation_reasons()
-            .iter()
-            .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-            .collect();
-        let conditions_only = !reasons.is_empty()
-            && reasons.iter().flatten().all(|c| c == "ConditionalCheckFailed")
-            && reasons.iter().any(Option::is_some);
-        if conditions_only {
-            let items = cancelled.cancellation_reasons().iter().map(|r| r.item().cloned()).collect();
-            tracing::debug!(op, ?reasons, "transaction cancelled by a condition");
-            return Ok(Err(Cancelled { reasons, items }));
-        }
-        let codes: Vec<&str> = reasons.iter().flatten().map(String::as_str).collect();
-        tracing::warn!(op, ?codes, "transaction cancelled");
-        if codes.iter().any(|c| matches!(*c, "ValidationError" | "ItemCollectionSizeLimitExceeded")) {
-            return Err(port_error("dynamodb.transact_write_items", &err));
-        }
-        // TransactionConflict, ThrottlingError, ProvisionedThroughputExceeded, or no
-        // reasons at all: the same transaction may pass in a moment.
-        Err(PortError::Contention(format!("{op}: transaction cancelled ({})", codes.join(", "))))
-    }
-
     /// Strongly consistent reads of many items of one table, in the order of `keys`;
     /// missing items are left out.
     pub(crate) async fn get_many(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
@@ -157,7 +84,7 @@ impl DynamoStore {
                     .build()
                     .map_err(|e| build_error("batch get keys", e))?,
             );
-            let mut attempt = 0u32;
+            let mut attempt = 0;
             while let Some(request) = pending.take() {
                 let out = self
                     .client
@@ -171,11 +98,7 @@ impl DynamoStore {
                 }
                 pending = out.unprocessed_keys().and_then(|u| u.get(table)).filter(|k| !k.keys().is_empty()).cloned();
                 if pending.is_some() {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(PortError::Contention("batch get kept leaving keys unprocessed".into()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
+                    unprocessed_pause("batch get", &mut attempt).await?;
                 }
             }
         }
@@ -183,6 +106,29 @@ impl DynamoStore {
         let position = |item: &Item| keys.iter().position(|k| k.iter().all(|(name, v)| item.get(name) == Some(v)));
         found.sort_by_key(|item| position(item).unwrap_or(usize::MAX));
         Ok(found)
+    }
+
+    /// Every put or delete in `writes`, 25 per `BatchWriteItem`, sending again what a
+    /// call leaves unprocessed.
+    pub(crate) async fn write_batch(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+        for chunk in writes.chunks(MAX_BATCH_WRITE) {
+            let mut pending = Some(chunk.to_vec());
+            let mut attempt = 0;
+            while let Some(writes) = pending.take() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, writes)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("dynamodb.batch_write_item", &e))?;
+                pending = out.unprocessed_items().and_then(|u| u.get(table)).filter(|w| !w.is_empty()).cloned();
+                if pending.is_some() {
+                    unprocessed_pause("batch write", &mut attempt).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One strongly consistent read.
@@ -199,20 +145,97 @@ impl DynamoStore {
     }
 }
 
-/// A short, jittered pause before retrying a transaction that lost to another.
-pub(crate) fn conflict_pause(attempt: usize) -> Duration {
-    let ceiling = 20u64 << attempt.min(4);
-    Duration::from_millis(5 + jitter(ceiling))
+/// Waits before a batch call sends again what the last one left unprocessed (DynamoDB
+/// throttled part of it), longer each time; after eight such calls it gives up.
+async fn unprocessed_pause(what: &str, attempt: &mut u32) -> Result<(), PortError> {
+    *attempt += 1;
+    if *attempt > 8 {
+        return Err(PortError::Contention(format!("{what} kept leaving items unprocessed")));
+    }
+    tokio::time::sleep(Duration::from_millis(25 << (*attempt).min(5))).await;
+    Ok(())
 }
 
-/// A jitter source without another dependency: the low bits of a fresh uuid v4.
-fn jitter(below: u64) -> u64 {
-    (uuid::Uuid::new_v4().as_u128() as u64) % below.max(1)
+/// A `Query` of one partition, of a table or of one of its indexes, read through the
+/// SDK's paginator until `limit` items or the partition's end. A table reads strongly
+/// consistent; an index cannot, and reads eventually consistent.
+pub(crate) struct PartitionQuery<'a> {
+    table: &'a str,
+    index: Option<&'a str>,
+    key_condition: &'a str,
+    placeholders: &'a Placeholders,
+    filter: Option<String>,
+    descending: bool,
+    limit: Option<usize>,
+    page: Option<i32>,
 }
 
-/// Asks DynamoDB to return the item as it was when its condition failed.
-pub(crate) fn all_old() -> ReturnValuesOnConditionCheckFailure {
-    ReturnValuesOnConditionCheckFailure::AllOld
+impl<'a> PartitionQuery<'a> {
+    pub(crate) fn new(table: &'a str, key_condition: &'a str, placeholders: &'a Placeholders) -> Self {
+        Self {
+            table,
+            index: None,
+            key_condition,
+            placeholders,
+            filter: None,
+            descending: false,
+            limit: None,
+            page: None,
+        }
+    }
+
+    pub(crate) fn index(self, index: Option<&'a str>) -> Self {
+        Self { index, ..self }
+    }
+
+    /// Conditions on attributes outside the key: DynamoDB still reads (and bills) what it
+    /// drops, and a page may hold fewer than asked.
+    pub(crate) fn filter(self, filter: Option<String>) -> Self {
+        Self { filter, ..self }
+    }
+
+    /// Highest sort key first.
+    pub(crate) fn descending(self) -> Self {
+        Self { descending: true, ..self }
+    }
+
+    /// At most `limit` items; each page asks for that many unless [`Self::page`] says.
+    pub(crate) fn limit(self, limit: usize) -> Self {
+        Self { limit: Some(limit), ..self }
+    }
+
+    /// How many items each call reads (before any filter).
+    pub(crate) fn page(self, page: i32) -> Self {
+        Self { page: Some(page), ..self }
+    }
+
+    /// Reads page after page, and asks for no page once it has `limit` items.
+    pub(crate) async fn read(self, client: &Client, op: &'static str) -> Result<Vec<Item>, PortError> {
+        let wanted = self.limit.unwrap_or(usize::MAX);
+        let page = self.page.or(self.limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX).max(1)));
+        let mut items = client
+            .query()
+            .table_name(self.table)
+            .set_index_name(self.index.map(str::to_owned))
+            .key_condition_expression(self.key_condition)
+            .set_filter_expression(self.filter)
+            .set_expression_attribute_names(self.placeholders.name_map())
+            .set_expression_attribute_values(self.placeholders.value_map())
+            .scan_index_forward(!self.descending)
+            .consistent_read(self.index.is_none())
+            .set_limit(page)
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while found.len() < wanted {
+            match items.try_next().await.map_err(|e| port_error(op, &e))? {
+                Some(item) => found.push(item),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// Whether an SDK error is a failed condition (of a single-item write).

@@ -2,12 +2,12 @@
 //! consumer has handled: a mark is put, on condition that it is new, in the same
 //! transaction as the event's effects, so a redelivered event changes nothing.
 
-use super::item::{Item, Placeholders, get_millis, get_s, millis, n, s};
+use super::item::{Item, Placeholders, get_millis, get_s, item, millis, n, s};
 use super::tables::TTL_ATTRIBUTE;
-use super::{ATTEMPTS, DynamoStore, conflict_pause};
-use crate::aws::error::{build_error, port_error};
+use super::transaction::{ATTEMPTS, Step, Transaction, create, put, retrying};
+use super::{DynamoStore, PartitionQuery};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::event::CloudEvent;
@@ -36,24 +36,14 @@ pub(super) fn handled_mark(
     now: Timestamp,
 ) -> Result<TransactWriteItem, PortError> {
     let forget_at = now.checked_add(HANDLED_RETENTION).unwrap_or(now).unix_timestamp().max(0);
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(attrs(vec![
-            ("consumer", s(consumer)),
-            ("event_id", s(event_id)),
-            ("handled_at", millis(now)),
-            (TTL_ATTRIBUTE, n(forget_at)),
-        ])))
-        // Guards: each event's effects apply once per consumer, however often it arrives.
-        .condition_expression("attribute_not_exists(#event_id)")
-        .set_expression_attribute_names(Placeholders::names(&["event_id"]).name_map())
-        .build()
-        .map_err(|e| build_error("handled event mark", e))?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
-pub(super) fn attrs(pairs: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Item {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    let mark = item([
+        ("consumer", s(consumer)),
+        ("event_id", s(event_id)),
+        ("handled_at", millis(now)),
+        (TTL_ATTRIBUTE, n(forget_at)),
+    ]);
+    // Guards: each event's effects apply once per consumer, however often it arrives.
+    create(table, mark, "event_id")
 }
 
 /// The sort key within a recipient: creation time in zero-padded epoch milliseconds, then
@@ -81,21 +71,17 @@ impl DynamoStore {
     fn notification_put(&self, n: &Notification) -> Result<TransactWriteItem, PortError> {
         // No condition: a notification's id, recipient and time follow from its event, so
         // writing it again writes the same item (the embedded store's INSERT OR IGNORE).
-        let put = Put::builder()
-            .table_name(&self.notifications)
-            .set_item(Some(attrs(vec![
-                ("recipient", s(n.recipient.as_str())),
-                ("sort_key", s(sort_key(n))),
-                ("notification_id", s(n.notification_id.as_str())),
-                ("subject", s(n.subject.clone())),
-                ("body", s(n.body.clone())),
-                ("event_id", s(n.event_id.clone())),
-                ("event_type", s(n.event_type.as_str())),
-                ("created_at", millis(n.created_at)),
-            ])))
-            .build()
-            .map_err(|e| build_error("notification", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        let notification = item([
+            ("recipient", s(n.recipient.as_str())),
+            ("sort_key", s(sort_key(n))),
+            ("notification_id", s(n.notification_id.as_str())),
+            ("subject", s(n.subject.clone())),
+            ("body", s(n.body.clone())),
+            ("event_id", s(n.event_id.clone())),
+            ("event_type", s(n.event_type.as_str())),
+            ("created_at", millis(n.created_at)),
+        ]);
+        put(&self.notifications, notification, None, Placeholders::default())
     }
 }
 
@@ -108,62 +94,38 @@ impl NotificationStore for DynamoStore {
         events: &[CloudEvent],
     ) -> Result<bool, PortError> {
         let now = clock::now();
-        let mut items = vec![handled_mark(&self.handled_events, NOTIFICATIONS, event_id, now)?];
-        items.extend(self.outbox_puts(&outbox_entries(events, &[]), now)?);
+        let mut tx = Transaction::default();
+        tx.add(handled_mark(&self.handled_events, NOTIFICATIONS, event_id, now)?);
+        tx.extend(self.outbox_puts(&outbox_entries(events, &[]), now)?);
         // One item at most once per transaction: the first of a repeated id is kept.
         let mut seen = HashSet::new();
         for n in notifications {
             if seen.insert(n.notification_id.as_str()) {
-                items.push(self.notification_put(n)?);
+                tx.add(self.notification_put(n)?);
             }
         }
-        for attempt in 1..=ATTEMPTS {
-            match self.transact("record_notifications", items.clone()).await {
-                Ok(Ok(())) => {
+        let tx = &tx;
+        retrying("record_notifications", ATTEMPTS, move || async move {
+            Ok(match self.transact("record_notifications", tx.clone()).await? {
+                Ok(()) => {
                     self.outbox_committed();
-                    return Ok(true);
+                    Step::Done(true)
                 }
                 // Only the mark has a condition: the event was handled before.
-                Ok(Err(_)) => return Ok(false),
-                Err(PortError::Contention(why)) if attempt < ATTEMPTS => {
-                    tracing::debug!(event_id, attempt, why, "transaction conflict; trying again");
-                    tokio::time::sleep(conflict_pause(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(PortError::Contention(format!("notifications of event {event_id} kept conflicting")))
+                Err(_) => Step::Done(false),
+            })
+        })
+        .await
     }
 
     async fn notifications_for(&self, recipient: &UserId, limit: usize) -> Result<Vec<Notification>, PortError> {
-        let mut found = Vec::new();
-        let mut start = None;
         let p = Placeholders::names(&["recipient"]).value("recipient", s(recipient.as_str()));
-        while found.len() < limit {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.notifications)
-                .key_condition_expression("#recipient = :recipient")
-                .set_expression_attribute_names(p.name_map())
-                .set_expression_attribute_values(p.value_map())
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.query(notifications)", &e))?;
-            for item in out.items() {
-                found.push(notification_from(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => break,
-            }
-        }
-        found.truncate(limit);
-        Ok(found)
+        let items = PartitionQuery::new(&self.notifications, "#recipient = :recipient", &p)
+            .descending()
+            .limit(limit)
+            .read(&self.client, "dynamodb.query(notifications)")
+            .await?;
+        items.iter().map(notification_from).collect()
     }
 }
 

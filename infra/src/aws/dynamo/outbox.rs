@@ -3,18 +3,16 @@
 //! reads it with a consistent Scan rather than keeping an index.
 
 use super::DynamoStore;
-use super::item::{Item, get_millis, get_s, key, millis, s};
+use super::item::{Item, Placeholders, get_millis, get_s, item, millis, s};
+use super::transaction::put;
 use crate::aws::error::{build_error, port_error};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{DeleteRequest, Put, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, WriteRequest};
 use domain::PortError;
 use domain::clock::Timestamp;
 use domain::outbox::{OutboxBacklog, OutboxEntry, OutboxItem};
 use domain::ports::Outbox;
 use std::time::Duration;
-
-/// BatchWriteItem takes at most 25 requests per call.
-const MAX_BATCH_WRITE: usize = 25;
 
 impl DynamoStore {
     /// The puts that add `entries` in the caller's transaction. Re-adding an event puts
@@ -27,16 +25,8 @@ impl DynamoStore {
         entries
             .iter()
             .map(|entry| {
-                let item: Item = [("id", s(entry.id())), ("entry", s(entry.to_json())), ("created_at", millis(now))]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                let put = Put::builder()
-                    .table_name(&self.outbox)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| build_error("outbox put", e))?;
-                Ok(TransactWriteItem::builder().put(put).build())
+                let added = item([("id", s(entry.id())), ("entry", s(entry.to_json())), ("created_at", millis(now))]);
+                put(&self.outbox, added, None, Placeholders::default())
             })
             .collect()
     }
@@ -48,28 +38,22 @@ impl DynamoStore {
 
     /// Every item of the table, a page at a time, until `limit` (if any) is reached.
     async fn scan_outbox(&self, limit: Option<usize>, projection: Option<&str>) -> Result<Vec<Item>, PortError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.outbox)
+            .consistent_read(true)
+            .set_projection_expression(projection.map(str::to_owned))
+            .into_paginator()
+            .send();
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.outbox)
-                .consistent_read(true)
-                .set_projection_expression(projection.map(str::to_owned))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.scan(outbox)", &e))?;
-            items.extend(out.items().iter().cloned());
+        while let Some(page) = pages.try_next().await.map_err(|e| port_error("dynamodb.scan(outbox)", &e))? {
+            items.extend(page.items.unwrap_or_default());
             if limit.is_some_and(|l| items.len() >= l) {
-                return Ok(items);
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(items),
+                break;
             }
         }
+        Ok(items)
     }
 }
 
@@ -92,36 +76,17 @@ impl Outbox for DynamoStore {
     }
 
     async fn delivered(&self, ids: &[String]) -> Result<(), PortError> {
-        for chunk in ids.chunks(MAX_BATCH_WRITE) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|id| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(key(&[("id", s(id.as_str()))])))
-                        .build()
-                        .map_err(|e| build_error("outbox delete", e))?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, PortError>>()?;
-            for attempt in 0..8u32 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.outbox, requests)
-                    .send()
-                    .await
-                    .map_err(|e| port_error("dynamodb.batch_write_item(outbox)", &e))?;
-                requests = out.unprocessed_items().and_then(|u| u.get(&self.outbox)).cloned().unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
-            }
-            if !requests.is_empty() {
-                return Err(PortError::Contention("outbox deletes kept coming back unprocessed".to_owned()));
-            }
-        }
-        Ok(())
+        let deletes = ids
+            .iter()
+            .map(|id| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(item([("id", s(id.as_str()))])))
+                    .build()
+                    .map_err(|e| build_error("outbox delete", e))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, PortError>>()?;
+        self.write_batch(&self.outbox, deletes).await
     }
 
     async fn backlog(&self) -> Result<OutboxBacklog, PortError> {

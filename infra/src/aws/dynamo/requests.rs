@@ -1,9 +1,10 @@
 //! Idempotency records and status documents. The completion update is shared with the
 //! booking store, which puts it in the same transaction as the command's effects.
 
-use super::item::{Item, Placeholders, get_bool, get_millis, get_n, get_s, json, key, millis, n, opt_json, s};
+use super::item::{Item, Placeholders, get_bool, get_millis, get_n, get_s, item, json, millis, n, opt_json, s};
 use super::tables::{TTL_ATTRIBUTE, UNQUEUED_INDEX};
-use super::{ATTEMPTS, DynamoStore, all_old, is_condition_failure};
+use super::transaction::{ATTEMPTS, Cancelled, Step, Transaction, all_old, create, retrying};
+use super::{DynamoStore, PartitionQuery, is_condition_failure};
 use crate::aws::error::{build_error, port_error};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
@@ -67,11 +68,11 @@ impl StoredRequest {
 }
 
 fn request_key(request_id: &RequestId) -> Item {
-    key(&[("request_id", s(request_id.as_str()))])
+    item([("request_id", s(request_id.as_str()))])
 }
 
 fn idempotency_key(owner: &UserId, k: &IdempotencyKey) -> Item {
-    key(&[("owner", s(owner.as_str())), ("idempotency_key", s(k.as_str()))])
+    item([("owner", s(owner.as_str())), ("idempotency_key", s(k.as_str()))])
 }
 
 /// DynamoDB's TTL counts seconds since the epoch; the item may go once it is expired.
@@ -136,21 +137,20 @@ impl DynamoStore {
         effects: Vec<TransactWriteItem>,
         decision: Decision,
         now: Timestamp,
-    ) -> Result<Result<Completion, super::Cancelled>, PortError> {
+    ) -> Result<Result<Completion, Cancelled>, PortError> {
         let request_id = &stored.record.doc.request_id;
-        let request_index = effects.len();
-        let mut items = effects;
-        items.push(self.completion_update(request_id, &decision.outcome, &decision.events, now)?);
-        items.extend(self.outbox_puts(&decision.entries(), now)?);
-        match self.transact(op, items).await? {
+        let mut tx = Transaction::from(effects);
+        let request = tx.add(self.completion_update(request_id, &decision.outcome, &decision.events, now)?);
+        tx.extend(self.outbox_puts(&decision.entries(), now)?);
+        match self.transact(op, tx).await? {
             Ok(()) => {
                 self.outbox_committed();
                 let doc = stored.record.doc.completed(&decision.outcome, now);
                 Ok(Ok(Completion { doc, events: decision.events, first: true }))
             }
-            Err(cancelled) if cancelled.failed(request_index) => {
+            Err(cancelled) if cancelled.failed(request) => {
                 // Terminal already: another run of the same command got there first.
-                let again = match cancelled.old_item(request_index) {
+                let again = match cancelled.old_item(request) {
                     Some(item) => StoredRequest::parse(item.clone())?,
                     None => self.existing_request(request_id).await?,
                 };
@@ -246,71 +246,60 @@ struct UpdateCall {
 impl RequestStore for DynamoStore {
     async fn admit(&self, a: Admission) -> Result<Admitted, PortError> {
         let now = a.doc.created_at;
-        let claim = Put::builder()
-            .table_name(&self.keys)
-            .set_item(Some(
-                [
+        let doc = &a.doc;
+        let mut tx = Transaction::default();
+        let claim = tx.add(
+            Put::builder()
+                .table_name(&self.keys)
+                .set_item(Some(item([
                     ("owner", s(a.owner.as_str())),
                     ("idempotency_key", s(a.key.as_str())),
                     ("fingerprint", s(a.fingerprint.as_str())),
-                    ("request_id", s(a.doc.request_id.as_str())),
+                    ("request_id", s(doc.request_id.as_str())),
                     ("response_status", n(a.response.status)),
                     ("response_body", s(a.response.body.clone())),
                     ("expires_at", millis(a.key_expires_at)),
                     (TTL_ATTRIBUTE, ttl_seconds(a.key_expires_at)),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-            ))
-            // Guards: one live claim per (caller, key); an expired key is free again.
-            .condition_expression("attribute_not_exists(#owner) OR #expires_at <= :now")
-            .set_expression_attribute_names(Placeholders::names(&["owner", "expires_at"]).name_map())
-            .set_expression_attribute_values(Placeholders::default().value("now", millis(now)).value_map())
-            .return_values_on_condition_check_failure(all_old())
-            .build()
-            .map_err(|e| build_error("idempotency claim", e))?;
-        let doc = &a.doc;
-        let create = Put::builder()
-            .table_name(&self.requests)
-            .set_item(Some(
-                [
-                    ("request_id", s(doc.request_id.as_str())),
-                    ("owner", s(a.owner.as_str())),
-                    ("kind", s(doc.kind.clone())),
-                    ("status", s(doc.status.as_str())),
-                    ("command", s(a.command.to_json())),
-                    ("queued", AttributeValue::Bool(false)),
-                    ("sweep", s(UNQUEUED)),
-                    ("claimed_at", millis(now)),
-                    ("created_at", millis(now)),
-                    ("updated_at", millis(now)),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-            ))
-            .condition_expression("attribute_not_exists(#request_id)")
-            .set_expression_attribute_names(Placeholders::names(&["request_id"]).name_map())
-            .build()
-            .map_err(|e| build_error("status document", e))?;
-        let items =
-            vec![TransactWriteItem::builder().put(claim).build(), TransactWriteItem::builder().put(create).build()];
-        for _ in 0..ATTEMPTS {
-            match self.transact("admit", items.clone()).await? {
-                Ok(()) => return Ok(Admitted::Claimed),
-                Err(cancelled) if cancelled.failed(0) => {
-                    if let Some(answer) = self.resolve_claimed(&a, cancelled.old_item(0).cloned()).await? {
-                        return Ok(answer);
+                ])))
+                // Guards: one live claim per (caller, key); an expired key is free again.
+                .condition_expression("attribute_not_exists(#owner) OR #expires_at <= :now")
+                .set_expression_attribute_names(Placeholders::names(&["owner", "expires_at"]).name_map())
+                .set_expression_attribute_values(Placeholders::default().value("now", millis(now)).value_map())
+                .return_values_on_condition_check_failure(all_old())
+                .build()
+                .map(|claim| TransactWriteItem::builder().put(claim).build())
+                .map_err(|e| build_error("idempotency claim", e))?,
+        );
+        tx.add(create(
+            &self.requests,
+            item([
+                ("request_id", s(doc.request_id.as_str())),
+                ("owner", s(a.owner.as_str())),
+                ("kind", s(doc.kind.clone())),
+                ("status", s(doc.status.as_str())),
+                ("command", s(a.command.to_json())),
+                ("queued", AttributeValue::Bool(false)),
+                ("sweep", s(UNQUEUED)),
+                ("claimed_at", millis(now)),
+                ("created_at", millis(now)),
+                ("updated_at", millis(now)),
+            ]),
+            "request_id",
+        )?);
+        let (a, tx) = (&a, &tx);
+        retrying("admit", ATTEMPTS, move || async move {
+            match self.transact("admit", tx.clone()).await? {
+                Ok(()) => Ok(Step::Done(Admitted::Claimed)),
+                Err(cancelled) if cancelled.failed(claim) => {
+                    match self.resolve_claimed(a, cancelled.old_item(claim).cloned()).await? {
+                        Some(answer) => Ok(Step::Done(answer)),
+                        None => Ok(Step::Again("the idempotency key expired or was abandoned since")),
                     }
-                    // The claim expired or was abandoned since: try to take it again.
                 }
-                Err(_) => {
-                    return Err(PortError::Invalid(format!("request {} was admitted before", doc.request_id)));
-                }
+                Err(_) => Err(PortError::Invalid(format!("request {} was admitted before", doc.request_id))),
             }
-        }
-        Err(PortError::Contention(format!("idempotency key {} keeps changing", a.key)))
+        })
+        .await
     }
 
     async fn mark_queued(&self, request_ids: &[RequestId]) -> Result<(), PortError> {
@@ -359,7 +348,7 @@ impl RequestStore for DynamoStore {
             .map_err(|e| build_error("abandon key", e))?;
         let items =
             vec![TransactWriteItem::builder().delete(doc).build(), TransactWriteItem::builder().delete(claim).build()];
-        match self.transact("abandon", items).await? {
+        match self.transact("abandon", items.into()).await? {
             Ok(()) => Ok(Abandoned::Freed),
             Err(_) => {
                 let stored = self.get_one(&self.keys, idempotency_key(owner, k)).await?;
@@ -433,44 +422,27 @@ impl RequestStore for DynamoStore {
     }
 
     async fn unqueued(&self, claimed_before: Timestamp, limit: usize) -> Result<Vec<Stranded>, PortError> {
-        let mut commands = Vec::new();
-        let mut start = None;
         let p = Placeholders::names(&["sweep", "claimed_at"])
             .value("unqueued", s(UNQUEUED))
             .value("before", millis(claimed_before));
-        while commands.len() < limit {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.requests)
-                .index_name(UNQUEUED_INDEX)
-                .key_condition_expression("#sweep = :unqueued AND #claimed_at < :before")
-                .set_expression_attribute_names(p.name_map())
-                .set_expression_attribute_values(p.value_map())
-                .scan_index_forward(true)
-                .limit(i32::try_from(limit - commands.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.query(unqueued)", &e))?;
-            for item in out.items() {
-                let request_id = RequestId::from(get_s(item, "request_id")?);
-                let stranded = match StoredRequest::parse(item.clone()) {
-                    Ok(stored) => Stranded {
-                        kind: stored.record.doc.kind.clone(),
-                        command: stored.command().map_err(|e| e.to_string()),
-                        request_id,
-                    },
-                    Err(e) => Stranded { request_id, kind: String::new(), command: Err(e.to_string()) },
-                };
-                commands.push(stranded);
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => break,
-            }
+        let items = PartitionQuery::new(&self.requests, "#sweep = :unqueued AND #claimed_at < :before", &p)
+            .index(Some(UNQUEUED_INDEX))
+            .limit(limit)
+            .read(&self.client, "dynamodb.query(unqueued)")
+            .await?;
+        let mut commands = Vec::with_capacity(items.len());
+        for item in items {
+            let request_id = RequestId::from(get_s(&item, "request_id")?);
+            let stranded = match StoredRequest::parse(item) {
+                Ok(stored) => Stranded {
+                    kind: stored.record.doc.kind.clone(),
+                    command: stored.command().map_err(|e| e.to_string()),
+                    request_id,
+                },
+                Err(e) => Stranded { request_id, kind: String::new(), command: Err(e.to_string()) },
+            };
+            commands.push(stranded);
         }
-        commands.truncate(limit);
         Ok(commands)
     }
 

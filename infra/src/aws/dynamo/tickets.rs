@@ -3,16 +3,17 @@
 //! append-only, carrying the comment the entry records. Each command commits the ticket,
 //! its new entries and the status document in one transaction guarded by the version read.
 
-use super::item::{Item, Placeholders, get_n, json, key, millis, n, opt_json, s};
+use super::item::{Item, Placeholders, get_n, item, json, millis, n, opt_json, s};
 use super::requests::StoredRequest;
 use super::tables::{
     TICKETS_BY_ASSIGNEE_INDEX, TICKETS_BY_REQUESTER_INDEX, TICKETS_BY_STATUS_INDEX, TICKETS_IN_ORDER_INDEX,
 };
-use super::{ATTEMPTS, DynamoStore, conflict_pause};
-use crate::aws::error::{build_error, port_error};
+use super::transaction::{ATTEMPTS, Step, create, put, retrying};
+use super::{DynamoStore, PartitionQuery};
+use crate::aws::error::build_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
 use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::ids::{TicketId, UserId};
@@ -42,7 +43,7 @@ fn list_order(created_at: Timestamp, ticket_id: &TicketId) -> String {
 }
 
 fn ticket_key(ticket_id: &TicketId) -> Item {
-    key(&[("ticket_id", s(ticket_id.as_str()))])
+    item([("ticket_id", s(ticket_id.as_str()))])
 }
 
 /// A ticket's stored state, without its comments and history (those are entries).
@@ -63,31 +64,16 @@ async fn load_entries(client: &Client, table: &str, mut ticket: Ticket) -> Resul
     let p = Placeholders::names(&["ticket_id", "seq"])
         .value("id", s(ticket.ticket_id.as_str()))
         .value("version", n(ticket.version));
-    let mut start = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#ticket_id = :id AND #seq <= :version")
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| port_error("dynamodb.query(ticket entries)", &e))?;
-        for item in out.items() {
-            let entry: HistoryEntry =
-                opt_json(item, "entry")?.ok_or_else(|| PortError::Corrupt("ticket entry lacks `entry`".to_owned()))?;
-            if let Some(comment) = opt_json::<Comment>(item, "comment")? {
-                ticket.comments.push(comment);
-            }
-            ticket.history.push(entry);
+    let items = PartitionQuery::new(table, "#ticket_id = :id AND #seq <= :version", &p)
+        .read(client, "dynamodb.query(ticket entries)")
+        .await?;
+    for item in items {
+        let entry: HistoryEntry =
+            opt_json(&item, "entry")?.ok_or_else(|| PortError::Corrupt("ticket entry lacks `entry`".to_owned()))?;
+        if let Some(comment) = opt_json::<Comment>(&item, "comment")? {
+            ticket.comments.push(comment);
         }
-        match out.last_evaluated_key() {
-            Some(last) if !last.is_empty() => start = Some(last.clone()),
-            _ => break,
-        }
+        ticket.history.push(entry);
     }
     if ticket.history.len() as u64 != ticket.version {
         return Err(PortError::Corrupt(format!(
@@ -113,58 +99,38 @@ impl DynamoStore {
     /// entry, put on condition that its slot is empty.
     fn ticket_writes(&self, next: &Ticket, read: Option<u64>) -> Result<Vec<TransactWriteItem>, PortError> {
         let head = Ticket { comments: Vec::new(), history: Vec::new(), ..next.clone() };
-        let mut item: Item = [
-            ("ticket_id", s(next.ticket_id.as_str())),
-            ("doc", json(&head)?),
-            ("requester", s(next.requester.as_str())),
-            ("status", s(next.status.as_str())),
-            ("version", n(next.version)),
-            ("created_at", millis(next.created_at)),
-            ("scope", s(ALL_TICKETS)),
-            ("list_order", s(list_order(next.created_at, &next.ticket_id))),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        // Absent, not null, while unassigned: the assignee index is sparse.
-        if let Some(assignee) = &next.assignee {
-            item.insert("assignee".to_owned(), s(assignee.as_str()));
-        }
+        let ticket = item(
+            [
+                ("ticket_id", s(next.ticket_id.as_str())),
+                ("doc", json(&head)?),
+                ("requester", s(next.requester.as_str())),
+                ("status", s(next.status.as_str())),
+                ("version", n(next.version)),
+                ("created_at", millis(next.created_at)),
+                ("scope", s(ALL_TICKETS)),
+                ("list_order", s(list_order(next.created_at, &next.ticket_id))),
+            ]
+            .into_iter()
+            // Absent, not null, while unassigned: the assignee index is sparse.
+            .chain(next.assignee.as_ref().map(|assignee| ("assignee", s(assignee.as_str())))),
+        );
         let (condition, p) = match read {
             None => ("attribute_not_exists(#ticket_id)", Placeholders::names(&["ticket_id"])),
             Some(v) => ("#version = :read", Placeholders::names(&["version"]).value("read", n(v))),
         };
-        let put = Put::builder()
-            .table_name(&self.tickets)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_names(p.name_map())
-            .set_expression_attribute_values(p.value_map())
-            .build()
-            .map_err(|e| build_error("ticket put", e))?;
-        let mut writes = vec![TransactWriteItem::builder().put(put).build()];
+        let mut writes = vec![put(&self.tickets, ticket, Some(condition), p)?];
 
         let comments: HashMap<String, &Comment> = next.comments.iter().map(|c| (c.comment_id.to_string(), c)).collect();
         let from = usize::try_from(read.unwrap_or(0)).unwrap_or(usize::MAX);
         for (i, entry) in next.history.iter().enumerate().skip(from) {
-            let mut item: Item =
-                [("ticket_id", s(next.ticket_id.as_str())), ("seq", n(i + 1)), ("entry", json(entry)?)]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
             let comment =
                 entry.to.as_ref().filter(|_| entry.action == Action::Commented).and_then(|id| comments.get(id));
-            if let Some(comment) = comment {
-                item.insert("comment".to_owned(), json(comment)?);
-            }
-            let put = Put::builder()
-                .table_name(&self.ticket_entries)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(#seq)")
-                .expression_attribute_names("#seq", "seq")
-                .build()
-                .map_err(|e| build_error("ticket entry put", e))?;
-            writes.push(TransactWriteItem::builder().put(put).build());
+            let record = item(
+                [("ticket_id", s(next.ticket_id.as_str())), ("seq", n(i + 1)), ("entry", json(entry)?)]
+                    .into_iter()
+                    .chain(comment.map(|comment| json(comment).map(|c| ("comment", c))).transpose()?),
+            );
+            writes.push(create(&self.ticket_entries, record, "seq")?);
         }
         Ok(writes)
     }
@@ -228,36 +194,16 @@ impl DynamoStore {
         let filter = (!filter.is_empty()).then(|| filter.join(" AND "));
 
         // One more than asked, to know whether another page follows.
-        let mut heads: Vec<Ticket> = Vec::new();
-        let mut start = None;
-        while heads.len() < wanted {
-            let limit = match filter {
-                Some(_) => FILTERED_PAGE,
-                None => i32::try_from(wanted - heads.len()).unwrap_or(i32::MAX),
-            };
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tickets)
-                .index_name(index)
-                .key_condition_expression(&key_condition)
-                .set_filter_expression(filter.clone())
-                .set_expression_attribute_names(p.name_map())
-                .set_expression_attribute_values(p.value_map())
-                .scan_index_forward(true)
-                .limit(limit)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("dynamodb.query(tickets)", &e))?;
-            for item in out.items() {
-                heads.push(head_from(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => break,
-            }
+        let mut query = PartitionQuery::new(&self.tickets, &key_condition, &p).index(Some(index)).limit(wanted);
+        if filter.is_some() {
+            query = query.filter(filter).page(FILTERED_PAGE);
         }
+        let mut heads = query
+            .read(&self.client, "dynamodb.query(tickets)")
+            .await?
+            .iter()
+            .map(head_from)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if heads.len() > q.limit {
             heads.truncate(q.limit);
             heads.last().map(TicketCursor::after)
@@ -297,25 +243,18 @@ impl DynamoStore {
 #[async_trait]
 impl TicketStore for DynamoStore {
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError> {
-        for attempt in 1..=ATTEMPTS {
+        retrying("create_ticket", ATTEMPTS, move || async move {
             let stored = match self.pending_request(ctx).await? {
                 Ok(stored) => stored,
-                Err(done) => return Ok(done),
+                Err(done) => return Ok(Step::Done(done)),
             };
             let writes = self.ticket_writes(ticket, None)?;
-            match self.commit("create_ticket", &stored, writes, ticket::created(ctx, ticket).into(), ctx.now).await {
-                Ok(Ok(done)) => return Ok(done),
-                Ok(Err(_)) => {
-                    return Err(PortError::Invalid(format!("ticket {} exists already", ticket.ticket_id)));
-                }
-                Err(PortError::Contention(why)) if attempt < ATTEMPTS => {
-                    tracing::debug!(request_id = %ctx.request_id, attempt, why, "ticket creation conflicted; trying again");
-                    tokio::time::sleep(conflict_pause(attempt)).await;
-                }
-                Err(e) => return Err(e),
+            match self.commit("create_ticket", &stored, writes, ticket::created(ctx, ticket).into(), ctx.now).await? {
+                Ok(done) => Ok(Step::Done(done)),
+                Err(_) => Err(PortError::Invalid(format!("ticket {} exists already", ticket.ticket_id))),
             }
-        }
-        Err(PortError::Contention(format!("create_ticket: request {} kept conflicting", ctx.request_id)))
+        })
+        .await
     }
 
     async fn change_ticket(
@@ -324,10 +263,10 @@ impl TicketStore for DynamoStore {
         ticket_id: &TicketId,
         change: &TicketChange,
     ) -> Result<Completion, PortError> {
-        for attempt in 1..=CHANGE_ATTEMPTS {
+        retrying("change_ticket", CHANGE_ATTEMPTS, move || async move {
             let stored = match self.pending_request(ctx).await? {
                 Ok(stored) => stored,
-                Err(done) => return Ok(done),
+                Err(done) => return Ok(Step::Done(done)),
             };
             let current = self.load_ticket(ticket_id).await?;
             // An agent stays an agent, so the answer read here cannot go stale.
@@ -343,21 +282,13 @@ impl TicketStore for DynamoStore {
                 // later, which this command rightly does not see.
                 (_, None) => Vec::new(),
             };
-            let why = match self
-                .commit("change_ticket", &stored, guard, Decision::new(decision.outcome, decision.events), ctx.now)
-                .await
-            {
-                Ok(Ok(done)) => return Ok(done),
-                Ok(Err(_)) => "the ticket changed since it was read".to_owned(),
-                Err(PortError::Contention(why)) => why,
-                Err(e) => return Err(e),
-            };
-            tracing::debug!(%ticket_id, request_id = %ctx.request_id, attempt, why, "ticket change lost a race; deciding again");
-            if attempt < CHANGE_ATTEMPTS {
-                tokio::time::sleep(conflict_pause(attempt)).await;
-            }
-        }
-        Err(PortError::Contention(format!("ticket {ticket_id} kept changing under request {}", ctx.request_id)))
+            let decision = Decision::new(decision.outcome, decision.events);
+            Ok(match self.commit("change_ticket", &stored, guard, decision, ctx.now).await? {
+                Ok(done) => Step::Done(done),
+                Err(_) => Step::Again("the ticket changed since it was read"),
+            })
+        })
+        .await
     }
 
     async fn ticket(&self, ticket_id: &TicketId) -> Result<Option<Ticket>, PortError> {

@@ -2,7 +2,7 @@
 //! true, so a single unconditional update records a sighting idempotently.
 
 use super::DynamoStore;
-use super::item::{Placeholders, get_bool, key, millis, s};
+use super::item::{Placeholders, get_bool, item, millis, s};
 use crate::aws::error::port_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -13,7 +13,7 @@ use domain::ids::UserId;
 use domain::ports::UserDirectory;
 
 fn user_key(user: &UserId) -> super::item::Item {
-    key(&[("user_id", s(user.as_str()))])
+    item([("user_id", s(user.as_str()))])
 }
 
 impl DynamoStore {
