@@ -624,7 +624,7 @@ mod tests {
         let hold = live_hold();
         let pay = PaymentReceipt { payment_id: "pay_hold_1".into(), amount_cents: 1 };
         let code = |d: &Decision| match &d.outcome {
-            Outcome::Failed(e) => e.code.clone(),
+            Outcome::Failed(e) => e.code,
             other => panic!("{other:?}"),
         };
         // A seat another hold took (its worker's clock had passed this hold's expiry).

@@ -535,7 +535,7 @@ mod tests {
         assert_eq!(q.status, Some(TicketStatus::OnHold));
         assert_eq!(q.assignee, Some(UserId::new("ann")));
         assert_eq!(q.limit, 100);
-        let cursor = TicketCursor { created_at: clock::from_millis(5), ticket_id: TicketId::from("tkt_1") };
+        let cursor = TicketCursor { created_at: domain::clock::from_millis(5), ticket_id: TicketId::from("tkt_1") };
         let q = query(&format!("?cursor={}", cursor.encode())).unwrap();
         assert_eq!(q.after, Some(cursor));
         for (q, field) in [
