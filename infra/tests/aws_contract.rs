@@ -9,30 +9,13 @@
 use domain::clock;
 use domain::event::{CloudEvent, EventType};
 use domain::ports::Queue;
-use infra::{Backend, Settings};
+use infra::Backend;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn moto_settings(max_receives: u32) -> Option<Settings> {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-        eprintln!("skipped: AWS_ENDPOINT_URL is unset (run under scripts/moto.sh -- cargo test ...)");
-        return None;
-    }
-    let env = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let max = max_receives.to_string();
-    let settings = Settings::from_lookup(|name| match name {
-        "USHER_BACKEND" => Some("aws".to_owned()),
-        "USHER_ENV" => Some(env.clone()),
-        "USHER_MAX_RECEIVES" => Some(max.clone()),
-        _ => None,
-    })
-    .expect("test settings are valid");
-    Some(settings)
-}
-
 async fn fresh(max_receives: u32) -> Option<Backend> {
-    let settings = moto_settings(max_receives)?;
+    let settings = testkit::settings::moto(max_receives)?;
     Backend::setup(&settings).await.expect("usher setup on moto");
     Some(Backend::connect(&settings).await.expect("the aws backend connects"))
 }
@@ -49,7 +32,7 @@ fn event(t: EventType, subject: &str) -> CloudEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_twice_changes_nothing() {
-    let Some(settings) = moto_settings(3) else {
+    let Some(settings) = testkit::settings::moto(3) else {
         return;
     };
     Backend::setup(&settings).await.expect("first setup");
@@ -111,7 +94,7 @@ async fn setup_twice_changes_nothing() {
 /// knows only the topic's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outside_subscriber_filters_on_type() {
-    let Some(settings) = moto_settings(3) else {
+    let Some(settings) = testkit::settings::moto(3) else {
         return;
     };
     Backend::setup(&settings).await.expect("usher setup on moto");
@@ -207,7 +190,7 @@ async fn an_outside_subscriber_filters_on_type() {
 /// still one per queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_repairs_changed_subscriptions() {
-    let Some(settings) = moto_settings(3) else {
+    let Some(settings) = testkit::settings::moto(3) else {
         return;
     };
     Backend::setup(&settings).await.expect("first setup");

@@ -10,11 +10,12 @@ use domain::ports::{
     ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, ATTR_TYPE, Attributes, OutgoingMessage, Queue,
     ReceivedMessage,
 };
+use infra::Backend;
 use infra::faults::{Fault, Faults, Op};
-use infra::{Backend, Settings};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::Embedded;
 use workers::backoff::Backoff;
 use workers::consumer::{BatchReport, Consumer, ConsumerConfig, Effects, Handler, HandlerError};
 
@@ -72,8 +73,8 @@ struct Fixture {
 
 /// A consumer of `SOURCE` that allows three receives, on `wrap(the embedded backend)`.
 async fn fixture_on(wrap: impl FnOnce(Backend) -> Backend) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = wrap(Backend::connect(&Settings::embedded(dir.path())).await.unwrap());
+    let Embedded { backend, dir } = Embedded::open().await;
+    let backend = wrap(backend);
     let dead_lettered = Recorded::default();
     let config = ConsumerConfig {
         queue: SOURCE,

@@ -10,21 +10,15 @@ use domain::ports::{
     StoredResponse,
 };
 use domain::request::RequestStatus;
+use infra::Backend;
 use infra::faults::{Fault, Faults, Op};
-use infra::{Backend, Settings};
 use std::time::Duration;
+use testkit::Embedded;
 use workers::dlq::DeadLetters;
 use workers::sweep::{REDRIVE_GRACE, Sweeper};
 
-struct Fixture {
-    backend: Backend,
-    dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::connect(&Settings::embedded(dir.path())).await.unwrap();
-    Fixture { backend, dir }
+async fn fixture() -> Embedded {
+    Embedded::open().await
 }
 
 /// Admits a release command `age` ago and leaves it unqueued, as a dead admitter would.
