@@ -26,6 +26,14 @@ async fn sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
 }
 
+/// The ARN of the events topic of the resources under `env`.
+async fn topic_arn(sns: &aws_sdk_sns::Client, env: &str) -> String {
+    let suffix = format!(":{env}-events");
+    let topics = sns.list_topics().send().await.unwrap();
+    let arn = topics.topics().iter().filter_map(|t| t.topic_arn()).find(|a| a.ends_with(&suffix));
+    arn.expect("the topic").to_owned()
+}
+
 fn event(t: EventType, subject: &str) -> CloudEvent {
     CloudEvent::new(t, "booking", subject, "req_aws", json!({ "subject": subject }), clock::now())
 }
@@ -41,10 +49,7 @@ async fn setup_twice_changes_nothing() {
     let sns = aws_sdk_sns::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 
-    let topic_suffix = format!(":{}-events", settings.env);
-    let topics = sns.list_topics().send().await.unwrap();
-    let topic_arn =
-        topics.topics().iter().filter_map(|t| t.topic_arn()).find(|a| a.ends_with(&topic_suffix)).expect("the topic");
+    let topic_arn = topic_arn(&sns, &settings.env).await;
     let subs = sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await.unwrap();
     assert_eq!(subs.subscriptions().len(), 2, "notifications and analytics, once each");
 
@@ -103,15 +108,7 @@ async fn an_outside_subscriber_filters_on_type() {
     let sdk = sdk().await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let topic_suffix = format!(":{}-events", settings.env);
-    let topics = sns.list_topics().send().await.unwrap();
-    let topic_arn = topics
-        .topics()
-        .iter()
-        .filter_map(|t| t.topic_arn())
-        .find(|a| a.ends_with(&topic_suffix))
-        .expect("the topic")
-        .to_owned();
+    let topic_arn = topic_arn(&sns, &settings.env).await;
     let queue = sqs.create_queue().queue_name(format!("{}-outsider", settings.env)).send().await.unwrap();
     let url = queue.queue_url().unwrap().to_owned();
     let attrs = sqs
@@ -196,15 +193,7 @@ async fn setup_repairs_changed_subscriptions() {
     Backend::setup(&settings).await.expect("first setup");
     let sdk = sdk().await;
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic_suffix = format!(":{}-events", settings.env);
-    let topics = sns.list_topics().send().await.unwrap();
-    let topic_arn = topics
-        .topics()
-        .iter()
-        .filter_map(|t| t.topic_arn())
-        .find(|a| a.ends_with(&topic_suffix))
-        .expect("the topic")
-        .to_owned();
+    let topic_arn = topic_arn(&sns, &settings.env).await;
     let subscriptions = |sns: aws_sdk_sns::Client, topic_arn: String| async move {
         let out = sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await.unwrap();
         out.subscriptions()

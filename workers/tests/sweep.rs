@@ -15,7 +15,7 @@ use infra::faults::{Fault, Faults, Op};
 use std::time::Duration;
 use testkit::Embedded;
 use workers::dlq::DeadLetters;
-use workers::sweep::{REDRIVE_GRACE, Sweeper};
+use workers::sweep::{REDRIVE_GRACE, SweepReport, Sweeper};
 
 async fn fixture() -> Embedded {
     Embedded::open().await
@@ -126,4 +126,23 @@ async fn purging_a_dlq_ends_the_requests_in_it() {
     DeadLetters::new(b.clone()).purge(Queue::BookingCommands).await.unwrap();
     assert_eq!(b.queues.depth(Queue::BookingCommands.dlq()).await.unwrap(), 0);
     assert_eq!(status(b, &id).await, RequestStatus::DeadLettered, "never left without an end");
+}
+
+#[tokio::test]
+async fn the_sweep_leaves_young_admissions_to_their_admitter_and_forgets_expired_keys() {
+    let f = fixture().await;
+    let b = &f.backend;
+    let young = stranded(b, Duration::from_secs(2)).await;
+    assert_eq!(sweeper(b).sweep_once().await, SweepReport::default(), "within the grace nothing happens");
+    assert_eq!(status(b, &young).await, RequestStatus::Accepted);
+    assert_eq!(b.queues.depth(Queue::BookingCommands.source()).await.unwrap(), 0);
+
+    // Admitted two hours ago: past the grace, and its key (kept an hour) has expired.
+    let old = stranded(b, Duration::from_secs(7200)).await;
+    let report = sweeper(b).sweep_once().await;
+    assert_eq!(report, SweepReport { requeued: 1, marked_dead: 0, keys_forgotten: 1, failures: 0 });
+    let queued = b.queues.receive(Queue::BookingCommands.source(), 10, Duration::ZERO, Duration::ZERO).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].attributes[ATTR_REQUEST_ID], old.as_str());
+    assert_eq!(sweeper(b).sweep_once().await, SweepReport::default(), "re-queued once");
 }
