@@ -8,11 +8,9 @@
 //! event and a delayed expiry message.
 
 use serde_json::{Value, json};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SEATS_PER_SHOW: usize = 26 * 50;
 
@@ -48,53 +46,25 @@ async fn main() {
     let requests = env_usize("BENCH_REQUESTS", 30_000);
     let connections = env_usize("BENCH_CONNECTIONS", 64);
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usher"))
-        .arg("dev")
-        .env("USHER_DATA_DIR", dir.path())
-        .env("USHER_HTTP_ADDR", "127.0.0.1:0")
-        .env("USHER_LOG", "warn")
-        .env_remove("USHER_BACKEND")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("usher dev starts");
-    let pid = child.id().expect("a pid");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut base, mut token) = (String::new(), String::new());
-    while base.is_empty() || token.is_empty() {
-        let line = lines.next_line().await.unwrap().expect("usher dev prints its address and token");
-        if let Some(url) = line.strip_prefix("usher is listening on ") {
-            base = url.to_owned();
-        } else if let Some(t) = line.strip_prefix("admin token (24 h): ") {
-            token = t.to_owned();
-        }
-    }
+    let mut dev = testkit::Dev::start(env!("CARGO_BIN_EXE_usher"), dir.path()).await;
+    let pid = dev.child.id().expect("a pid");
+    let (base, token) = (dev.client.base.clone(), dev.client.admin());
     let http = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
 
     // Enough seats that every hold gets its own.
-    let movie: Value = http
-        .post(format!("{base}/v1/movies"))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Bench", "duration_min": 100}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: &'static str, body: Value| {
+        let (client, token) = (&dev.client, &token);
+        async move { client.post(Some(token), path, None, &body.to_string()).await.json::<Value>().await.unwrap() }
+    };
+    let movie = post("/v1/movies", json!({"title": "Bench", "duration_min": 100})).await;
     let mut shows = Vec::new();
     for _ in 0..requests.div_ceil(SEATS_PER_SHOW) {
-        let show: Value = http
-            .post(format!("{base}/v1/shows"))
-            .bearer_auth(&token)
-            .json(&json!({"movie_id": movie["movie_id"], "starts_at": "2030-01-01T20:00:00Z",
-                          "auditorium": {"rows": 26, "seats_per_row": 50}, "price_cents": 1000}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let show = post(
+            "/v1/shows",
+            json!({"movie_id": movie["movie_id"], "starts_at": "2030-01-01T20:00:00Z",
+                   "auditorium": {"rows": 26, "seats_per_row": 50}, "price_cents": 1000}),
+        )
+        .await;
         shows.push(show["show_id"].as_str().expect("a show").to_owned());
     }
     let shows = Arc::new(shows);
@@ -226,5 +196,5 @@ async fn main() {
         println!("max consumer lag, {pool} pool: {:.3} s", lag);
     }
     println!("peak RSS of usher dev: {:.1} MiB", rss as f64 / 1024.0);
-    let _ = child.kill().await;
+    let _ = dev.child.kill().await;
 }

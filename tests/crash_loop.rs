@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::dev::{Dev, start};
+use testkit::Dev;
 use tokio::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,23 +93,21 @@ impl Client {
 }
 
 /// A new show of 10 × 20 seats, so rounds never run out of seats.
-async fn new_show(http: &reqwest::Client, dev: &Dev) -> String {
-    let post =
-        |path: &str, body: Value| http.post(format!("{}{path}", dev.base)).bearer_auth(&dev.token).json(&body).send();
-    let movie: Value =
-        post("/v1/movies", json!({"title": "Crash", "duration_min": 90})).await.unwrap().json().await.unwrap();
-    let show: Value = post(
+async fn new_show(dev: &Dev) -> String {
+    let (client, admin) = (&dev.client, &dev.client.admin());
+    let post = |path: &'static str, body: Value| async move {
+        let r = client.post(Some(admin), path, None, &body.to_string()).await;
+        r.json::<Value>().await.unwrap()
+    };
+    let movie = post("/v1/movies", json!({"title": "Crash", "duration_min": 90})).await;
+    let show = post(
         "/v1/shows",
         json!({
             "movie_id": movie["movie_id"], "starts_at": "2030-01-01T20:00:00Z",
             "auditorium": {"rows": 10, "seats_per_row": 20}, "price_cents": 900
         }),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     show["show_id"].as_str().unwrap().to_owned()
 }
 
@@ -238,18 +236,9 @@ async fn verify(client: &Client, dev: &Dev, shows: &[String], ledger: &mut [Atte
     }
     assert!(held.is_disjoint(&booked), "a seat both held and booked");
 
-    let admin = &dev.token;
+    let admin = &dev.client.admin();
     for show in shows {
-        let map: Value = client
-            .http
-            .get(format!("{}/v1/shows/{show}/seats", dev.base))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let map = dev.client.get_json(admin, &format!("/v1/shows/{show}/seats")).await;
         let on_map = |state: &str| -> BTreeSet<(String, String)> {
             map["seats"]
                 .as_array()
@@ -267,16 +256,7 @@ async fn verify(client: &Client, dev: &Dev, shows: &[String], ledger: &mut [Atte
         // Every event reached analytics: its counters match the seat map.
         let mut report = Value::Null;
         for _ in 0..150 {
-            report = client
-                .http
-                .get(format!("{}/v1/reports/shows/{show}", dev.base))
-                .bearer_auth(admin)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            report = dev.client.get_json(admin, &format!("/v1/reports/shows/{show}")).await;
             if report["seats_held"] == want_held.len()
                 && report["seats_booked"] == want_booked.len()
                 && report["bookings"] == bookings
@@ -298,7 +278,7 @@ async fn crash_loop_keeps_every_invariant() {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut ledger: Vec<Attempt> = Vec::new();
     let mut shows = Vec::new();
-    let mut dev = start(dir.path()).await;
+    let mut dev = Dev::start(support::USHER, dir.path()).await;
     let secret = usher::secret::resolve(&Settings::embedded(dir.path())).expect("the dev secret");
     let customers: Vec<String> = (0..8).map(|c| format!("crash{c}")).collect();
     let tokens: Arc<BTreeMap<String, String>> = Arc::new(
@@ -309,12 +289,12 @@ async fn crash_loop_keeps_every_invariant() {
     );
     for round in 1..=rounds {
         let started = Instant::now();
-        let show = new_show(&http, &dev).await;
+        let show = new_show(&dev).await;
         shows.push(show.clone());
         let sent: Arc<Mutex<Vec<Attempt>>> = Arc::default();
         let mut clients = Vec::new();
         for customer in &customers {
-            let client = Client { http: http.clone(), base: dev.base.clone(), tokens: tokens.clone() };
+            let client = Client { http: http.clone(), base: dev.client.base.clone(), tokens: tokens.clone() };
             clients.push(tokio::spawn(customer_load(client, customer.clone(), show.clone(), sent.clone())));
         }
         tokio::time::sleep(Duration::from_millis(fastrand::u64(300..2500))).await;
@@ -324,8 +304,8 @@ async fn crash_loop_keeps_every_invariant() {
         }
         ledger.extend(sent.lock().await.drain(..));
         let unanswered = ledger.iter().filter(|a| a.request_id.is_none()).count();
-        dev = start(dir.path()).await;
-        let client = Client { http: http.clone(), base: dev.base.clone(), tokens: tokens.clone() };
+        dev = Dev::start(support::USHER, dir.path()).await;
+        let client = Client { http: http.clone(), base: dev.client.base.clone(), tokens: tokens.clone() };
         verify(&client, &dev, &shows, &mut ledger).await;
         println!(
             "round {round}/{rounds}: {} commands so far ({unanswered} retried after the kill), every invariant holds ({:.1} s)",

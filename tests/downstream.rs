@@ -59,10 +59,10 @@ async fn three_booked_seats_show_in_the_report_and_duplicates_change_nothing() {
     assert_eq!(settled, report, "the duplicates changed nothing");
 
     // Reports are not for customers; unknown shows are 404.
-    assert_eq!(app.get(&alice, &format!("/v1/reports/shows/{show}")).await.status(), 403);
-    assert_eq!(app.get(&alice, "/v1/reports/tickets").await.status(), 403);
-    assert_eq!(app.get(&admin, "/v1/reports/shows/show_nope").await.status(), 404);
-    assert_eq!(app.get(&admin, "/v1/reports/tickets").await.status(), 200);
+    assert_eq!(app.get(Some(&alice), &format!("/v1/reports/shows/{show}")).await.status(), 403);
+    assert_eq!(app.get(Some(&alice), "/v1/reports/tickets").await.status(), 403);
+    assert_eq!(app.get(Some(&admin), "/v1/reports/shows/show_nope").await.status(), 404);
+    assert_eq!(app.get(Some(&admin), "/v1/reports/tickets").await.status(), 200);
     app.stop().await;
 }
 
@@ -91,7 +91,7 @@ async fn a_notification_reaches_its_recipient_and_no_one_else() {
     assert_eq!(app.get_json(&bob, "/v1/notifications").await, json!([]));
     let admin = app.token("admin", Role::Admin);
     assert_eq!(app.get_json(&admin, "/v1/notifications").await, json!([]), "even admins read only their own");
-    assert_eq!(app.get(&alice, "/v1/notifications?limit=0").await.status(), 400);
+    assert_eq!(app.get(Some(&alice), "/v1/notifications?limit=0").await.status(), 400);
     app.stop().await;
 }
 

@@ -9,29 +9,13 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 mod support;
-use support::dev::{Dev, start};
+use testkit::Dev;
 
 /// One request a client sent: its idempotency key, body, and request id once a 202 came.
 struct Attempt {
     key: String,
     body: Value,
     request_id: Option<String>,
-}
-
-async fn first_show(http: &reqwest::Client, dev: &Dev) -> String {
-    let movies: Value =
-        http.get(format!("{}/v1/movies", dev.base)).bearer_auth(&dev.token).send().await.unwrap().json().await.unwrap();
-    let movie = movies[0]["movie_id"].as_str().unwrap();
-    let shows: Value = http
-        .get(format!("{}/v1/movies/{movie}/shows", dev.base))
-        .bearer_auth(&dev.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    shows[0]["show_id"].as_str().unwrap().to_owned()
 }
 
 /// POSTs a hold; the request id of a 202 (first or replayed), or None if no answer came.
@@ -59,15 +43,15 @@ async fn post_hold(http: &reqwest::Client, base: &str, token: &str, key: &str, b
 async fn sigkill_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let mut dev = start(dir.path()).await;
-    let show = first_show(&http, &dev).await;
+    let mut dev = Dev::start(support::USHER, dir.path()).await;
+    let show = dev.client.show_id().await;
     let sent: Arc<Mutex<Vec<Attempt>>> = Arc::default();
 
     // Eight clients hold random overlapping pairs of seats until the process dies.
     let mut clients = Vec::new();
     for c in 0..8 {
         let (http, base, token, show, sent) =
-            (http.clone(), dev.base.clone(), dev.token.clone(), show.clone(), sent.clone());
+            (http.clone(), dev.client.base.clone(), dev.client.admin(), show.clone(), sent.clone());
         clients.push(tokio::spawn(async move {
             for n in 0.. {
                 let row = char::from(b'A' + fastrand::u8(0..10));
@@ -93,33 +77,19 @@ async fn sigkill_under_load_loses_nothing() {
 
     // Restart on the same data dir. A client that got no answer retries with the same key,
     // as clients of an idempotent API do: it gets the first 202 again, or a fresh one.
-    let dev = start(dir.path()).await;
+    let dev = Dev::start(support::USHER, dir.path()).await;
+    let admin = dev.client.admin();
     let mut accepted = Vec::new();
     for a in sent.lock().await.iter() {
         let id = match &a.request_id {
             Some(id) => id.clone(),
-            None => post_hold(&http, &dev.base, &dev.token, &a.key, &a.body).await.expect("the retry is answered"),
+            None => post_hold(&http, &dev.client.base, &admin, &a.key, &a.body).await.expect("the retry is answered"),
         };
         accepted.push(id);
     }
     let mut held: Vec<String> = Vec::new();
     for id in &accepted {
-        let mut doc = Value::Null;
-        for _ in 0..12 {
-            doc = http
-                .get(format!("{}/v1/requests/{id}?wait=5", dev.base))
-                .bearer_auth(&dev.token)
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if matches!(doc["status"].as_str(), Some("succeeded" | "failed" | "dead_lettered")) {
-                break;
-            }
-        }
+        let doc = dev.client.terminal(&admin, id).await;
         match doc["status"].as_str() {
             Some("succeeded") => held
                 .extend(doc["result"]["seat_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned())),
@@ -136,21 +106,13 @@ async fn sigkill_under_load_loses_nothing() {
     assert!(accepted.len() >= 300);
     let unique: BTreeSet<&String> = held.iter().collect();
     assert_eq!(unique.len(), held.len(), "a seat was held twice");
-    let map: Value = http
-        .get(format!("{}/v1/shows/{show}/seats", dev.base))
-        .bearer_auth(&dev.token)
-        .send()
+    let on_map: BTreeSet<String> = dev
+        .client
+        .seat_states(&show)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let on_map: BTreeSet<String> = map["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["state"] == "held")
-        .map(|s| s["seat_id"].as_str().unwrap().to_owned())
+        .into_iter()
+        .filter(|(_, state)| state == "held")
+        .map(|(seat, _)| seat)
         .collect();
     assert_eq!(on_map, unique.into_iter().cloned().collect(), "the seat map agrees with the succeeded holds");
 }
@@ -158,7 +120,7 @@ async fn sigkill_under_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_gracefully_with_exit_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut dev = start(dir.path()).await;
+    let mut dev = Dev::start(support::USHER, dir.path()).await;
     let pid = dev.child.id().expect("a pid").to_string();
     let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());

@@ -21,7 +21,7 @@ async fn open_ticket(app: &TestApp, token: &str, subject: &str) -> String {
 
 async fn register_agent(app: &TestApp, agent: &str) {
     let admin = app.token("root", Role::Admin);
-    let r = app.post(&admin, "/v1/agents", "unused", &json!({ "agent_id": agent })).await;
+    let r = app.post_json(&admin, "/v1/agents", "unused", &json!({ "agent_id": agent })).await;
     assert_eq!(r.status(), 201);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({ "agent_id": agent }));
 }
@@ -167,12 +167,7 @@ async fn a_ticket_from_new_to_closed() {
 async fn drain_events(app: &TestApp) -> Vec<Value> {
     let mut events = Vec::new();
     for _ in 0..20 {
-        let got = app
-            .backend
-            .queues
-            .receive(Queue::Analytics.source(), 10, Duration::from_millis(200), Duration::from_secs(30))
-            .await
-            .unwrap();
+        let got = app.receive(Queue::Analytics.source()).await;
         if got.is_empty() {
             break;
         }
@@ -189,7 +184,7 @@ async fn the_role_matrix() {
     let ann = app.token("ann", Role::Agent);
     let root = app.token("root", Role::Admin);
     // ann was never registered: an agent is also a user seen with an agent token.
-    assert_eq!(app.get(&ann, "/v1/tickets").await.status(), 200);
+    assert_eq!(app.get(Some(&ann), "/v1/tickets").await.status(), 200);
     let id = open_ticket(&app, &alice, "Alice's").await;
     let bobs = open_ticket(&app, &bob, "Bob's").await;
     let path = |tail: &str| format!("/v1/tickets/{id}{tail}");
@@ -202,7 +197,7 @@ async fn the_role_matrix() {
     // Assignments: staff only, and only to agents.
     let assign = json!({ "agent_id": "ann" });
     for token in [&alice, &bob] {
-        assert_eq!(status(app.post(token, &path("/assignments"), "k-assign", &assign).await), 403);
+        assert_eq!(status(app.post_json(token, &path("/assignments"), "k-assign", &assign).await), 403);
     }
     let nobody = app.run(&root, &path("/assignments"), json!({ "agent_id": "nobody" })).await;
     assert_eq!(error_code(&nobody), "not_an_agent");
@@ -214,7 +209,10 @@ async fn the_role_matrix() {
 
     // Transitions: customers only reopen, and only their own solved ticket.
     for token in [&alice, &bob] {
-        assert_eq!(status(app.post(token, &path("/transitions"), "k-pend", &json!({ "to": "pending" })).await), 403);
+        assert_eq!(
+            status(app.post_json(token, &path("/transitions"), "k-pend", &json!({ "to": "pending" })).await),
+            403
+        );
     }
     let not_solved = app.run(&alice, &path("/transitions"), json!({ "to": "open" })).await;
     assert_eq!(error_code(&not_solved), "invalid_transition");
@@ -229,7 +227,7 @@ async fn the_role_matrix() {
 
     // Comments: customers on their own, publicly; staff on any, internal too.
     assert_eq!(
-        status(app.post(&alice, &path("/comments"), "k-int", &json!({ "body": "x", "public": false })).await),
+        status(app.post_json(&alice, &path("/comments"), "k-int", &json!({ "body": "x", "public": false })).await),
         403
     );
     assert_eq!(error_code(&app.run(&bob, &path("/comments"), json!({ "body": "hi" })).await), "ticket_not_found");
@@ -244,7 +242,7 @@ async fn the_role_matrix() {
     );
 
     // Reads: a customer's own ticket without internal notes; someone else's reads 404.
-    assert_eq!(status(app.get(&bob, &path("")).await), 404);
+    assert_eq!(status(app.get(Some(&bob), &path("")).await), 404);
     let alices = app.get_json(&alice, &path("")).await;
     assert_eq!(alices["comments"].as_array().unwrap().len(), 2);
     for token in [&ann, &root] {
@@ -268,7 +266,7 @@ async fn the_role_matrix() {
 
     // Registering agents: admins only.
     for token in [&alice, &ann] {
-        assert_eq!(status(app.post(token, "/v1/agents", "k", &json!({ "agent_id": "zoe" })).await), 403);
+        assert_eq!(status(app.post_json(token, "/v1/agents", "k", &json!({ "agent_id": "zoe" })).await), 403);
     }
     register_agent(&app, "zoe").await;
     assert_eq!(app.run(&root, &path("/assignments"), json!({ "agent_id": "zoe" })).await["status"], "succeeded");
@@ -296,7 +294,7 @@ async fn input_is_checked_before_anything_is_stored() {
         (format!("/v1/tickets/{id}/assignments"), json!({ "agent_id": "" }), "agent_id"),
     ];
     for (path, body, field) in cases {
-        let r = app.post(&ann, &path, "same-key", &body).await;
+        let r = app.post_json(&ann, &path, "same-key", &body).await;
         assert_eq!(r.status(), 400, "{path} {body}");
         let problem: Value = r.json().await.unwrap();
         assert_eq!(
@@ -308,17 +306,17 @@ async fn input_is_checked_before_anything_is_stored() {
     for (query, field) in
         [("limit=0", "limit"), ("limit=101", "limit"), ("cursor=garbage", "cursor"), ("status=done", "status")]
     {
-        let r = app.get(&ann, &format!("/v1/tickets?{query}")).await;
+        let r = app.get(Some(&ann), &format!("/v1/tickets?{query}")).await;
         assert_eq!(r.status(), 400, "{query}");
         let problem: Value = r.json().await.unwrap();
         assert_eq!((problem["code"].as_str(), problem["field"].as_str()), (Some("invalid_query"), Some(field)));
     }
     // The key stayed free through every rejection; a retry replays the first answer.
     let body = json!({ "body": "ok" });
-    let first = app.post(&ann, &format!("/v1/tickets/{id}/comments"), "same-key", &body).await;
+    let first = app.post_json(&ann, &format!("/v1/tickets/{id}/comments"), "same-key", &body).await;
     assert_eq!(first.status(), 202);
     let first = first.text().await.unwrap();
-    let again = app.post(&ann, &format!("/v1/tickets/{id}/comments"), "same-key", &body).await;
+    let again = app.post_json(&ann, &format!("/v1/tickets/{id}/comments"), "same-key", &body).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.text().await.unwrap(), first);
     app.stop().await;
@@ -380,17 +378,11 @@ async fn concurrent_transitions_on_one_ticket() {
     let targets = ["pending", "on_hold", "open", "solved", "new"];
     let mut accepted = Vec::new();
     for i in 0..20 {
-        let (app_base, http, token, id) = (app.base.clone(), app.http.clone(), ann.clone(), id.clone());
+        let (client, token, id) = (app.client.clone(), ann.clone(), id.clone());
         let to = targets[i % targets.len()];
         accepted.push(tokio::spawn(async move {
-            let r = http
-                .post(format!("{app_base}/v1/tickets/{id}/transitions"))
-                .bearer_auth(token)
-                .header("Idempotency-Key", format!("race-{i}"))
-                .json(&json!({ "to": to }))
-                .send()
-                .await
-                .unwrap();
+            let path = format!("/v1/tickets/{id}/transitions");
+            let r = client.post_json(&token, &path, &format!("race-{i}"), &json!({ "to": to })).await;
             assert_eq!(r.status(), 202);
             r.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned()
         }));

@@ -4,11 +4,13 @@
 //! - [`config`]: the typed [`Settings`], read once from the environment.
 //! - [`embedded`]: the default backend, one SQLite file; a real, crash-safe product backend.
 //! - [`aws`]: SQS, SNS and DynamoDB.
-//! - [`contract`]: the port contract suite every adapter runs (`port_contract_tests!`).
+//! - `contract`: the port contract suite every adapter runs (`port_contract_tests!`), one
+//!   module per port; compiled only for tests (the `contract` feature).
 //! - [`faults`]: fault injection at the port boundary, for tests.
 
 pub mod aws;
 pub mod config;
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod embedded;
 pub mod faults;

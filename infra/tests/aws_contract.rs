@@ -9,30 +9,13 @@
 use domain::clock;
 use domain::event::{CloudEvent, EventType};
 use domain::queue::Queue;
-use infra::{Backend, Settings};
+use infra::Backend;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn moto_settings(max_receives: u32) -> Option<Settings> {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-        eprintln!("skipped: AWS_ENDPOINT_URL is unset (run under scripts/moto.sh -- cargo test ...)");
-        return None;
-    }
-    let env = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let max = max_receives.to_string();
-    let settings = Settings::from_lookup(|name| match name {
-        "USHER_BACKEND" => Some("aws".to_owned()),
-        "USHER_ENV" => Some(env.clone()),
-        "USHER_MAX_RECEIVES" => Some(max.clone()),
-        _ => None,
-    })
-    .expect("test settings are valid");
-    Some(settings)
-}
-
 async fn fresh(max_receives: u32) -> Option<Backend> {
-    let settings = moto_settings(max_receives)?;
+    let settings = testkit::settings::moto(max_receives)?;
     Backend::setup(&settings).await.expect("usher setup on moto");
     Some(Backend::connect(&settings).await.expect("the aws backend connects"))
 }
@@ -43,13 +26,21 @@ async fn sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
 }
 
+/// The ARN of the events topic of the resources under `env`.
+async fn topic_arn(sns: &aws_sdk_sns::Client, env: &str) -> String {
+    let suffix = format!(":{env}-events");
+    let topics = sns.list_topics().send().await.unwrap();
+    let arn = topics.topics().iter().filter_map(|t| t.topic_arn()).find(|a| a.ends_with(&suffix));
+    arn.expect("the topic").to_owned()
+}
+
 fn event(t: EventType, subject: &str) -> CloudEvent {
     CloudEvent::new(t, "booking", subject, "req_aws", json!({ "subject": subject }), clock::now())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_twice_changes_nothing() {
-    let Some(settings) = moto_settings(3) else {
+    let Some(settings) = testkit::settings::moto(3) else {
         return;
     };
     Backend::setup(&settings).await.expect("first setup");
@@ -58,10 +49,7 @@ async fn setup_twice_changes_nothing() {
     let sns = aws_sdk_sns::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 
-    let topic_suffix = format!(":{}-events", settings.env);
-    let topics = sns.list_topics().send().await.unwrap();
-    let topic_arn =
-        topics.topics().iter().filter_map(|t| t.topic_arn()).find(|a| a.ends_with(&topic_suffix)).expect("the topic");
+    let topic_arn = topic_arn(&sns, &settings.env).await;
     let subs = sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await.unwrap();
     assert_eq!(subs.subscriptions().len(), 2, "notifications and analytics, once each");
 
@@ -111,7 +99,7 @@ async fn setup_twice_changes_nothing() {
 /// knows only the topic's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outside_subscriber_filters_on_type() {
-    let Some(settings) = moto_settings(3) else {
+    let Some(settings) = testkit::settings::moto(3) else {
         return;
     };
     Backend::setup(&settings).await.expect("usher setup on moto");
@@ -120,15 +108,7 @@ async fn an_outside_subscriber_filters_on_type() {
     let sdk = sdk().await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let topic_suffix = format!(":{}-events", settings.env);
-    let topics = sns.list_topics().send().await.unwrap();
-    let topic_arn = topics
-        .topics()
-        .iter()
-        .filter_map(|t| t.topic_arn())
-        .find(|a| a.ends_with(&topic_suffix))
-        .expect("the topic")
-        .to_owned();
+    let topic_arn = topic_arn(&sns, &settings.env).await;
     let queue = sqs.create_queue().queue_name(format!("{}-outsider", settings.env)).send().await.unwrap();
     let url = queue.queue_url().unwrap().to_owned();
     let attrs = sqs
@@ -207,21 +187,13 @@ async fn an_outside_subscriber_filters_on_type() {
 /// still one per queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_repairs_changed_subscriptions() {
-    let Some(settings) = moto_settings(3) else {
+    let Some(settings) = testkit::settings::moto(3) else {
         return;
     };
     Backend::setup(&settings).await.expect("first setup");
     let sdk = sdk().await;
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic_suffix = format!(":{}-events", settings.env);
-    let topics = sns.list_topics().send().await.unwrap();
-    let topic_arn = topics
-        .topics()
-        .iter()
-        .filter_map(|t| t.topic_arn())
-        .find(|a| a.ends_with(&topic_suffix))
-        .expect("the topic")
-        .to_owned();
+    let topic_arn = topic_arn(&sns, &settings.env).await;
     let subscriptions = |sns: aws_sdk_sns::Client, topic_arn: String| async move {
         let out = sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await.unwrap();
         out.subscriptions()

@@ -2,12 +2,12 @@
 //! everything committed is there after the file is reopened.
 
 use infra::{Backend, Settings};
+use testkit::Embedded;
 
 async fn fresh(max_receives: u32) -> Option<Backend> {
-    let dir = tempfile::tempdir().expect("a temp dir").keep();
-    let mut settings = Settings::embedded(dir);
-    settings.max_receives = max_receives;
-    Some(Backend::connect(&settings).await.expect("the embedded backend opens"))
+    let Embedded { backend, dir } = Embedded::open_with(|s| s.max_receives = max_receives).await;
+    let _ = dir.keep(); // the file outlives this function, as long as the test runs
+    Some(backend)
 }
 
 infra::port_contract_tests!(fresh);

@@ -9,21 +9,15 @@ use domain::ids::{HoldId, RequestId, UserId};
 use domain::ports::{Admission, Admitted, StoredResponse};
 use domain::queue::{ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, Attributes, OutgoingMessage, Queue};
 use domain::request::RequestStatus;
+use infra::Backend;
 use infra::faults::{Fault, Faults, Op};
-use infra::{Backend, Settings};
 use std::time::Duration;
+use testkit::Embedded;
 use workers::dlq::DeadLetters;
-use workers::sweep::{REDRIVE_GRACE, Sweeper};
+use workers::sweep::{REDRIVE_GRACE, SweepReport, Sweeper};
 
-struct Fixture {
-    backend: Backend,
-    dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Backend::connect(&Settings::embedded(dir.path())).await.unwrap();
-    Fixture { backend, dir }
+async fn fixture() -> Embedded {
+    Embedded::open().await
 }
 
 /// Admits a release command `age` ago and leaves it unqueued, as a dead admitter would.
@@ -148,4 +142,23 @@ async fn the_redrive_grace_runs_on_the_injected_clock() {
     tokio::time::advance(REDRIVE_GRACE).await;
     assert_eq!(sweeper(&b).sweep_once().await.marked_dead, 1, "past it, by the injected clock alone");
     assert_eq!(status(&b, &id).await, RequestStatus::DeadLettered);
+}
+
+#[tokio::test]
+async fn the_sweep_leaves_young_admissions_to_their_admitter_and_forgets_expired_keys() {
+    let f = fixture().await;
+    let b = &f.backend;
+    let young = stranded(b, Duration::from_secs(2)).await;
+    assert_eq!(sweeper(b).sweep_once().await, SweepReport::default(), "within the grace nothing happens");
+    assert_eq!(status(b, &young).await, RequestStatus::Accepted);
+    assert_eq!(b.queues.depth(Queue::BookingCommands.source()).await.unwrap(), 0);
+
+    // Admitted two hours ago: past the grace, and its key (kept an hour) has expired.
+    let old = stranded(b, Duration::from_secs(7200)).await;
+    let report = sweeper(b).sweep_once().await;
+    assert_eq!(report, SweepReport { requeued: 1, marked_dead: 0, keys_forgotten: 1, failures: 0 });
+    let queued = b.queues.receive(Queue::BookingCommands.source(), 10, Duration::ZERO, Duration::ZERO).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].attributes[ATTR_REQUEST_ID], old.as_str());
+    assert_eq!(sweeper(b).sweep_once().await, SweepReport::default(), "re-queued once");
 }

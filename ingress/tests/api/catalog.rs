@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn an_admin_creates_movies_and_everyone_lists_them() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let response = app.post(Some(&app.admin()), "/v1/movies", None, r#"{"title":" Heat ","duration_min":170}"#).await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -25,7 +25,7 @@ async fn an_admin_creates_movies_and_everyone_lists_them() {
 
 #[tokio::test]
 async fn a_show_lays_out_every_seat_as_available() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let (movie_id, show_id) = app.create_show(10, 12).await;
     let token = app.customer("alice");
 
@@ -51,7 +51,7 @@ async fn a_show_lays_out_every_seat_as_available() {
 
 #[tokio::test]
 async fn unknown_movies_and_shows_are_404() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     problem(app.get(Some(&token), "/v1/movies/mov_missing/shows").await, 404, "movie_not_found").await;
     problem(app.get(Some(&token), "/v1/shows/show_missing/seats").await, 404, "show_not_found").await;
@@ -59,7 +59,7 @@ async fn unknown_movies_and_shows_are_404() {
 
 #[tokio::test]
 async fn the_seat_map_reads_holds_at_the_current_time() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let (_, show_id) = app.create_show(1, 4).await;
     // Admitted over HTTP, then applied through the store as the booking worker would.
     let alice = app.customer("alice");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 #[tokio::test]
 async fn health_needs_no_token() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let live = app.get(None, "/health/live").await;
     assert_eq!(live.status(), 200);
     assert_eq!(live.json::<Value>().await.unwrap(), json!({"status": "ok"}));
@@ -18,9 +18,9 @@ async fn health_needs_no_token() {
 
 #[tokio::test]
 async fn an_unreachable_backend_is_not_ready() {
-    let working = TestApp::spawn().await;
+    let working = TestApp::ingress().await;
     let broken = Backend { queues: Arc::new(UnreachableQueue), ..working.backend.clone() };
-    let app = TestApp::spawn_on(broken, None).await;
+    let app = TestApp::ingress_on(broken).await;
     let response = app.get(None, "/health/ready").await;
     assert_eq!(response.headers()["retry-after"], "1");
     problem(response, 503, "backend_unavailable").await;
@@ -29,7 +29,7 @@ async fn an_unreachable_backend_is_not_ready() {
 
 #[tokio::test]
 async fn no_token_is_401() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let response = app.get(None, "/v1/movies").await;
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     problem(response, 401, "unauthorized").await;
@@ -39,7 +39,7 @@ async fn no_token_is_401() {
 
 #[tokio::test]
 async fn a_bad_token_is_401() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     for token in ["garbage", "a.b.c"] {
         problem(app.get(Some(token), "/v1/movies").await, 401, "unauthorized").await;
     }
@@ -50,13 +50,13 @@ async fn a_bad_token_is_401() {
         std::time::Duration::from_secs(60),
     );
     problem(app.get(Some(&foreign), "/v1/movies").await, 401, "unauthorized").await;
-    let basic = app.client.get(app.url("/v1/movies")).header("authorization", "Basic YTpi").send().await.unwrap();
+    let basic = app.http.get(app.url("/v1/movies")).header("authorization", "Basic YTpi").send().await.unwrap();
     problem(basic, 401, "unauthorized").await;
 }
 
 #[tokio::test]
 async fn an_expired_token_is_401() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let an_hour_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 3600;
     let claims = json!({"sub": "alice", "role": "customer", "exp": an_hour_ago});
     let key = EncodingKey::from_secret(app.secret.expose().as_bytes());
@@ -67,7 +67,7 @@ async fn an_expired_token_is_401() {
 
 #[tokio::test]
 async fn an_unknown_role_is_401() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let claims = json!({"sub": "alice", "role": "owner", "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 60});
     let key = EncodingKey::from_secret(app.secret.expose().as_bytes());
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
@@ -76,7 +76,7 @@ async fn an_unknown_role_is_401() {
 
 #[tokio::test]
 async fn only_admins_manage_the_catalog() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let body = r#"{"title":"Heat","duration_min":170}"#;
     for role in [Role::Customer, Role::Agent] {
         let token = app.token("someone", role);
@@ -91,25 +91,25 @@ async fn only_admins_manage_the_catalog() {
 
 #[tokio::test]
 async fn an_unknown_route_is_404() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     problem(app.get(Some(&app.admin()), "/v1/nothing-here").await, 404, "not_found").await;
     problem(app.get(None, "/nope").await, 404, "not_found").await;
 }
 
 #[tokio::test]
 async fn a_wrong_method_is_405() {
-    let app = TestApp::spawn().await;
-    let response = app.client.delete(app.url("/v1/movies")).bearer_auth(app.admin()).send().await.unwrap();
+    let app = TestApp::ingress().await;
+    let response = app.http.delete(app.url("/v1/movies")).bearer_auth(app.admin()).send().await.unwrap();
     let allow = response.headers()["allow"].to_str().unwrap().to_owned();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
     problem(response, 405, "method_not_allowed").await;
-    let response = app.client.get(app.url("/v1/holds")).bearer_auth(app.admin()).send().await.unwrap();
+    let response = app.http.get(app.url("/v1/holds")).bearer_auth(app.admin()).send().await.unwrap();
     problem(response, 405, "method_not_allowed").await;
 }
 
 #[tokio::test]
 async fn a_body_over_64_kib_is_413() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let padding = "x".repeat(64 * 1024);
     let body = format!(r#"{{"show_id":"{padding}","seat_ids":["A1"]}}"#);
     let response = app.post(Some(&app.customer("alice")), "/v1/holds", Some("big"), &body).await;
@@ -128,7 +128,7 @@ async fn invalid(app: &TestApp, token: &str, path: &str, body: &str, field: &str
 
 #[tokio::test]
 async fn a_bad_command_body_is_400_naming_the_field() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     let cases = [
         ("/v1/holds", r#"{"show_id":"show_1","seat_ids":["A1"],"extra":true}"#, "extra"),
@@ -156,7 +156,7 @@ async fn a_bad_command_body_is_400_naming_the_field() {
 
 #[tokio::test]
 async fn a_bad_catalog_body_is_400_naming_the_field() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let admin = app.admin();
     let cases = [
         (r#"{"title":"Heat","duration_min":-5}"#, "duration_min"),
@@ -198,14 +198,14 @@ async fn a_bad_catalog_body_is_400_naming_the_field() {
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_400() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     for body in ["{not json", "[]", "\"text\""] {
         let response = app.post(Some(&token), "/v1/holds", Some("k"), body).await;
         problem(response, 400, "invalid_body").await;
     }
     let form = app
-        .client
+        .http
         .post(app.url("/v1/holds"))
         .bearer_auth(&token)
         .header("idempotency-key", "k")
@@ -219,7 +219,7 @@ async fn a_body_that_is_not_json_is_400() {
 
 #[tokio::test]
 async fn a_wait_out_of_range_is_400() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     for wait in ["21", "-1", "soon"] {
         let response = app.get(Some(&token), &format!("/v1/requests/req_x?wait={wait}")).await;

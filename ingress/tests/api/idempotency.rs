@@ -19,7 +19,7 @@ async fn queued(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn a_command_without_a_key_is_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let response = app.post(Some(&app.customer("alice")), "/v1/holds", None, HOLD_BODY).await;
     problem(response, 400, "idempotency_key_missing").await;
     assert_eq!(queued(&app).await, 0);
@@ -27,7 +27,7 @@ async fn a_command_without_a_key_is_refused() {
 
 #[tokio::test]
 async fn a_malformed_key_is_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     let too_long = "k".repeat(256);
     for key in ["has space", "", too_long.as_str()] {
@@ -39,7 +39,7 @@ async fn a_malformed_key_is_refused() {
 
 #[tokio::test]
 async fn an_admitted_command_answers_202_with_its_status_url() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let response = app.post(Some(&app.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.status(), 202);
     assert!(response.headers().get("idempotent-replayed").is_none());
@@ -60,7 +60,7 @@ async fn an_admitted_command_answers_202_with_its_status_url() {
 
 #[tokio::test]
 async fn a_retry_replays_the_first_answer_byte_for_byte() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     let first = app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await;
     let (status, location) = (first.status(), first.headers()["location"].clone());
@@ -77,7 +77,7 @@ async fn a_retry_replays_the_first_answer_byte_for_byte() {
 
 #[tokio::test]
 async fn key_order_and_whitespace_do_not_make_a_different_request() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     let first = app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(first.status(), 202);
@@ -92,7 +92,7 @@ async fn key_order_and_whitespace_do_not_make_a_different_request() {
 
 #[tokio::test]
 async fn a_key_reused_for_a_different_request_is_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     assert_eq!(app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await.status(), 202);
     let other_seats = r#"{"show_id":"show_1","seat_ids":["A2","A1"]}"#;
@@ -104,7 +104,7 @@ async fn a_key_reused_for_a_different_request_is_refused() {
 
 #[tokio::test]
 async fn keys_are_scoped_to_the_caller() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let alice = app.post(Some(&app.customer("alice")), "/v1/holds", Some("shared"), HOLD_BODY).await;
     let bob = app.post(Some(&app.customer("bob")), "/v1/holds", Some("shared"), HOLD_BODY).await;
     assert_eq!((alice.status(), bob.status()), (202.try_into().unwrap(), 202.try_into().unwrap()));
@@ -117,7 +117,7 @@ async fn keys_are_scoped_to_the_caller() {
 
 #[tokio::test]
 async fn a_rejected_request_leaves_the_key_free() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     let invalid = r#"{"show_id":"show_1","seat_ids":[]}"#;
     problem(app.post(Some(&token), "/v1/holds", Some("k1"), invalid).await, 400, "invalid_body").await;
@@ -153,7 +153,7 @@ fn alice_hold_admission(claimed_at: domain::clock::Timestamp) -> Admission {
 
 #[tokio::test]
 async fn a_request_still_being_admitted_answers_409() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let admission = alice_hold_admission(clock::now());
     assert!(matches!(app.backend.requests.admit(admission).await.unwrap(), Admitted::Claimed));
     let response = app.post(Some(&app.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
@@ -164,7 +164,7 @@ async fn a_request_still_being_admitted_answers_409() {
 
 #[tokio::test]
 async fn a_retry_finishes_an_admission_whose_admitter_died() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let admission = alice_hold_admission(clock::now() - time::Duration::minutes(1));
     let stored = admission.response.body.clone();
     assert!(matches!(app.backend.requests.admit(admission).await.unwrap(), Admitted::Claimed));
@@ -178,9 +178,9 @@ async fn a_retry_finishes_an_admission_whose_admitter_died() {
 
 #[tokio::test]
 async fn a_command_that_cannot_be_queued_answers_503_and_frees_its_key() {
-    let working = TestApp::spawn().await;
+    let working = TestApp::ingress().await;
     let broken = Backend { queues: Arc::new(UnreachableQueue), ..working.backend.clone() };
-    let down = TestApp::spawn_on(broken, None).await;
+    let down = TestApp::ingress_on(broken).await;
 
     let response = down.post(Some(&down.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
     assert_eq!(response.headers()["retry-after"], "1");
@@ -194,13 +194,13 @@ async fn a_command_that_cannot_be_queued_answers_503_and_frees_its_key() {
 
 #[tokio::test]
 async fn a_release_takes_an_empty_object_or_no_body() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let token = app.customer("alice");
     let first = app.post(Some(&token), "/v1/holds/hold_1/release", Some("r1"), "{}").await;
     assert_eq!(first.status(), 202);
     // No body reads as `{}`: the same request, so the same answer.
     let again = app
-        .client
+        .http
         .post(app.url("/v1/holds/hold_1/release"))
         .bearer_auth(&token)
         .header("idempotency-key", "r1")

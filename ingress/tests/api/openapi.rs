@@ -53,7 +53,7 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
 
 #[tokio::test]
 async fn the_document_is_served_without_a_token() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let response = app.get(None, "/openapi.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -75,14 +75,14 @@ async fn every_route_is_documented_and_every_documented_operation_is_routed() {
     assert!(unrouted.is_empty(), "documented but not in the router: {unrouted:?}");
 
     // And the running app agrees: no documented operation falls through to the fallbacks.
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     for (method, path) in &documented {
         let concrete: String = path
             .split('/')
             .map(|segment| if segment.starts_with('{') { "probe" } else { segment })
             .collect::<Vec<_>>()
             .join("/");
-        let request = app.client.request(method.parse().unwrap(), app.url(&concrete));
+        let request = app.http.request(method.parse().unwrap(), app.url(&concrete));
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let code = response.json::<Value>().await.ok().and_then(|b| b["code"].as_str().map(str::to_owned));

@@ -17,7 +17,7 @@ async fn admit_hold(app: &TestApp, token: &str, key: &str, body: &str) -> String
 
 #[tokio::test]
 async fn a_status_document_reads_accepted_until_a_worker_runs() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let alice = app.customer("alice");
     let id = admit_hold(&app, &alice, "k1", HOLD_BODY).await;
     let response = app.get(Some(&alice), &format!("/v1/requests/{id}")).await;
@@ -33,7 +33,7 @@ async fn a_status_document_reads_accepted_until_a_worker_runs() {
 
 #[tokio::test]
 async fn a_wait_on_an_unfinished_request_ends_with_the_wait() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let alice = app.customer("alice");
     let id = admit_hold(&app, &alice, "k1", HOLD_BODY).await;
     let started = Instant::now();
@@ -45,14 +45,14 @@ async fn a_wait_on_an_unfinished_request_ends_with_the_wait() {
 
 #[tokio::test]
 async fn a_wait_ends_as_soon_as_the_request_is_terminal() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let (_, show_id) = app.create_show(1, 4).await;
     let alice = app.customer("alice");
     let body = format!(r#"{{"show_id":"{show_id}","seat_ids":["A1"]}}"#);
     let id = admit_hold(&app, &alice, "k1", &body).await;
 
     let poll = tokio::spawn({
-        let (client, url, alice) = (app.client.clone(), app.url(&format!("/v1/requests/{id}?wait=10")), alice.clone());
+        let (client, url, alice) = (app.http.clone(), app.url(&format!("/v1/requests/{id}?wait=10")), alice.clone());
         async move {
             let started = Instant::now();
             let doc: Value = client.get(url).bearer_auth(alice).send().await.unwrap().json().await.unwrap();
@@ -77,7 +77,7 @@ async fn a_wait_ends_as_soon_as_the_request_is_terminal() {
 
 #[tokio::test]
 async fn customers_read_only_their_own_requests() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let id = admit_hold(&app, &app.customer("alice"), "k1", HOLD_BODY).await;
     let path = format!("/v1/requests/{id}");
     problem(app.get(Some(&app.customer("bob")), &path).await, 404, "request_not_found").await;
@@ -89,7 +89,7 @@ async fn customers_read_only_their_own_requests() {
 
 #[tokio::test]
 async fn customers_read_only_their_own_bookings() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::ingress().await;
     let (_, show_id) = app.create_show(1, 4).await;
     let alice = app.customer("alice");
     let show = show_id.as_str().into();

@@ -1,0 +1,243 @@
+//! The `CatalogStore` and `BookingStore` contract: all-or-nothing holds, expiry without a
+//! sweep, release and confirm, one charge per hold, no seat in two live holds.
+
+use super::ctx;
+use super::requests::admitted;
+use crate::Backend;
+use domain::booking::SeatState;
+use domain::catalog::{Auditorium, Movie, Show};
+use domain::clock;
+use domain::event::EventType;
+use domain::ids::{HoldId, MovieId, SeatId, ShowId, UserId};
+use domain::outbox::OutboxEntry;
+use domain::payment::PaymentReceipt;
+use domain::ports::Completion;
+use domain::request::CommandContext;
+use domain::request::RequestStatus;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+async fn show(b: &Backend, rows: u32, per_row: u32) -> ShowId {
+    let movie = Movie { movie_id: MovieId::generate(), title: "Contract".into(), duration_min: 90 };
+    b.catalog.create_movie(&movie).await.unwrap();
+    let show = Show {
+        show_id: ShowId::generate(),
+        movie_id: movie.movie_id.clone(),
+        starts_at: clock::now() + Duration::from_secs(86_400),
+        auditorium: Auditorium { rows, seats_per_row: per_row },
+        price_cents: 1250,
+    };
+    b.catalog.create_show(&show).await.unwrap();
+    assert_eq!(b.catalog.show(&show.show_id).await.unwrap().as_ref(), Some(&show));
+    assert_eq!(b.catalog.shows_of(&movie.movie_id).await.unwrap(), vec![show.clone()]);
+    assert!(b.catalog.movies().await.unwrap().contains(&movie));
+    show.show_id
+}
+
+fn seats(ids: &[&str]) -> Vec<SeatId> {
+    ids.iter().map(|s| SeatId::from(*s)).collect()
+}
+
+async fn seat_state(b: &Backend, show: &ShowId, seat: &str) -> SeatState {
+    let now = clock::now();
+    b.catalog.seats(show).await.unwrap().iter().find(|s| s.seat_id.as_str() == seat).expect("seat").state_at(now)
+}
+
+pub async fn hold_is_all_or_nothing(b: Backend) {
+    let show_id = show(&b, 2, 3).await;
+    assert_eq!(b.catalog.seats(&show_id).await.unwrap().len(), 6);
+    let ttl = clock::now() + Duration::from_secs(600);
+    let r1 = admitted(&b, "alice").await;
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1", "A2"]), ttl).await.unwrap();
+    assert_eq!(placed.doc.status, RequestStatus::Succeeded);
+    assert_eq!(placed.events[0].event_type, EventType::HoldPlaced);
+    let hold_id = HoldId::from(placed.doc.result.as_ref().unwrap()["hold_id"].as_str().unwrap());
+    assert_eq!(b.bookings.hold(&hold_id).await.unwrap().unwrap().seat_ids, seats(&["A1", "A2"]));
+    // Redelivery: the same completion, nothing held twice.
+    let again = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1", "A2"]), ttl).await.unwrap();
+    assert!(!again.first);
+    assert_eq!(again.doc, placed.doc);
+
+    let r2 = admitted(&b, "bob").await;
+    let rejected = b.bookings.place_hold(&ctx(&r2, "bob"), &show_id, &seats(&["A2", "A3"]), ttl).await.unwrap();
+    assert_eq!(rejected.doc.status, RequestStatus::Failed);
+    let err = rejected.doc.error.as_ref().unwrap();
+    assert_eq!(err.code, "seats_unavailable");
+    assert_eq!(err.extra["seat_ids"], json!(["A2"]));
+    assert_eq!(rejected.events[0].event_type, EventType::HoldRejected);
+    assert_eq!(seat_state(&b, &show_id, "A3").await, SeatState::Available, "nothing of a rejected hold is kept");
+
+    let r3 = admitted(&b, "bob").await;
+    let missing = b.bookings.place_hold(&ctx(&r3, "bob"), &show_id, &seats(&["Z9"]), ttl).await.unwrap();
+    assert_eq!(missing.doc.error.unwrap().code, "seat_not_found");
+    let r4 = admitted(&b, "bob").await;
+    let no_show =
+        b.bookings.place_hold(&ctx(&r4, "bob"), &ShowId::from("show_nope"), &seats(&["A1"]), ttl).await.unwrap();
+    assert_eq!(no_show.doc.error.unwrap().code, "show_not_found");
+}
+
+pub async fn expired_hold_counts_available(b: Backend) {
+    let show_id = show(&b, 1, 2).await;
+    let r1 = admitted(&b, "alice").await;
+    let soon = clock::now() + Duration::from_millis(800);
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1"]), soon).await.unwrap();
+    let hold_id = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Held);
+    assert!(b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().is_none(), "not due yet");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Available, "no sweep needed");
+    let r2 = admitted(&b, "bob").await;
+    let later = clock::now() + Duration::from_secs(600);
+    let taken = b.bookings.place_hold(&ctx(&r2, "bob"), &show_id, &seats(&["A1"]), later).await.unwrap();
+    assert_eq!(taken.doc.status, RequestStatus::Succeeded, "an expired hold's seat can be held again");
+    // The late expiry of the first hold must not free the second hold's seat.
+    let expired = b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().expect("the expiry event");
+    assert_eq!(expired.event_type, EventType::HoldExpired);
+    assert_eq!(expired.correlationid, r1.as_str());
+    assert!(b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().is_none(), "expired once");
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Held);
+    let outboxed = b.outbox.pending(100).await.unwrap();
+    let expiries = outboxed.iter().filter(|p| p.entry == OutboxEntry::Event { event: expired.clone() }).count();
+    assert_eq!(expiries, 1, "the expiry event is in the outbox once");
+}
+
+pub async fn release_and_confirm(b: Backend) {
+    let show_id = show(&b, 1, 4).await;
+    let ttl = clock::now() + Duration::from_secs(600);
+    let r1 = admitted(&b, "alice").await;
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1", "A2"]), ttl).await.unwrap();
+    let h1 = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+
+    // Someone else cannot release or confirm it.
+    let r2 = admitted(&b, "bob").await;
+    let not_yours = b.bookings.release_hold(&ctx(&r2, "bob"), &h1).await.unwrap();
+    assert_eq!(not_yours.doc.error.unwrap().code, "hold_not_found");
+    // Deliberately not price × seats (2 × 1250): the booking costs what was authorized.
+    let pay = PaymentReceipt { payment_id: "pay_1".into(), amount_cents: 1999 };
+    let r3 = admitted(&b, "bob").await;
+    let not_yours = b.bookings.confirm_booking(&ctx(&r3, "bob"), &h1, &pay).await.unwrap();
+    assert_eq!(not_yours.doc.error.unwrap().code, "hold_not_found");
+    assert_eq!(not_yours.events[0].event_type, EventType::BookingFailed);
+
+    let r4 = admitted(&b, "alice").await;
+    let booked = b.bookings.confirm_booking(&ctx(&r4, "alice"), &h1, &pay).await.unwrap();
+    assert_eq!(booked.doc.status, RequestStatus::Succeeded);
+    let result = booked.doc.result.unwrap();
+    assert_eq!(result["amount_cents"], 1999);
+    assert_eq!(booked.events[0].event_type, EventType::BookingConfirmed);
+    let booking_id = domain::ids::BookingId::from(result["booking_id"].as_str().unwrap());
+    let booking = b.bookings.booking(&booking_id).await.unwrap().expect("the booking");
+    assert_eq!(booking.seat_ids, seats(&["A1", "A2"]));
+    assert_eq!(booking.amount_cents, 1999);
+    assert_eq!(booking.customer_id, UserId::new("alice"));
+    assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Booked);
+    // A confirmed hold is neither released nor expired.
+    let r5 = admitted(&b, "alice").await;
+    assert_eq!(
+        b.bookings.release_hold(&ctx(&r5, "alice"), &h1).await.unwrap().doc.error.unwrap().code,
+        "hold_not_found"
+    );
+    assert!(b.bookings.expire_hold(&h1, clock::now() + Duration::from_secs(700)).await.unwrap().is_none());
+    assert_eq!(seat_state(&b, &show_id, "A2").await, SeatState::Booked);
+
+    let r6 = admitted(&b, "carol").await;
+    let placed = b.bookings.place_hold(&ctx(&r6, "carol"), &show_id, &seats(&["A3"]), ttl).await.unwrap();
+    let h2 = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    let r7 = admitted(&b, "carol").await;
+    let released = b.bookings.release_hold(&ctx(&r7, "carol"), &h2).await.unwrap();
+    assert_eq!(released.doc.status, RequestStatus::Succeeded);
+    assert_eq!(released.events[0].event_type, EventType::HoldReleased);
+    assert_eq!(seat_state(&b, &show_id, "A3").await, SeatState::Available);
+}
+
+/// Two confirms of one hold (different requests, racing): one booking, one charge, one
+/// `usher.booking.confirmed`; the other fails cleanly.
+pub async fn one_charge_per_hold(b: Backend) {
+    let show_id = show(&b, 1, 2).await;
+    let ttl = clock::now() + Duration::from_secs(600);
+    let r1 = admitted(&b, "alice").await;
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1"]), ttl).await.unwrap();
+    let hold_id = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    let pay = domain::payment::authorize("tok_visa", 1250, &hold_id).unwrap();
+    let confirms = (0..2).map(|_| {
+        let (b, hold_id, pay) = (b.clone(), hold_id.clone(), pay.clone());
+        tokio::spawn(async move {
+            let id = admitted(&b, "alice").await;
+            b.bookings.confirm_booking(&ctx(&id, "alice"), &hold_id, &pay).await
+        })
+    });
+    let mut outcomes = Vec::new();
+    for c in confirms.collect::<Vec<_>>() {
+        outcomes.push(c.await.unwrap().expect("a lost race is an outcome, not an error"));
+    }
+    let won: Vec<&Completion> = outcomes.iter().filter(|c| c.doc.status == RequestStatus::Succeeded).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    let lost: Vec<&Completion> = outcomes.iter().filter(|c| c.doc.status == RequestStatus::Failed).collect();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].doc.error.as_ref().unwrap().code, "hold_not_found");
+    let confirmed = b
+        .outbox
+        .pending(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| matches!(&p.entry, OutboxEntry::Event { event } if event.event_type == EventType::BookingConfirmed))
+        .count();
+    assert_eq!(confirmed, 1, "one usher.booking.confirmed");
+}
+
+/// A hold whose seat another hold took (that worker's clock had passed the expiry) has
+/// expired for its customer: a business failure, not corrupt data.
+pub async fn a_retaken_seat_expires_the_hold(b: Backend) {
+    let show_id = show(&b, 1, 2).await;
+    let now = clock::now();
+    let r1 = admitted(&b, "alice").await;
+    let soon = now + Duration::from_secs(30);
+    let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1"]), soon).await.unwrap();
+    let hold_id = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
+    let r2 = admitted(&b, "bob").await;
+    let ahead = CommandContext { now: now + Duration::from_secs(31), ..ctx(&r2, "bob") };
+    let later = now + Duration::from_secs(600);
+    let taken = b.bookings.place_hold(&ahead, &show_id, &seats(&["A1"]), later).await.unwrap();
+    assert_eq!(taken.doc.status, RequestStatus::Succeeded);
+    let r3 = admitted(&b, "alice").await;
+    let pay = domain::payment::authorize("tok_visa", 1250, &hold_id).unwrap();
+    let late = b.bookings.confirm_booking(&ctx(&r3, "alice"), &hold_id, &pay).await.expect("an outcome");
+    assert_eq!(late.doc.status, RequestStatus::Failed);
+    assert_eq!(late.doc.error.unwrap().code, "hold_expired");
+}
+
+pub async fn concurrent_holds_never_overlap(b: Backend) {
+    let show_id = show(&b, 1, 6).await;
+    let ttl = clock::now() + Duration::from_secs(600);
+    let mut tasks = Vec::new();
+    for i in 0..24usize {
+        let b = b.clone();
+        let show_id = show_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let who = format!("c{i}");
+            let id = admitted(&b, &who).await;
+            let want = [format!("A{}", i % 6 + 1), format!("A{}", (i + 1) % 6 + 1)];
+            let want: Vec<SeatId> = want.iter().map(|s| SeatId::from(s.as_str())).collect();
+            b.bookings.place_hold(&ctx(&id, &who), &show_id, &want, ttl).await
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        let c = t.await.unwrap().expect("a contended hold is an outcome, not an error");
+        assert!(c.doc.status.is_terminal());
+        if c.doc.status == RequestStatus::Succeeded {
+            for s in c.doc.result.unwrap()["seat_ids"].as_array().unwrap() {
+                held.push(s.as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let unique: BTreeSet<&String> = held.iter().collect();
+    assert_eq!(unique.len(), held.len(), "no seat in two live holds: {held:?}");
+    assert!(!held.is_empty());
+    let map = b.catalog.seats(&show_id).await.unwrap();
+    let now = clock::now();
+    let held_on_map = map.iter().filter(|s| s.state_at(now) == SeatState::Held).count();
+    assert_eq!(held_on_map, held.len(), "the seat map agrees");
+}

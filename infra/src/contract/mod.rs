@@ -1,0 +1,85 @@
+//! The port contract suite, one module per port. Every adapter runs it through its own
+//! `fresh` function:
+//!
+//! ```ignore
+//! async fn fresh(max_receives: u32) -> Option<infra::Backend> { /* a new, set-up backend */ }
+//! infra::port_contract_tests!(fresh);
+//! ```
+//!
+//! Each check takes a fresh backend, so they run in parallel against one server. Compiled
+//! only for tests: infra's own test targets turn on the `contract` feature.
+
+pub mod bookings;
+pub mod bus;
+pub mod downstream;
+pub mod queues;
+pub mod requests;
+pub mod tickets;
+
+use crate::Backend;
+use domain::actor::{Actor, Role};
+use domain::clock;
+use domain::event::{CloudEvent, EventType};
+use domain::ids::{RequestId, UserId};
+use domain::queue::{QueueAddr, ReceivedMessage};
+use domain::request::CommandContext;
+use serde_json::json;
+use std::time::Duration;
+
+/// Generates one `#[tokio::test]` per contract check, each on `$fresh(max_receives)`,
+/// named as the check.
+#[macro_export]
+macro_rules! port_contract_tests {
+    ($fresh:path) => {
+        $crate::port_contract_tests!(@port $fresh; queues:
+            queue_round_trip, visibility_hides_and_redelivers, change_visibility_reveals,
+            delayed_send, large_batches, redrive_moves_to_dlq, purge_empties);
+        $crate::port_contract_tests!(@port $fresh; bus: fan_out_by_filter);
+        $crate::port_contract_tests!(@port $fresh; requests:
+            admission_rules, expired_keys_are_free, abandon_frees_the_key,
+            abandon_keeps_a_queued_claim, complete_is_conditional, outbox_keeps_what_commits,
+            reopen_dead_lettered);
+        $crate::port_contract_tests!(@port $fresh; bookings:
+            hold_is_all_or_nothing, expired_hold_counts_available, release_and_confirm,
+            concurrent_holds_never_overlap, one_charge_per_hold, a_retaken_seat_expires_the_hold);
+        $crate::port_contract_tests!(@port $fresh; downstream:
+            notifications_once_per_event, notifications_newest_first, notifications_per_recipient,
+            analytics_counts_each_event_once, analytics_order_does_not_matter, analytics_concurrent_writers,
+            daily_newest_first);
+        $crate::port_contract_tests!(@port $fresh; tickets:
+            user_directory, ticket_lifecycle, ticket_authorization, ticket_listing, concurrent_ticket_changes);
+    };
+    (@port $fresh:path; $port:ident: $($check:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some(backend) = $fresh(3).await else { return };
+                $crate::contract::$port::$check(backend).await;
+            }
+        )+
+    };
+}
+
+const VIS: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(2);
+
+/// Receives from `q` until `expect` messages came (or twenty receives passed).
+async fn drain(b: &Backend, q: QueueAddr, expect: usize) -> Vec<ReceivedMessage> {
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        if got.len() >= expect {
+            break;
+        }
+        got.extend(b.queues.receive(q, 10, WAIT, VIS).await.expect("receive"));
+    }
+    got
+}
+
+fn event(t: EventType, subject: &str) -> CloudEvent {
+    CloudEvent::new(t, "booking", subject, "req_contract", json!({ "n": subject }), clock::now())
+}
+
+fn ctx(id: &RequestId, who: &str) -> CommandContext {
+    let actor = Actor { sub: UserId::new(who), role: Role::Customer };
+    CommandContext { request_id: id.clone(), actor, now: clock::now() }
+}
