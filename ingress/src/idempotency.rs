@@ -21,9 +21,17 @@ use serde_json::Value;
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-/// The checked `Idempotency-Key` header.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKeyHeader(pub IdempotencyKey);
+/// The checked `Idempotency-Key` header, documented once for every command route.
+#[derive(Debug, Clone, utoipa::IntoParams)]
+#[into_params(names("Idempotency-Key"), parameter_in = Header)]
+pub struct IdempotencyKeyHeader(
+    /// Required on every command: 1 to 255 visible ASCII characters, scoped to the caller
+    /// and kept 24 h. The same key with the same method, path and JSON body (compared
+    /// canonically) answers the first response again, marked `Idempotent-Replayed: true`,
+    /// and admits nothing twice.
+    #[param(value_type = String, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", example = "5f0c7a52-hold-A1-A2")]
+    pub IdempotencyKey,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     type Rejection = ApiError;

@@ -6,7 +6,7 @@
 //! - [`json`]: the body extractor: 64 KiB limit, JSON only, errors that name the field.
 //! - [`idempotency`]: the `Idempotency-Key` header and admitting a command exactly once.
 //! - [`problem`]: [`ApiError`], the one place errors become `application/problem+json`.
-//! - [`routes`]: the handlers: health, catalog, commands, reads, tickets.
+//! - [`routes`]: the handlers, one module per resource, each registering its routes.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json` (and `docs/openapi.json`).
 //!
@@ -34,7 +34,6 @@ pub use problem::ApiError;
 use auth::TokenVerifier;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use infra::{Backend, Settings};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,33 +68,10 @@ impl AppState {
     }
 }
 
-/// Every route of the API.
+/// Every route of the API (see [`routes::api`]), with metrics, fallbacks and limits.
 pub fn router(state: AppState) -> Router {
-    use routes::{catalog, commands, health, reads, reports, tickets};
-    Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/v1/movies", get(catalog::list_movies).post(catalog::create_movie))
-        .route("/v1/movies/{movie_id}/shows", get(catalog::shows_of_movie))
-        .route("/v1/shows", post(catalog::create_show))
-        .route("/v1/shows/{show_id}/seats", get(catalog::seat_map))
-        .route("/v1/holds", post(commands::place_hold))
-        .route("/v1/holds/{hold_id}/release", post(commands::release_hold))
-        .route("/v1/bookings", post(commands::confirm_booking))
-        .route("/v1/bookings/{booking_id}", get(reads::booking))
-        .route("/v1/requests/{request_id}", get(reads::request_status))
-        .route("/v1/notifications", get(reports::notifications))
-        .route("/v1/reports/shows/{show_id}", get(reports::show_report))
-        .route("/v1/reports/tickets", get(reports::ticket_report))
-        .route("/v1/reports/daily", get(reports::daily_report))
-        .route("/v1/tickets", get(tickets::list).post(tickets::create))
-        .route("/v1/tickets/{ticket_id}", get(tickets::ticket))
-        .route("/v1/tickets/{ticket_id}/assignments", post(tickets::assign))
-        .route("/v1/tickets/{ticket_id}/transitions", post(tickets::transition))
-        .route("/v1/tickets/{ticket_id}/comments", post(tickets::comment))
-        .route("/v1/agents", post(tickets::register_agent))
-        .route("/metrics", get(metrics::render))
-        .route("/openapi.json", get(openapi::document))
+    let (routes, _document) = routes::api().split_for_parts();
+    routes
         .route_layer(axum::middleware::from_fn(metrics::track))
         // Applies to the routes above only, so it comes after them.
         .method_not_allowed_fallback(routes::method_not_allowed)

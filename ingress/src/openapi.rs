@@ -1,16 +1,16 @@
 //! The OpenAPI 3.1 document of the API, generated from the handlers' `#[utoipa::path]`
-//! annotations and the types they take and return. `GET /openapi.json` serves it (no
+//! annotations and the types they take and return, as [`crate::routes::api`] registers
+//! them (each route once, for the router and the document alike). `GET /openapi.json` serves it (no
 //! token); `docs/openapi.json` is the same document checked in, and a test fails when they
 //! drift (`USHER_BLESS=1 cargo test -p ingress openapi` rewrites it).
 
 use crate::idempotency::AcceptedBody;
 use crate::problem::{Problem, ProblemCode};
-use crate::routes::{catalog, commands, health, reads, reports, tickets};
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 /// The name of the security scheme every authenticated operation requires.
 pub const BEARER: &str = "bearer";
@@ -37,33 +37,6 @@ pub const BEARER: &str = "bearer";
             bookings and tickets; a resource the caller may not see reads as absent (404)."
     ),
     servers((url = "http://127.0.0.1:8080", description = "`usher dev` on the default `USHER_HTTP_ADDR`")),
-    paths(
-        health::live,
-        health::ready,
-        crate::metrics::render,
-        document,
-        catalog::list_movies,
-        catalog::create_movie,
-        catalog::shows_of_movie,
-        catalog::create_show,
-        catalog::seat_map,
-        commands::place_hold,
-        commands::release_hold,
-        commands::confirm_booking,
-        reads::request_status,
-        reads::booking,
-        reports::notifications,
-        reports::show_report,
-        reports::ticket_report,
-        reports::daily_report,
-        tickets::create,
-        tickets::assign,
-        tickets::transition,
-        tickets::comment,
-        tickets::ticket,
-        tickets::list,
-        tickets::register_agent,
-    ),
     components(
         schemas(Problem, ProblemCode),
         responses(
@@ -109,7 +82,8 @@ impl Modify for BearerJwt {
 pub fn document_json() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document always serializes");
+        let json =
+            crate::routes::api().into_openapi().to_pretty_json().expect("the OpenAPI document always serializes");
         json + "\n"
     })
 }
@@ -167,6 +141,23 @@ pub struct IdempotencyRequestInProgress(#[allow(dead_code)] Problem<'static>);
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct IdempotencyKeyReused(#[allow(dead_code)] Problem<'static>);
+
+/// What every command may answer besides its 202 and its own 400: the responses of the
+/// idempotency contract, written once for the seven command routes.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum CommandRejections {
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 409)]
+    InProgress(#[ref_response] IdempotencyRequestInProgress),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] PayloadTooLarge),
+    #[response(status = 422)]
+    Reused(#[ref_response] IdempotencyKeyReused),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] BackendUnavailable),
+}
 
 /// `backend_unavailable`: the backend cannot be reached; retry after `Retry-After`.
 #[derive(ToResponse)]

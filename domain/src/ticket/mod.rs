@@ -20,7 +20,9 @@ mod status;
 pub use cursor::TicketCursor;
 pub use events::{TicketAssignedData, TicketCommentedData, TicketCreatedData, TicketSnapshot, TicketStatusChangedData};
 pub use input::{MAX_SUBJECT_CHARS, MAX_TEXT_CHARS, validate_subject, validate_text};
-pub use status::{Priority, TicketStatus, invalid_transition, may_move, ticket_not_found};
+pub use status::{
+    Priority, TicketStatus, invalid_transition, may_ask_to_move, may_assign, may_comment, may_move, ticket_not_found,
+};
 
 use crate::actor::{Actor, Role};
 use crate::clock::Timestamp;
@@ -162,7 +164,7 @@ impl Ticket {
         let mut changes = Vec::new();
         let result = match change {
             TicketChange::Assign { agent_id } => {
-                if !actor.role.is_staff() {
+                if !may_assign(actor.role) {
                     return Err(BusinessError::new(ErrorCode::Forbidden, "only agents and admins assign tickets"));
                 }
                 if !assignee_is_agent {
@@ -193,7 +195,7 @@ impl Ticket {
                 result
             }
             TicketChange::Comment { body, public } => {
-                if !public && !actor.role.is_staff() {
+                if !may_comment(actor.role, *public) {
                     return Err(BusinessError::new(
                         ErrorCode::Forbidden,
                         "only agents and admins write internal comments",

@@ -98,7 +98,23 @@ impl TicketStatus {
 /// Who may ask for `from → to`: agents and admins any move the ticket allows; a
 /// customer only to reopen their own solved ticket.
 pub fn may_move(role: Role, from: TicketStatus, to: TicketStatus) -> bool {
-    role.is_staff() || (from == TicketStatus::Solved && to == TicketStatus::Open)
+    may_ask_to_move(role, to) && (role.is_staff() || from == TicketStatus::Solved)
+}
+
+/// What [`may_move`] says before the ticket is read (ingress knows the role and `to`
+/// only): a customer may only ever ask for `open`.
+pub fn may_ask_to_move(role: Role, to: TicketStatus) -> bool {
+    role.is_staff() || to == TicketStatus::Open
+}
+
+/// Who assigns tickets: agents and admins.
+pub fn may_assign(role: Role) -> bool {
+    role.is_staff()
+}
+
+/// Who may comment with this visibility: internal notes are for agents and admins.
+pub fn may_comment(role: Role, public: bool) -> bool {
+    public || role.is_staff()
 }
 
 pub fn invalid_transition(from: TicketStatus, to: TicketStatus, why: &str) -> BusinessError {

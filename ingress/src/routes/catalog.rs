@@ -15,6 +15,16 @@ use domain::catalog::{self, Auditorium, Movie, Show};
 use domain::clock;
 use domain::ids::{MovieId, ShowId};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_movies, create_movie))
+        .routes(routes!(shows_of_movie))
+        .routes(routes!(create_show))
+        .routes(routes!(seat_map))
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

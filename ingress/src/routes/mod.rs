@@ -1,20 +1,48 @@
-//! The handlers, one module per kind of route, and what they share: the path-id
-//! extractor and the fallbacks for unknown routes and methods.
+//! The handlers, one module per resource, each registering its own routes (with their
+//! OpenAPI operations, written once by `utoipa-axum`), and what they share: the path-id
+//! and query extractors, id checks, and the fallbacks for unknown routes and methods.
+//!
+//! | module | routes |
+//! | --- | --- |
+//! | [`ops`] | `/health/*`, `/metrics`, `/openapi.json` |
+//! | [`catalog`] | `/v1/movies`, `/v1/shows`, seat maps |
+//! | [`holds`] | `POST /v1/holds`, `POST /v1/holds/{hold_id}/release` |
+//! | [`bookings`] | `POST /v1/bookings`, `GET /v1/bookings/{booking_id}` |
+//! | [`requests`] | `GET /v1/requests/{request_id}` (status documents, long poll) |
+//! | [`tickets`] | `/v1/tickets…`, `/v1/agents` |
+//! | [`reports`] | `/v1/notifications`, `/v1/reports/*` |
 
+pub mod bookings;
 pub mod catalog;
-pub mod commands;
-pub mod health;
-pub mod reads;
+pub mod holds;
+pub mod ops;
 pub mod reports;
+pub mod requests;
 pub mod tickets;
 
+use crate::AppState;
 use crate::problem::ApiError;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{Method, Uri};
+use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
 
-/// Longest path id accepted; ids Usher makes are far shorter.
-const MAX_PATH_ID_LEN: usize = 255;
+/// Longest id accepted in a path or a body; ids Usher makes are far shorter.
+pub(crate) const MAX_ID_LEN: usize = 255;
+
+/// Every route of the API with its OpenAPI operation, from one registration each.
+pub fn api() -> OpenApiRouter<AppState> {
+    use utoipa::OpenApi;
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .merge(ops::routes())
+        .merge(catalog::routes())
+        .merge(holds::routes())
+        .merge(bookings::routes())
+        .merge(requests::routes())
+        .merge(reports::routes())
+        .merge(tickets::routes())
+}
 
 /// One `{id}` path segment. Its rejection is a problem document, like every error.
 #[derive(Debug, Clone)]
@@ -27,11 +55,58 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
-        if id.len() > MAX_PATH_ID_LEN {
-            return Err(ApiError::InvalidPath(format!("ids are at most {MAX_PATH_ID_LEN} bytes")));
+        if id.len() > MAX_ID_LEN {
+            return Err(ApiError::InvalidPath(format!("ids are at most {MAX_ID_LEN} bytes")));
         }
         Ok(PathId(id))
     }
+}
+
+/// The query string read into `T`, a serde struct that denies unknown fields (its
+/// `IntoParams` derive documents the same fields). A parameter that is unknown, repeated
+/// or mistyped is a 400 `invalid_query` naming it.
+#[derive(Debug, Clone)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Self::parse(parts.uri.query().unwrap_or_default())
+    }
+}
+
+impl<T: DeserializeOwned> QueryParams<T> {
+    /// Reads a query string (without the `?`).
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs).map(QueryParams).map_err(|e| {
+            let detail = e.inner().to_string();
+            // Unknown and repeated parameters fail at the top: their name is in the message.
+            let field = match e.path().to_string() {
+                root if root == "." => detail.split('`').nth(1).map(str::to_owned),
+                path => Some(path),
+            };
+            let detail = match &field {
+                Some(field) => format!("{field}: {detail}"),
+                None => detail,
+            };
+            ApiError::InvalidQuery { field, detail }
+        })
+    }
+}
+
+/// A query parameter that parsed but is out of range.
+pub(crate) fn invalid_query(field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::InvalidQuery { field: Some(field.to_owned()), detail: format!("{field}: {reason}") }
+}
+
+/// An id sent in a body: 1 to [`MAX_ID_LEN`] characters, none a control.
+pub(crate) fn check_id(field: &'static str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(field, format!("must be 1 to {MAX_ID_LEN} characters, none a control")));
+    }
+    Ok(())
 }
 
 pub async fn route_not_found(uri: Uri) -> ApiError {

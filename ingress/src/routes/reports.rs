@@ -6,28 +6,42 @@ use crate::auth::Caller;
 use crate::openapi::{BackendUnavailable, Forbidden, Unauthorized};
 use crate::problem::{ApiError, Problem};
 use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::Uri;
+use axum::extract::State;
 use domain::ids::ShowId;
 use domain::notification::Notification;
 use domain::report::{DailyReport, ShowReport, TicketReport};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::PathId;
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(notifications))
+        .routes(routes!(show_report))
+        .routes(routes!(ticket_report))
+        .routes(routes!(daily_report))
+}
+
+use super::{PathId, QueryParams, invalid_query};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 
-/// `?limit=`, 1 to 100, default 50.
-fn limit_of(uri: &Uri) -> Result<usize, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|e| ApiError::InvalidQuery { field: None, detail: e.body_text() })?;
-    let Some((_, raw)) = pairs.iter().find(|(name, _)| name == "limit") else { return Ok(DEFAULT_LIMIT) };
-    match raw.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(ApiError::InvalidQuery {
-            field: Some("limit".into()),
-            detail: format!("limit: must be a whole number from 1 to {MAX_LIMIT}, got {raw:?}"),
-        }),
+/// `?limit=`: how many, 1 to 100 (default 50). Other parameters are ignored.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LimitParams {
+    /// How many, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<usize>,
+}
+
+impl LimitParams {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(invalid_query("limit", format!("must be a whole number from 1 to {MAX_LIMIT}, got {n}"))),
+        }
     }
 }
 
@@ -41,13 +55,7 @@ fn staff_only(caller: &Caller) -> Result<(), ApiError> {
     path = "/v1/notifications",
     tag = "downstream",
     security(("bearer" = [])),
-    params((
-            "limit" = Option<usize>,
-            Query,
-            description = "How many, 1 to 100 (default 50).",
-            minimum = 1,
-            maximum = 100
-        )),
+    params(LimitParams),
     responses(
         (status = 200, description = "The caller's notifications, newest first.", body = Vec<Notification>),
         (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100 (`field` is \
@@ -59,9 +67,9 @@ fn staff_only(caller: &Caller) -> Result<(), ApiError> {
 pub async fn notifications(
     State(state): State<AppState>,
     caller: Caller,
-    uri: Uri,
+    QueryParams(params): QueryParams<LimitParams>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
-    let limit = limit_of(&uri)?;
+    let limit = params.limit()?;
     Ok(Json(state.backend.notifications.notifications_for(&caller.sub, limit).await?))
 }
 
@@ -126,13 +134,7 @@ pub async fn ticket_report(State(state): State<AppState>, caller: Caller) -> Res
     path = "/v1/reports/daily",
     tag = "downstream",
     security(("bearer" = [])),
-    params((
-            "limit" = Option<usize>,
-            Query,
-            description = "How many, 1 to 100 (default 50).",
-            minimum = 1,
-            maximum = 100
-        )),
+    params(LimitParams),
     responses(
         (status = 200, description = "One entry per day, newest first.", body = Vec<DailyReport>),
         (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100 (`field` is \
@@ -145,9 +147,9 @@ pub async fn ticket_report(State(state): State<AppState>, caller: Caller) -> Res
 pub async fn daily_report(
     State(state): State<AppState>,
     caller: Caller,
-    uri: Uri,
+    QueryParams(params): QueryParams<LimitParams>,
 ) -> Result<Json<Vec<DailyReport>>, ApiError> {
     staff_only(&caller)?;
-    let limit = limit_of(&uri)?;
+    let limit = params.limit()?;
     Ok(Json(state.backend.analytics.daily(limit).await?))
 }

@@ -6,19 +6,15 @@
 //! writing an internal comment. Whose ticket it is, and what status it is in, only the
 //! worker knows: those end in the status document (`ticket_not_found`, ...).
 
-use super::PathId;
-use super::commands::check_id;
+use super::{MAX_ID_LEN, PathId, QueryParams, check_id, invalid_query};
 use crate::AppState;
 use crate::auth::{Admin, Caller, Staff};
 use crate::idempotency::{self, CommandRequest, IdempotencyKeyHeader};
 use crate::json::JsonBody;
-use crate::openapi::{
-    Accepted, BackendUnavailable, Forbidden, IdempotencyKeyReused, IdempotencyRequestInProgress, PayloadTooLarge,
-    Unauthorized,
-};
+use crate::openapi::{Accepted, BackendUnavailable, CommandRejections, Forbidden, PayloadTooLarge, Unauthorized};
 use crate::problem::{ApiError, Problem};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use domain::actor::Role;
@@ -28,6 +24,18 @@ use domain::ids::{TicketId, UserId};
 use domain::ports::TicketQuery;
 use domain::ticket::{self, Priority, Ticket, TicketCursor, TicketStatus};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(ticket))
+        .routes(routes!(assign))
+        .routes(routes!(transition))
+        .routes(routes!(comment))
+        .routes(routes!(register_agent))
+}
 
 /// The page size when `limit` is not given, and the largest one allowed.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -118,19 +126,7 @@ async fn admit(
     path = "/v1/tickets",
     tag = "commands",
     security(("bearer" = [])),
-    params(
-        (
-            "Idempotency-Key" = String,
-            Header,
-            description = "Required on every command: 1 to 255 visible ASCII characters, scoped to the caller and \
-                kept 24 h. The same key with the same method, path and JSON body (compared canonically) answers \
-                the first response again, marked `Idempotent-Replayed: true`, and admits nothing twice.",
-            min_length = 1,
-            max_length = 255,
-            pattern = "^[!-~]{1,255}$",
-            example = "5f0c7a52-ticket-1"
-        ),
-    ),
+    params(IdempotencyKeyHeader),
     request_body = NewTicket,
     responses(
         (status = 202, response = Accepted),
@@ -142,11 +138,7 @@ async fn admit(
             body = Problem,
             content_type = "application/problem+json"
         ),
-        (status = 401, response = Unauthorized),
-        (status = 409, response = IdempotencyRequestInProgress),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = IdempotencyKeyReused),
-        (status = 503, response = BackendUnavailable),
+        CommandRejections,
     )
 )]
 pub async fn create(
@@ -172,17 +164,7 @@ pub async fn create(
     tag = "commands",
     security(("bearer" = [])),
     params(
-        (
-            "Idempotency-Key" = String,
-            Header,
-            description = "Required on every command: 1 to 255 visible ASCII characters, scoped to the caller and \
-                kept 24 h. The same key with the same method, path and JSON body (compared canonically) answers \
-                the first response again, marked `Idempotent-Replayed: true`, and admits nothing twice.",
-            min_length = 1,
-            max_length = 255,
-            pattern = "^[!-~]{1,255}$",
-            example = "5f0c7a52-ticket-1"
-        ),
+        IdempotencyKeyHeader,
         ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255),
     ),
     request_body = AssignmentBody,
@@ -195,12 +177,8 @@ pub async fn create(
             body = Problem,
             content_type = "application/problem+json"
         ),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 409, response = IdempotencyRequestInProgress),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = IdempotencyKeyReused),
-        (status = 503, response = BackendUnavailable),
+        CommandRejections,
     )
 )]
 pub async fn assign(
@@ -228,17 +206,7 @@ pub async fn assign(
     tag = "commands",
     security(("bearer" = [])),
     params(
-        (
-            "Idempotency-Key" = String,
-            Header,
-            description = "Required on every command: 1 to 255 visible ASCII characters, scoped to the caller and \
-                kept 24 h. The same key with the same method, path and JSON body (compared canonically) answers \
-                the first response again, marked `Idempotent-Replayed: true`, and admits nothing twice.",
-            min_length = 1,
-            max_length = 255,
-            pattern = "^[!-~]{1,255}$",
-            example = "5f0c7a52-ticket-1"
-        ),
+        IdempotencyKeyHeader,
         ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255),
     ),
     request_body = TransitionBody,
@@ -252,12 +220,8 @@ pub async fn assign(
             body = Problem,
             content_type = "application/problem+json"
         ),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 409, response = IdempotencyRequestInProgress),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = IdempotencyKeyReused),
-        (status = 503, response = BackendUnavailable),
+        CommandRejections,
     )
 )]
 pub async fn transition(
@@ -269,7 +233,7 @@ pub async fn transition(
     body: JsonBody<TransitionBody>,
 ) -> Result<Response, ApiError> {
     let TransitionBody { to, comment } = body.value;
-    if caller.role == Role::Customer && to != TicketStatus::Open {
+    if !ticket::may_ask_to_move(caller.role, to) {
         return Err(ApiError::Forbidden("agent or admin"));
     }
     if let Some(comment) = &comment {
@@ -289,17 +253,7 @@ pub async fn transition(
     tag = "commands",
     security(("bearer" = [])),
     params(
-        (
-            "Idempotency-Key" = String,
-            Header,
-            description = "Required on every command: 1 to 255 visible ASCII characters, scoped to the caller and \
-                kept 24 h. The same key with the same method, path and JSON body (compared canonically) answers \
-                the first response again, marked `Idempotent-Replayed: true`, and admits nothing twice.",
-            min_length = 1,
-            max_length = 255,
-            pattern = "^[!-~]{1,255}$",
-            example = "5f0c7a52-ticket-1"
-        ),
+        IdempotencyKeyHeader,
         ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255),
     ),
     request_body = CommentBody,
@@ -312,12 +266,8 @@ pub async fn transition(
             body = Problem,
             content_type = "application/problem+json"
         ),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 409, response = IdempotencyRequestInProgress),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = IdempotencyKeyReused),
-        (status = 503, response = BackendUnavailable),
+        CommandRejections,
     )
 )]
 pub async fn comment(
@@ -329,7 +279,7 @@ pub async fn comment(
     body: JsonBody<CommentBody>,
 ) -> Result<Response, ApiError> {
     let CommentBody { body: text, public } = body.value;
-    if !public && !caller.role.is_staff() {
+    if !ticket::may_comment(caller.role, public) {
         return Err(ApiError::Forbidden("agent or admin"));
     }
     ticket::validate_text("body", &text).map_err(field)?;
@@ -395,13 +345,7 @@ pub struct TicketList {
     operation_id = "list_tickets",
     tag = "tickets",
     security(("bearer" = [])),
-    params(
-        ("status" = Option<TicketStatus>, Query, description = "Only tickets in this status."),
-        ("assignee" = Option<String>, Query, description = "Only tickets assigned to this user.", max_length = 255),
-        ("requester" = Option<String>, Query, description = "Only tickets this user opened.", max_length = 255),
-        ("limit" = Option<u64>, Query, description = "Page size, 1 to 100 (default 20).", minimum = 1, maximum = 100),
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the page before; opaque."),
-    ),
+    params(ListParams),
     responses(
         (status = 200, description = "A page of tickets.", body = TicketList),
         (
@@ -415,8 +359,12 @@ pub struct TicketList {
         (status = 503, response = BackendUnavailable),
     )
 )]
-pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Result<Json<TicketList>, ApiError> {
-    let mut query = list_query(&uri)?;
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<TicketList>, ApiError> {
+    let mut query = params.query()?;
     if !caller.role.is_staff() {
         query.requester = Some(caller.sub.clone());
     }
@@ -427,49 +375,53 @@ pub async fn list(State(state): State<AppState>, caller: Caller, uri: Uri) -> Re
     }))
 }
 
-fn invalid_query(field: &str, reason: impl std::fmt::Display) -> ApiError {
-    ApiError::InvalidQuery { field: Some(field.to_owned()), detail: format!("{field}: {reason}") }
+/// The filters and page of a ticket list; an unknown or repeated parameter is refused.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only tickets in this status.
+    status: Option<TicketStatus>,
+    /// Only tickets assigned to this user.
+    #[param(max_length = 255)]
+    assignee: Option<String>,
+    /// Only tickets this user opened.
+    #[param(max_length = 255)]
+    requester: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<usize>,
+    /// The `next_cursor` of the page before; opaque.
+    cursor: Option<String>,
 }
 
-fn list_query(uri: &Uri) -> Result<TicketQuery, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|e| ApiError::InvalidQuery { field: None, detail: e.body_text() })?;
-    let mut query = TicketQuery { status: None, assignee: None, requester: None, limit: DEFAULT_LIMIT, after: None };
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, value) in &pairs {
-        if !seen.insert(name.as_str()) {
-            return Err(invalid_query(name, "given more than once"));
-        }
-        let user = |v: &str| match v.is_empty() || v.len() > 255 || v.chars().any(char::is_control) {
-            true => Err(invalid_query(name, "must be 1 to 255 characters, none a control")),
-            false => Ok(UserId::new(v)),
+impl ListParams {
+    fn query(self) -> Result<TicketQuery, ApiError> {
+        let user = |name: &str, v: Option<String>| match v {
+            Some(v) if v.is_empty() || v.len() > MAX_ID_LEN || v.chars().any(char::is_control) => {
+                Err(invalid_query(name, "must be 1 to 255 characters, none a control"))
+            }
+            v => Ok(v.map(UserId::new)),
         };
-        match name.as_str() {
-            "status" => {
-                let status = TicketStatus::parse(value).ok_or_else(|| {
-                    invalid_query("status", "must be one of new, open, pending, on_hold, solved, closed")
-                })?;
-                query.status = Some(status);
-            }
-            "assignee" => query.assignee = Some(user(value)?),
-            "requester" => query.requester = Some(user(value)?),
-            "limit" => {
-                query.limit = match value.trim().parse::<usize>() {
-                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                    _ => {
-                        return Err(invalid_query("limit", format!("must be a whole number from 1 to {MAX_LIMIT}")));
-                    }
-                }
-            }
-            "cursor" => {
-                let cursor = TicketCursor::decode(value)
-                    .ok_or_else(|| invalid_query("cursor", "is not a cursor this API gave out"))?;
-                query.after = Some(cursor);
-            }
-            other => return Err(invalid_query(other, "is not a parameter of this route")),
-        }
+        let limit = match self.limit {
+            None => DEFAULT_LIMIT,
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(_) => return Err(invalid_query("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+        };
+        let after = match self.cursor {
+            None => None,
+            Some(c) => Some(
+                TicketCursor::decode(&c).ok_or_else(|| invalid_query("cursor", "is not a cursor this API gave out"))?,
+            ),
+        };
+        Ok(TicketQuery {
+            status: self.status,
+            assignee: user("assignee", self.assignee)?,
+            requester: user("requester", self.requester)?,
+            limit,
+            after,
+        })
     }
-    Ok(query)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -517,7 +469,7 @@ mod tests {
     use super::*;
 
     fn query(q: &str) -> Result<TicketQuery, ApiError> {
-        list_query(&format!("/v1/tickets{q}").parse::<Uri>().unwrap())
+        QueryParams::<ListParams>::parse(q.trim_start_matches('?'))?.0.query()
     }
 
     fn bad_field(q: &str) -> Option<String> {

@@ -5,40 +5,14 @@ use crate::helpers::TestApp;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// `(METHOD, path)` of every `.route(...)` in `ingress::router`, read from its source so
-/// that a route added there without an annotation fails this test.
-fn routed() -> BTreeSet<(String, String)> {
+/// Routes come only from `routes::api()`, which registers each handler with its operation
+/// (utoipa-axum): `ingress::router` adds no route of its own, only layers and fallbacks.
+fn router_adds_no_route_of_its_own() {
     let source = include_str!("../../src/lib.rs");
     let router = source.split("pub fn router(").nth(1).expect("lib.rs defines `router`");
     let router = router.split("\n}\n").next().unwrap();
-    let mut routes = BTreeSet::new();
-    for call in router.split(".route(\"").skip(1) {
-        let (path, rest) = call.split_once('"').unwrap();
-        // The method router: up to the parenthesis that closes `.route(`.
-        let mut depth = 1;
-        let end = rest
-            .char_indices()
-            .find(|&(_, c)| {
-                depth += match c {
-                    '(' => 1,
-                    ')' => -1,
-                    _ => 0,
-                };
-                depth == 0
-            })
-            .map_or(rest.len(), |(i, _)| i);
-        let methods = &rest[..end];
-        for method in ["get", "post", "put", "patch", "delete", "head", "options"] {
-            let called = methods
-                .match_indices(&format!("{method}("))
-                .any(|(i, _)| i == 0 || !methods[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
-            if called {
-                routes.insert((method.to_uppercase(), path.to_owned()));
-            }
-        }
-    }
-    assert!(routes.len() > 10, "the router source was not understood: {routes:?}");
-    routes
+    assert!(router.contains("routes::api()"), "the router is built from routes::api()");
+    assert!(!router.contains(".route("), "a route added outside routes::api() would go undocumented");
 }
 
 fn documented(doc: &Value) -> BTreeSet<(String, String)> {
@@ -66,13 +40,10 @@ async fn the_document_is_served_without_a_token() {
 
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_operation_is_routed() {
+    router_adds_no_route_of_its_own();
     let doc: Value = serde_json::from_str(ingress::openapi::document_json()).unwrap();
     let documented = documented(&doc);
-    let routed = routed();
-    let undocumented: Vec<_> = routed.difference(&documented).collect();
-    let unrouted: Vec<_> = documented.difference(&routed).collect();
-    assert!(undocumented.is_empty(), "routes without a #[utoipa::path] in openapi::ApiDoc: {undocumented:?}");
-    assert!(unrouted.is_empty(), "documented but not in the router: {unrouted:?}");
+    assert_eq!(documented.len(), 25, "every operation of the API is documented once");
 
     // And the running app agrees: no documented operation falls through to the fallbacks.
     let app = TestApp::ingress().await;

@@ -1,19 +1,24 @@
-//! Reads of what commands produced: status documents (with an optional long poll) and
-//! bookings. Customers see only their own; a resource they may not see reads as absent.
+//! Status documents: what a client polls after a 202, with an optional long poll.
+//! Customers see only their own requests; one they may not see reads as absent.
 
-use super::PathId;
+use super::{PathId, QueryParams, invalid_query};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::openapi::{BackendUnavailable, Unauthorized};
 use crate::problem::{ApiError, Problem};
 use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::Uri;
-use domain::booking::Booking;
-use domain::ids::{BookingId, RequestId};
+use axum::extract::State;
+use domain::ids::RequestId;
 use domain::request::{RequestRecord, StatusDoc};
+use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(request_status))
+}
 
 /// The longest `?wait=` a client may ask for, in seconds.
 pub const MAX_WAIT_SECS: u64 = 20;
@@ -29,14 +34,7 @@ const LONGEST_POLL: Duration = Duration::from_millis(200);
     security(("bearer" = [])),
     params(
         ("request_id" = String, Path, description = "From the 202 answer of a command.", max_length = 255),
-        (
-            "wait" = Option<u64>,
-            Query,
-            description = "Seconds (0 to 20, default 0) to hold the answer until the status is terminal \
-                (`succeeded`, `failed`, `dead_lettered`).",
-            minimum = 0,
-            maximum = 20
-        ),
+        WaitParams,
     ),
     responses(
         (status = 200, description = "The status document, terminal or as of the end of the wait.", body = StatusDoc),
@@ -56,9 +54,9 @@ pub async fn request_status(
     State(state): State<AppState>,
     caller: Caller,
     PathId(request_id): PathId,
-    uri: Uri,
+    QueryParams(params): QueryParams<WaitParams>,
 ) -> Result<Json<StatusDoc>, ApiError> {
-    let wait = wait_of(&uri)?;
+    let wait = params.wait()?;
     let request_id = RequestId::from(request_id);
     let deadline = Instant::now() + wait;
     let mut pause = FIRST_POLL;
@@ -84,57 +82,24 @@ async fn visible_request(state: &AppState, caller: &Caller, id: &RequestId) -> R
     }
 }
 
-/// `?wait=SECONDS`, a whole number from 0 to [`MAX_WAIT_SECS`]; absent means no wait.
-fn wait_of(uri: &Uri) -> Result<Duration, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|e| ApiError::InvalidQuery { field: None, detail: e.body_text() })?;
-    let Some((_, raw)) = pairs.iter().find(|(name, _)| name == "wait") else {
-        return Ok(Duration::ZERO);
-    };
-    match raw.trim().parse::<u64>() {
-        Ok(secs) if secs <= MAX_WAIT_SECS => Ok(Duration::from_secs(secs)),
-        _ => Err(ApiError::InvalidQuery {
-            field: Some("wait".into()),
-            detail: format!("wait: must be a whole number of seconds from 0 to {MAX_WAIT_SECS}, got {raw:?}"),
-        }),
-    }
+/// `?wait=SECONDS`. Other parameters are ignored, as they always were here.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// Seconds (0 to 20, default 0) to hold the answer until the status is terminal
+    /// (`succeeded`, `failed`, `dead_lettered`).
+    #[param(minimum = 0, maximum = 20)]
+    wait: Option<u64>,
 }
 
-/// A booking. Customers see only their own.
-#[utoipa::path(
-    get,
-    path = "/v1/bookings/{booking_id}",
-    operation_id = "get_booking",
-    tag = "reads",
-    security(("bearer" = [])),
-    params(("booking_id" = String, Path, description = "From the result of `POST /v1/bookings`.", max_length = 255)),
-    responses(
-        (status = 200, description = "The booking.", body = Booking),
-        (
-            status = 400,
-            description = "`invalid_path`: the id is over 255 bytes.",
-            body = Problem,
-            content_type = "application/problem+json"
-        ),
-        (status = 401, response = Unauthorized),
-        (
-            status = 404,
-            description = "`booking_not_found`: no such booking, or not the caller's.",
-            body = Problem,
-            content_type = "application/problem+json"
-        ),
-        (status = 503, response = BackendUnavailable),
-    )
-)]
-pub async fn booking(
-    State(state): State<AppState>,
-    caller: Caller,
-    PathId(booking_id): PathId,
-) -> Result<Json<Booking>, ApiError> {
-    let booking_id = BookingId::from(booking_id);
-    match state.backend.bookings.booking(&booking_id).await? {
-        Some(booking) if caller.may_read(&booking.customer_id) => Ok(Json(booking)),
-        _ => Err(ApiError::not_found("booking_not_found", format!("no booking {booking_id}"))),
+impl WaitParams {
+    /// A whole number of seconds from 0 to [`MAX_WAIT_SECS`]; absent means no wait.
+    fn wait(&self) -> Result<Duration, ApiError> {
+        match self.wait {
+            None => Ok(Duration::ZERO),
+            Some(secs) if secs <= MAX_WAIT_SECS => Ok(Duration::from_secs(secs)),
+            Some(secs) => Err(invalid_query("wait", format!("must be from 0 to {MAX_WAIT_SECS} seconds, got {secs}"))),
+        }
     }
 }
 
@@ -143,7 +108,7 @@ mod tests {
     use super::*;
 
     fn wait(q: &str) -> Result<Duration, ApiError> {
-        wait_of(&format!("/v1/requests/x{q}").parse::<Uri>().unwrap())
+        QueryParams::<WaitParams>::parse(q.trim_start_matches('?'))?.0.wait()
     }
 
     #[test]

@@ -1,13 +1,24 @@
-//! Liveness and readiness, for load balancers and orchestrators. No token needed.
+//! What operators and orchestrators read, with no token: liveness, readiness, the
+//! Prometheus metrics and this API's OpenAPI document.
 
-use crate::AppState;
 use crate::openapi::BackendUnavailable;
 use crate::problem::ApiError;
+use crate::{AppState, metrics, openapi};
 use axum::Json;
 use axum::extract::State;
 use domain::PortError;
 use serde::Serialize;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics::render))
+        .routes(routes!(openapi::document))
+}
 
 /// A backend that takes longer than this to answer a ping is not ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
