@@ -27,7 +27,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Everything in one process: ingress, every worker pool, the sweep, a demo catalog.
-    Dev,
+    ///
+    /// On start it runs `usher setup` (creating what is missing on the configured backend),
+    /// unless --no-setup: then it runs on resources made elsewhere (e.g. by terraform's
+    /// messaging and data modules) and fails at start-up if they are missing.
+    Dev {
+        /// Do not create queues, topic or tables; use what exists (also USHER_NO_SETUP=1).
+        #[arg(long, env = "USHER_NO_SETUP")]
+        no_setup: bool,
+    },
     /// The HTTP API only.
     Ingress,
     /// Consumers only.
@@ -157,13 +165,13 @@ fn init_logging() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match cli.command {
-        Cmd::Dev => {
+        Cmd::Dev { no_setup } => {
             init_logging();
-            serve(settings, Components::everything(), true).await
+            serve(settings, Components::everything(), Some(Dev { setup: !no_setup })).await
         }
         Cmd::Ingress => {
             init_logging();
-            serve(settings, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, false).await
+            serve(settings, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, None).await
         }
         Cmd::Worker { pool, concurrency } => {
             init_logging();
@@ -173,7 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency: concurrency.into(),
                 ..Components::everything()
             };
-            serve(settings, components, false).await
+            serve(settings, components, None).await
         }
         Cmd::Setup => {
             Backend::setup(&settings).await.context("setup failed")?;
@@ -192,13 +200,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: Settings, components: Components, dev: bool) -> anyhow::Result<()> {
+/// What `usher dev` adds to serving.
+struct Dev {
+    /// Run `usher setup` first.
+    setup: bool,
+}
+
+async fn serve(settings: Settings, components: Components, dev: Option<Dev>) -> anyhow::Result<()> {
     // Take over SIGTERM and SIGINT before anything is announced, so a signal sent right
     // after the address is printed still shuts down gracefully.
     let signals = Signals::install()?;
-    if dev {
+    if dev.as_ref().is_some_and(|d| d.setup) {
         Backend::setup(&settings).await.context("setup failed")?;
     }
+    let dev = dev.is_some();
     let app = App::build(settings, components).await?;
     if dev && usher::demo::seed_if_empty(app.backend()).await.context("cannot seed the demo catalog")? {
         tracing::info!("seeded the demo catalog");
