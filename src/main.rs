@@ -15,8 +15,9 @@ use workers::dlq::{DeadLetters, ReplayOptions};
 /// Usher: a queue-driven worker fleet behind a minimal ingress API.
 ///
 /// Every setting is an environment variable (USHER_BACKEND, USHER_HTTP_ADDR, USHER_DATA_DIR,
-/// USHER_ENV, USHER_JWT_SECRET, USHER_HOLD_TTL, USHER_IDEMPOTENCY_TTL, USHER_MAX_RECEIVES,
-/// USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS, USHER_LOG); see the README.
+/// USHER_ENV, USHER_JWT_SECRET, USHER_JWT_PREVIOUS_SECRET, USHER_HOLD_TTL,
+/// USHER_IDEMPOTENCY_TTL, USHER_MAX_RECEIVES, USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS,
+/// USHER_LOG); see the README.
 #[derive(Debug, Parser)]
 #[command(name = "usher", version)]
 struct Cli {
@@ -57,6 +58,13 @@ enum Cmd {
         /// Lifetime: a number with a unit, s, m, h or d.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
+    },
+    /// Exits 0 when the local server answers 200 on /health/live: the container's
+    /// HEALTHCHECK, with no curl or wget in the image.
+    Health {
+        /// The address to check; USHER_HTTP_ADDR by default (0.0.0.0 means this host).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
     },
     /// Lists, inspects, replays and purges dead-letter queues.
     Dlq {
@@ -197,6 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Dlq { command } => dlq(settings, command).await,
+        Cmd::Health { addr } => health(addr.unwrap_or(settings.http_addr)),
     }
 }
 
@@ -319,5 +328,28 @@ async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<()> {
             println!("purged {}", queue.dlq().name());
         }
     }
+    Ok(())
+}
+
+/// One plain HTTP/1.1 GET of /health/live with a short timeout; any answer but 200 fails.
+fn health(mut addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).with_context(|| format!("no answer from {addr}"))?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.lines().next().unwrap_or("").to_owned();
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("{addr} answered {status:?} on /health/live");
+    }
+    println!("ok");
     Ok(())
 }

@@ -65,7 +65,9 @@ impl PoolConsumer {
                 let handler = BookingPool::new(backend.clone(), settings.hold_ttl);
                 PoolConsumer::Booking(Consumer::new(backend, handler, config))
             }
-            PoolKind::Tickets => PoolConsumer::Tickets(Consumer::new(backend.clone(), TicketPool::new(backend), config)),
+            PoolKind::Tickets => {
+                PoolConsumer::Tickets(Consumer::new(backend.clone(), TicketPool::new(backend), config))
+            }
             PoolKind::Notifications => {
                 PoolConsumer::Notifications(Consumer::new(backend.clone(), NotificationsPool::new(backend), config))
             }
