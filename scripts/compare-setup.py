@@ -39,7 +39,7 @@ def strip(value, prefix):
     if isinstance(value, list):
         return [strip(v, prefix) for v in value]
     if isinstance(value, dict):
-        return {k: strip(v, prefix) for k, v in value.items()}
+        return {strip(k, prefix): strip(v, prefix) for k, v in value.items()}
     return value
 
 
