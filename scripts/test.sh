@@ -15,7 +15,13 @@ exec scripts/moto.sh -- bash -c '
     set -euo pipefail
     logs="$(mktemp -d "${TMPDIR:-/tmp}/usher-deploy-checks.XXXXXX")"
     pids=()
-    trap "kill \${pids[*]} 2>/dev/null || true; rm -rf \"$logs\"" EXIT
+    cleanup() {
+        if [[ ${#pids[@]} -gt 0 ]]; then
+            kill "${pids[@]}" 2>/dev/null || true
+        fi
+        rm -rf "$logs"
+    }
+    trap cleanup EXIT
     deploy() {
         if [[ "${USHER_SKIP_DEPLOY_CHECKS:-}" == 1 ]]; then
             return
