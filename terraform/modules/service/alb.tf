@@ -43,7 +43,6 @@ resource "aws_lb" "ingress" {
   #checkov:skip=CKV_AWS_91:Access logs need an S3 bucket (and its own logging, versioning, replication checks); the app logs every request with its status and latency to CloudWatch already.
   #checkov:skip=CKV2_AWS_28:WAF costs a fixed monthly fee per web ACL; Usher rate limits per caller itself (USHER_RATE_LIMIT). Attach a web ACL in front for production traffic.
   #checkov:skip=CKV_AWS_150:Deletion protection is the deletion_protection variable: on in envs/prod, off in dev and staging so that a demo can be destroyed.
-  #checkov:skip=CKV2_AWS_20:HTTP is redirected to HTTPS by the listener below (aws_lb_listener.http); checkov does not follow the reference.
   name                       = "${var.env}-usher"
   internal                   = false
   load_balancer_type         = "application"
@@ -91,8 +90,6 @@ resource "aws_lb_listener" "https" {
 }
 
 resource "aws_lb_listener" "http" {
-  #checkov:skip=CKV_AWS_2:This listener only redirects to HTTPS (301); it never forwards.
-  #checkov:skip=CKV_AWS_103:TLS policy applies to the HTTPS listener; this one only redirects.
   load_balancer_arn = aws_lb.ingress.arn
   port              = 80
   protocol          = "HTTP"

@@ -51,7 +51,7 @@ resource "aws_cloudwatch_log_group" "service" {
 # The JWT signing secret, as JSON {"current": "...", "previous": ""}. Terraform creates the
 # secret, never its value (which would sit in the state): README.md "Rotate the JWT secret".
 resource "aws_secretsmanager_secret" "jwt" {
-  #checkov:skip=CKV2_AWS_57:Rotation is the documented two-step procedure (README, "Rotate the JWT secret"): Usher accepts USHER_JWT_PREVIOUS_SECRET meanwhile, and tasks must be redeployed to read a new value, which a rotation Lambda cannot do.
+  #checkov:skip=CKV2_AWS_57:Automatic rotation would swap the value in one step, and running tasks keep the old one until redeployed, so tokens would fail on some tasks; rotation is the documented three-step procedure (README, "Rotate the JWT secret") with USHER_JWT_PREVIOUS_SECRET accepting the old secret meanwhile.
   name                    = "${var.env}/usher/jwt"
   description             = "Usher ${var.env}: HS256 JWT secret, {\"current\": ..., \"previous\": ...}"
   kms_key_id              = var.kms_key_arn
