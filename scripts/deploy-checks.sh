@@ -267,6 +267,10 @@ if [[ "$mode" != apply ]]; then
 fi
 if [[ "$mode" != static ]]; then
     usher="$(find_usher)"
+    # The binary must be this tree's: a target dir shared with another checkout may hold
+    # an older `usher` (no --no-setup), which would fail the apply test for no reason.
+    "$usher" dev --help | grep -q -- --no-setup \
+        || { echo "deploy-checks: $usher has no \`dev --no-setup\`; rebuild it from this tree" >&2; exit 1; }
     echo "deploy-checks: usher binary $usher, moto at $AWS_ENDPOINT_URL, prefixes $tf_env / $setup_env"
     step "terraform apply examples/local" apply_local
     step "compare usher setup vs terraform" compare_with_setup

@@ -44,7 +44,11 @@ exec scripts/moto.sh -- bash -c '
     deploy static
     echo "== embedded backend (and the aws port contract suite, and usher-lambda)"
     cargo test --workspace --locked "$@"
-    deploy apply
+    # The apply test uses the `usher` binary run 1 built; a hard link keeps exactly that
+    # one even if the target dir is rebuilt meanwhile.
+    usher_bin="${CARGO_TARGET_DIR:-target}/debug/usher"
+    ln -f "$usher_bin" "$logs/usher" 2>/dev/null || cp "$usher_bin" "$logs/usher"
+    USHER_BIN="$logs/usher" deploy apply
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
