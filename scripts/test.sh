@@ -44,8 +44,10 @@ exec scripts/moto.sh -- bash -c '
     deploy static
     echo "== embedded backend (and the aws port contract suite, and usher-lambda)"
     cargo test --workspace --locked "$@"
-    # The apply test uses the `usher` binary run 1 built; a hard link keeps exactly that
-    # one even if the target dir is rebuilt meanwhile.
+    # The apply test uses the `usher` binary run 1 built. A target dir shared with another
+    # checkout may hold that checkout'"'"'s `usher` by now: a fresh `--no-run` (nothing to
+    # build, ~2 s) links this tree'"'"'s back, and a hard link keeps it from then on.
+    cargo test --workspace --locked --no-run >/dev/null 2>&1
     usher_bin="${CARGO_TARGET_DIR:-target}/debug/usher"
     ln -f "$usher_bin" "$logs/usher" 2>/dev/null || cp "$usher_bin" "$logs/usher"
     USHER_BIN="$logs/usher" deploy apply
