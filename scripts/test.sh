@@ -2,11 +2,13 @@
 # Runs every test. It starts a moto server (a real AWS API: SQS, SNS, DynamoDB) on a free
 # loopback port, installing moto[server] with pip if it is missing, then:
 #   1. the whole workspace: unit, port contract (embedded and aws), API, end-to-end and
-#      usher-lambda tests on the embedded backend, while the static deploy checks
-#      (terraform fmt/validate, checkov, hadolint) run beside it;
+#      usher-lambda tests on the embedded backend;
 #   2. the end-to-end and API tests again with the app on the aws backend
-#      (USHER_TEST_BACKEND=aws), while the terraform apply test runs beside them on the
-#      same moto with the `usher` binary run 1 built (scripts/deploy-checks.sh).
+#      (USHER_TEST_BACKEND=aws).
+# Beside them run the deploy checks (scripts/deploy-checks.sh): from the start, the static
+# ones (terraform fmt/validate, checkov, hadolint) and the terraform apply of the local
+# example on the same moto; once run 1 has built `usher`, the rest of the apply test
+# (compare with `usher setup`, `usher dev --no-setup` books a seat).
 # USHER_SKIP_DEPLOY_CHECKS=1 leaves the deploy checks out (they need terraform).
 # Extra arguments go to both cargo test runs.
 set -euo pipefail
@@ -26,7 +28,8 @@ exec scripts/moto.sh -- bash -c '
         if [[ "${USHER_SKIP_DEPLOY_CHECKS:-}" == 1 ]]; then
             return
         fi
-        scripts/deploy-checks.sh "$1" >"$logs/$1.log" 2>&1 &
+        # apply waits for $logs/usher, linked below once run 1 has built it.
+        USHER_BIN="$logs/usher" USHER_BIN_WAIT=3600 scripts/deploy-checks.sh "$1" >"$logs/$1.log" 2>&1 &
         pids+=($!)
         echo "== deploy checks ($1) started beside the tests; output at the end"
     }
@@ -42,6 +45,7 @@ exec scripts/moto.sh -- bash -c '
         return "$failed"
     }
     deploy static
+    deploy apply
     echo "== embedded backend (and the aws port contract suite, and usher-lambda)"
     cargo test --workspace --locked "$@"
     # The apply test uses the `usher` binary run 1 built. A target dir shared with another
@@ -49,8 +53,8 @@ exec scripts/moto.sh -- bash -c '
     # build, ~2 s) links this tree'"'"'s back, and a hard link keeps it from then on.
     cargo test --workspace --locked --no-run >/dev/null 2>&1
     usher_bin="${CARGO_TARGET_DIR:-target}/debug/usher"
-    ln -f "$usher_bin" "$logs/usher" 2>/dev/null || cp "$usher_bin" "$logs/usher"
-    USHER_BIN="$logs/usher" deploy apply
+    ln -f "$usher_bin" "$logs/usher.new" 2>/dev/null || cp "$usher_bin" "$logs/usher.new"
+    mv "$logs/usher.new" "$logs/usher"
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
