@@ -222,9 +222,22 @@ async fn serve(settings: Settings, components: Components, dev: Option<Dev>) -> 
     if dev.as_ref().is_some_and(|d| d.setup) {
         Backend::setup(&settings).await.context("setup failed")?;
     }
+    let skipped_setup = dev.as_ref().is_some_and(|d| !d.setup);
     let dev = dev.is_some();
+    let missing_hint = format!(
+        "cannot seed the demo catalog (with --no-setup the queues, topic and tables of USHER_ENV={} must \
+         exist already: run `usher setup` or apply terraform's messaging and data modules)",
+        settings.env
+    );
     let app = App::build(settings, components).await?;
-    if dev && usher::demo::seed_if_empty(app.backend()).await.context("cannot seed the demo catalog")? {
+    let seeded = if dev {
+        usher::demo::seed_if_empty(app.backend()).await.with_context(|| {
+            if skipped_setup { missing_hint.clone() } else { "cannot seed the demo catalog".to_owned() }
+        })?
+    } else {
+        false
+    };
+    if seeded {
         tracing::info!("seeded the demo catalog");
     }
     if let Some(addr) = app.http_addr() {
