@@ -18,6 +18,8 @@ locals {
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
     "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
     "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable",
+    # ticket stats and expired idempotency keys are read with a Scan (infra/AWS.md).
+    "dynamodb:Scan",
   ]
   kms_use = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
   consume = [
@@ -110,6 +112,13 @@ data "aws_iam_policy_document" "ingress" {
     sid       = "key"
     actions   = local.kms_use
     resources = [var.kms_key_arn]
+  }
+  statement {
+    # /health/ready pings SQS with ListQueues (prefix <env>), which has no resource scope;
+    # without it the load balancer would never see a healthy task.
+    sid       = "ready_ping"
+    actions   = ["sqs:ListQueues"]
+    resources = ["*"]
   }
 }
 
