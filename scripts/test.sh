@@ -1,19 +1,63 @@
 #!/usr/bin/env bash
 # Runs every test. It starts a moto server (a real AWS API: SQS, SNS, DynamoDB) on a free
 # loopback port, installing moto[server] with pip if it is missing, then:
-#   1. the whole workspace: unit, port contract (embedded and aws), API and end-to-end
-#      tests on the embedded backend;
+#   1. the whole workspace: unit, port contract (embedded and aws), API, end-to-end and
+#      usher-lambda tests on the embedded backend;
 #   2. the end-to-end and API tests again with the app on the aws backend
 #      (USHER_TEST_BACKEND=aws).
+# Beside them run the deploy checks (scripts/deploy-checks.sh): from the start, the static
+# ones (terraform fmt/validate, checkov, hadolint) and the terraform apply of the local
+# example on the same moto; once run 1 has built `usher`, the rest of the apply test
+# (compare with `usher setup`, `usher dev --no-setup` books a seat).
+# USHER_SKIP_DEPLOY_CHECKS=1 leaves the deploy checks out (they need terraform).
 # Extra arguments go to both cargo test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec scripts/moto.sh -- bash -c '
     set -euo pipefail
-    echo "== embedded backend (and the aws port contract suite)"
+    logs="$(mktemp -d "${TMPDIR:-/tmp}/usher-deploy-checks.XXXXXX")"
+    pids=()
+    cleanup() {
+        if [[ ${#pids[@]} -gt 0 ]]; then
+            kill "${pids[@]}" 2>/dev/null || true
+        fi
+        rm -rf "$logs"
+    }
+    trap cleanup EXIT
+    deploy() {
+        if [[ "${USHER_SKIP_DEPLOY_CHECKS:-}" == 1 ]]; then
+            return
+        fi
+        # apply waits for $logs/usher, linked below once run 1 has built it.
+        USHER_BIN="$logs/usher" USHER_BIN_WAIT=3600 scripts/deploy-checks.sh "$1" >"$logs/$1.log" 2>&1 &
+        pids+=($!)
+        echo "== deploy checks ($1) started beside the tests; output at the end"
+    }
+    finish_deploy() {
+        local failed=0
+        for pid in "${pids[@]}"; do
+            wait "$pid" || failed=1
+        done
+        pids=()
+        for log in "$logs"/*.log; do
+            [[ -e "$log" ]] && cat "$log"
+        done
+        return "$failed"
+    }
+    deploy static
+    deploy apply
+    echo "== embedded backend (and the aws port contract suite, and usher-lambda)"
     cargo test --workspace --locked "$@"
+    # The apply test uses the `usher` binary run 1 built. A target dir shared with another
+    # checkout may hold that checkout'"'"'s `usher` by now: a fresh `--no-run` (nothing to
+    # build, ~2 s) links this tree'"'"'s back, and a hard link keeps it from then on.
+    cargo test --workspace --locked --no-run >/dev/null 2>&1
+    usher_bin="${CARGO_TARGET_DIR:-target}/debug/usher"
+    ln -f "$usher_bin" "$logs/usher.new" 2>/dev/null || cp "$usher_bin" "$logs/usher.new"
+    mv "$logs/usher.new" "$logs/usher"
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
         --test booking_flow --test downstream --test tickets --test api --test faults "$@"
+    finish_deploy || { echo "deploy checks failed" >&2; exit 1; }
 ' usher-tests "$@"

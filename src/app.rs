@@ -2,7 +2,6 @@
 //! runs it until shutdown: stop receiving, finish in-flight work, exit within 30 s.
 
 use anyhow::Context;
-use domain::queue::Queue;
 use domain::request::ADMISSION_GRACE;
 use infra::{Backend, Settings};
 use ingress::Ingress;
@@ -11,12 +10,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use workers::booking::BookingPool;
-use workers::consumer::{Consumer, ConsumerConfig};
-use workers::downstream::{AnalyticsPool, NotificationsPool};
+use workers::consumer::ConsumerConfig;
+use workers::pools::{PoolConsumer, PoolKind};
 use workers::relay::Relay;
 use workers::sweep::Sweeper;
-use workers::tickets::TicketPool;
 
 /// The relay's longest nap when this process committed nothing new; commits here wake it
 /// at once, so this only bounds how late it sees other processes' commits.
@@ -32,6 +29,19 @@ pub enum Pool {
     Notifications,
     Analytics,
     All,
+}
+
+impl Pool {
+    /// Whether choosing this pool on the command line runs `pool`.
+    pub fn includes(self, pool: PoolKind) -> bool {
+        match self {
+            Pool::All => true,
+            Pool::Booking => pool == PoolKind::Booking,
+            Pool::Tickets => pool == PoolKind::Tickets,
+            Pool::Notifications => pool == PoolKind::Notifications,
+            Pool::Analytics => pool == PoolKind::Analytics,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -104,29 +114,15 @@ impl App {
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
-        let runs = |pool: Pool| self.components.pools.iter().any(|p| *p == pool || *p == Pool::All);
-        let config = |queue: Queue| ConsumerConfig {
-            concurrency: self.components.concurrency,
-            ..ConsumerConfig::new(queue, &self.settings)
-        };
-        if runs(Pool::Booking) {
-            let pool = BookingPool::new(self.backend.clone(), self.settings.hold_ttl);
-            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::BookingCommands));
-            tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
-        }
-        if runs(Pool::Notifications) {
-            let pool = NotificationsPool::new(self.backend.clone());
-            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::Notifications));
-            tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
-        }
-        if runs(Pool::Analytics) {
-            let pool = AnalyticsPool::new(self.backend.clone());
-            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::Analytics));
-            tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
-        }
-        if runs(Pool::Tickets) {
-            let pool = TicketPool::new(self.backend.clone());
-            let consumer = Consumer::new(self.backend.clone(), pool, config(Queue::TicketCommands));
+        for pool in PoolKind::ALL {
+            if !self.components.pools.iter().any(|p| p.includes(pool)) {
+                continue;
+            }
+            let config = ConsumerConfig {
+                concurrency: self.components.concurrency,
+                ..ConsumerConfig::new(pool.queue(), &self.settings)
+            };
+            let consumer = PoolConsumer::build(pool, self.backend.clone(), &self.settings, config);
             tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
         }
         if !self.components.pools.is_empty() {

@@ -15,8 +15,9 @@ use workers::dlq::{DeadLetters, ReplayOptions};
 /// Usher: a queue-driven worker fleet behind a minimal ingress API.
 ///
 /// Every setting is an environment variable (USHER_BACKEND, USHER_HTTP_ADDR, USHER_DATA_DIR,
-/// USHER_ENV, USHER_JWT_SECRET, USHER_HOLD_TTL, USHER_IDEMPOTENCY_TTL, USHER_MAX_RECEIVES,
-/// USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS, USHER_LOG); see the README.
+/// USHER_ENV, USHER_JWT_SECRET, USHER_JWT_PREVIOUS_SECRET, USHER_HOLD_TTL,
+/// USHER_IDEMPOTENCY_TTL, USHER_MAX_RECEIVES, USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS,
+/// USHER_LOG); see the README.
 #[derive(Debug, Parser)]
 #[command(name = "usher", version)]
 struct Cli {
@@ -27,7 +28,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Everything in one process: ingress, every worker pool, the sweep, a demo catalog.
-    Dev,
+    ///
+    /// On start it runs `usher setup` (creating what is missing on the configured backend),
+    /// unless --no-setup: then it runs on resources made elsewhere (e.g. by terraform's
+    /// messaging and data modules) and fails at start-up if they are missing.
+    Dev {
+        /// Do not create queues, topic or tables; use what exists (also USHER_NO_SETUP=1).
+        #[arg(long, env = "USHER_NO_SETUP")]
+        no_setup: bool,
+    },
     /// The HTTP API only.
     Ingress,
     /// Consumers only.
@@ -49,6 +58,13 @@ enum Cmd {
         /// Lifetime: a number with a unit, s, m, h or d.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
+    },
+    /// Exits 0 when the local server answers 200 on /health/live: the container's
+    /// HEALTHCHECK, with no curl or wget in the image.
+    Health {
+        /// The address to check; USHER_HTTP_ADDR by default (0.0.0.0 means this host).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
     },
     /// Lists, inspects, replays and purges dead-letter queues.
     Dlq {
@@ -157,13 +173,13 @@ fn init_logging() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match cli.command {
-        Cmd::Dev => {
+        Cmd::Dev { no_setup } => {
             init_logging();
-            serve(settings, Components::everything(), true).await
+            serve(settings, Components::everything(), Some(Dev { setup: !no_setup })).await
         }
         Cmd::Ingress => {
             init_logging();
-            serve(settings, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, false).await
+            serve(settings, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, None).await
         }
         Cmd::Worker { pool, concurrency } => {
             init_logging();
@@ -173,7 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency: concurrency.into(),
                 ..Components::everything()
             };
-            serve(settings, components, false).await
+            serve(settings, components, None).await
         }
         Cmd::Setup => {
             Backend::setup(&settings).await.context("setup failed")?;
@@ -189,18 +205,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Dlq { command } => dlq(settings, command).await,
+        Cmd::Health { addr } => health(addr.unwrap_or(settings.http_addr)),
     }
 }
 
-async fn serve(settings: Settings, components: Components, dev: bool) -> anyhow::Result<()> {
+/// What `usher dev` adds to serving.
+struct Dev {
+    /// Run `usher setup` first.
+    setup: bool,
+}
+
+async fn serve(settings: Settings, components: Components, dev: Option<Dev>) -> anyhow::Result<()> {
     // Take over SIGTERM and SIGINT before anything is announced, so a signal sent right
     // after the address is printed still shuts down gracefully.
     let signals = Signals::install()?;
-    if dev {
+    if dev.as_ref().is_some_and(|d| d.setup) {
         Backend::setup(&settings).await.context("setup failed")?;
     }
+    let skipped_setup = dev.as_ref().is_some_and(|d| !d.setup);
+    let dev = dev.is_some();
+    let missing_hint = format!(
+        "cannot seed the demo catalog (with --no-setup the queues, topic and tables of USHER_ENV={} must \
+         exist already: run `usher setup` or apply terraform's messaging and data modules)",
+        settings.env
+    );
     let app = App::build(settings, components).await?;
-    if dev && usher::demo::seed_if_empty(app.backend()).await.context("cannot seed the demo catalog")? {
+    let seeded = if dev {
+        usher::demo::seed_if_empty(app.backend()).await.with_context(|| {
+            if skipped_setup { missing_hint.clone() } else { "cannot seed the demo catalog".to_owned() }
+        })?
+    } else {
+        false
+    };
+    if seeded {
         tracing::info!("seeded the demo catalog");
     }
     if let Some(addr) = app.http_addr() {
@@ -304,5 +341,28 @@ async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<()> {
             println!("purged {}", queue.dlq().name());
         }
     }
+    Ok(())
+}
+
+/// One plain HTTP/1.1 GET of /health/live with a short timeout; any answer but 200 fails.
+fn health(mut addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).with_context(|| format!("no answer from {addr}"))?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.lines().next().unwrap_or("").to_owned();
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("{addr} answered {status:?} on /health/live");
+    }
+    println!("ok");
     Ok(())
 }

@@ -22,6 +22,10 @@ pub struct Settings {
     pub env: String,
     /// HS256 secret for JWTs. `usher dev` creates one in the data dir when unset.
     pub jwt_secret: Option<SecretString>,
+    /// The secret before the last rotation (`USHER_JWT_PREVIOUS_SECRET`): tokens signed
+    /// with it are still accepted, so a rotation logs nobody out. Tokens are only ever
+    /// minted with `jwt_secret`.
+    pub jwt_previous_secret: Option<SecretString>,
     pub hold_ttl: Duration,
     pub idempotency_ttl: Duration,
     /// Receives a worker allows before it dead-letters a message itself.
@@ -84,6 +88,7 @@ impl Settings {
             data_dir: PathBuf::from(get("USHER_DATA_DIR").unwrap_or_else(|| "./.usher".to_owned())),
             env,
             jwt_secret: get("USHER_JWT_SECRET").map(SecretString::from),
+            jwt_previous_secret: get("USHER_JWT_PREVIOUS_SECRET").map(SecretString::from),
             hold_ttl: Duration::from_secs(number(&get, "USHER_HOLD_TTL", 600, 1, 86_400)?),
             idempotency_ttl: Duration::from_secs(number(&get, "USHER_IDEMPOTENCY_TTL", 86_400, 1, 30 * 86_400)?),
             max_receives,
@@ -135,6 +140,16 @@ mod tests {
         assert_eq!(s.max_receives, 5);
         assert_eq!(s.retry_base, Duration::from_millis(1000));
         assert_eq!(s.retry_max, Duration::from_millis(60_000));
+        assert!(s.jwt_previous_secret.is_none());
+    }
+
+    #[test]
+    fn the_previous_jwt_secret_is_optional() {
+        use secrecy::ExposeSecret;
+        let s = with(&[("USHER_JWT_PREVIOUS_SECRET", "old-secret")]).unwrap();
+        assert_eq!(s.jwt_previous_secret.as_ref().map(|p| p.expose_secret()), Some("old-secret"));
+        let blank = with(&[("USHER_JWT_PREVIOUS_SECRET", "  ")]).unwrap();
+        assert!(blank.jwt_previous_secret.is_none());
     }
 
     #[test]

@@ -65,9 +65,12 @@ pub fn mint_token(secret: &JwtSecret, sub: &str, role: Role, ttl: Duration) -> S
         .expect("HS256 signing of plain claims cannot fail")
 }
 
-/// Checks tokens against the one configured secret.
+/// Checks tokens against the configured secret and, during a rotation, the previous one.
 pub struct TokenVerifier {
     key: DecodingKey,
+    /// `USHER_JWT_PREVIOUS_SECRET`: tokens minted before the rotation stay valid until
+    /// they expire or the variable is removed.
+    previous: Option<DecodingKey>,
     validation: Validation,
 }
 
@@ -76,11 +79,25 @@ impl TokenVerifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { key: DecodingKey::from_secret(secret.expose().as_bytes()), validation }
+        Self { key: DecodingKey::from_secret(secret.expose().as_bytes()), previous: None, validation }
+    }
+
+    /// Also accepts tokens signed with `previous` (the secret before a rotation).
+    pub fn accepting_previous(mut self, previous: Option<&JwtSecret>) -> Self {
+        self.previous = previous.map(|p| DecodingKey::from_secret(p.expose().as_bytes()));
+        self
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+        let mut decoded = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation);
+        if let (Err(e), Some(previous)) = (&decoded, &self.previous) {
+            // Only a signature mismatch can be the rotation; an expired or malformed token
+            // is refused for what it is.
+            if matches!(e.kind(), ErrorKind::InvalidSignature) {
+                decoded = jsonwebtoken::decode::<Claims>(token, previous, &self.validation);
+            }
+        }
+        let data = decoded.map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => ApiError::Unauthorized("the token has expired".into()),
             _ => ApiError::Unauthorized("the token is not valid".into()),
         })?;
@@ -211,6 +228,25 @@ mod tests {
         let verifier = TokenVerifier::new(&secret("k2"));
         assert!(matches!(verifier.verify(&token), Err(ApiError::Unauthorized(_))));
         assert!(matches!(verifier.verify("not.a.jwt"), Err(ApiError::Unauthorized(_))));
+    }
+
+    #[test]
+    fn during_a_rotation_tokens_of_the_previous_secret_still_verify() {
+        let (old, new) = (secret("old-secret"), secret("new-secret"));
+        let verifier = TokenVerifier::new(&new).accepting_previous(Some(&old));
+        let before = mint_token(&old, "alice", Role::Customer, Duration::from_secs(60));
+        let after = mint_token(&new, "bob", Role::Agent, Duration::from_secs(60));
+        assert_eq!(verifier.verify(&before).unwrap().sub, UserId::new("alice"));
+        assert_eq!(verifier.verify(&after).unwrap(), Caller { sub: UserId::new("bob"), role: Role::Agent });
+        // A third secret is still refused, and so is an expired token of the previous one.
+        let stranger = mint_token(&secret("other"), "eve", Role::Admin, Duration::from_secs(60));
+        assert!(matches!(verifier.verify(&stranger), Err(ApiError::Unauthorized(_))));
+        let claims = Claims { sub: "alice".into(), role: Role::Customer, exp: 1_000, iat: None };
+        let key = EncodingKey::from_secret(b"old-secret");
+        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        assert_eq!(verifier.verify(&expired).unwrap_err().to_string(), "the token has expired");
+        // Once the rotation is over (no previous secret), old tokens stop working.
+        assert!(matches!(TokenVerifier::new(&new).verify(&before), Err(ApiError::Unauthorized(_))));
     }
 
     #[test]

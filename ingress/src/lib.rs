@@ -60,7 +60,10 @@ impl AppState {
     pub fn new(settings: &Settings, secret: &JwtSecret, backend: Backend) -> Self {
         Self {
             backend,
-            verifier: Arc::new(TokenVerifier::new(secret)),
+            verifier: Arc::new(
+                TokenVerifier::new(secret)
+                    .accepting_previous(settings.jwt_previous_secret.clone().map(JwtSecret::new).as_ref()),
+            ),
             idempotency_ttl: settings.idempotency_ttl,
             shutdown: CancellationToken::new(),
             agents_seen: Arc::default(),

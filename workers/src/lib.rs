@@ -8,6 +8,8 @@
 //! - [`booking`]: the booking pool (holds, releases, confirmations, hold expiry).
 //! - [`tickets`]: the tickets pool (create, assign, transition, comment).
 //! - [`downstream`]: the notifications and analytics pools, fed by the topic.
+//! - [`pools`]: which handler and queue make up each pool, for `usher worker` and
+//!   `usher-lambda` alike.
 //! - [`relay`]: delivers the outbox (events and messages committed with commands).
 //! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
 //!   whose messages the queue's redrive moved; forgets expired idempotency keys.
@@ -19,6 +21,7 @@ pub mod commands;
 pub mod consumer;
 pub mod dlq;
 pub mod downstream;
+pub mod pools;
 pub mod relay;
 pub mod sweep;
 pub mod tickets;

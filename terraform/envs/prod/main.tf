@@ -1,0 +1,116 @@
+# The prod environment: the whole fleet under USHER_ENV=prod (see terraform/README.md).
+
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0, < 6.0"
+    }
+  }
+  # terraform init -backend-config="bucket=<state bucket>" -backend-config="key=usher/prod.tfstate" -backend-config="region=<region>"
+  backend "s3" {}
+}
+
+variable "region" {
+  description = "The AWS region."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "image" {
+  description = "The Usher image URI (README.md: build and push it to ECR)."
+  type        = string
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate (same region) of the HTTPS listener."
+  type        = string
+}
+
+variable "alarm_emails" {
+  description = "Who gets the alarms."
+  type        = list(string)
+  default     = []
+}
+
+variable "lambda_package" {
+  description = "The usher-lambda zip, for pools that run on Lambda."
+  type        = string
+  default     = null
+}
+
+provider "aws" {
+  region = var.region
+}
+
+variable "vpc_id" {
+  description = "The VPC."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets of the load balancer."
+  type        = list(string)
+}
+
+variable "private_subnet_ids" {
+  description = "Subnets of the tasks (with a NAT gateway or VPC endpoints)."
+  type        = list(string)
+}
+
+locals {
+  vpc_id          = var.vpc_id
+  public_subnets  = var.public_subnet_ids
+  task_subnets    = var.private_subnet_ids
+  public_task_ips = false
+}
+
+module "usher" {
+  source = "../../modules/fleet"
+
+  env                 = "prod"
+  image               = var.image
+  vpc_id              = local.vpc_id
+  public_subnet_ids   = local.public_subnets
+  task_subnet_ids     = local.task_subnets
+  assign_public_ip    = local.public_task_ips
+  certificate_arn     = var.certificate_arn
+  alarm_emails        = var.alarm_emails
+  lambda_package      = var.lambda_package
+  deletion_protection = true
+
+  ingress = { cpu = 512, memory = 1024, desired_count = 2 }
+  pools = {
+    booking       = { cpu = 512, memory = 1024, min_tasks = 2, max_tasks = 10, target_backlog_per_task = 100 }
+    tickets       = { min_tasks = 2, max_tasks = 6 }
+    notifications = { min_tasks = 1, max_tasks = 4 }
+    analytics     = { min_tasks = 1, max_tasks = 4 }
+  }
+  log_retention_days = 365
+}
+
+output "url" {
+  description = "The API."
+  value       = module.usher.url
+}
+
+output "alb_dns_name" {
+  description = "Point the certificate's DNS name here."
+  value       = module.usher.alb_dns_name
+}
+
+output "dashboard_url" {
+  description = "The CloudWatch dashboard."
+  value       = module.usher.dashboard_url
+}
+
+output "jwt_secret_arn" {
+  description = "Put the JWT secret here before the first deploy."
+  value       = module.usher.jwt_secret_arn
+}
+
+output "cluster_name" {
+  description = "The ECS cluster."
+  value       = module.usher.cluster_name
+}

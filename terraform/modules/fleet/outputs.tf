@@ -1,0 +1,34 @@
+output "url" {
+  description = "The API."
+  value       = module.service.url
+}
+
+output "alb_dns_name" {
+  description = "Point your DNS name (the certificate's) here."
+  value       = module.service.alb_dns_name
+}
+
+output "dashboard_url" {
+  description = "The CloudWatch dashboard."
+  value       = module.observability.dashboard_url
+}
+
+output "jwt_secret_arn" {
+  description = "Put the JWT secret here before the first deploy."
+  value       = module.service.jwt_secret_arn
+}
+
+output "cluster_name" {
+  description = "The ECS cluster."
+  value       = module.service.cluster_name
+}
+
+output "ecs_services" {
+  description = "The ECS services."
+  value       = module.service.ecs_services
+}
+
+output "lambda_functions" {
+  description = "The pools on Lambda."
+  value       = module.service.lambda_functions
+}

@@ -1,0 +1,106 @@
+# The internet-facing load balancer: HTTPS to `usher ingress`, HTTP redirected to HTTPS.
+
+resource "aws_security_group" "alb" {
+  name        = "${var.env}-usher-alb"
+  description = "Usher load balancer: HTTPS (and HTTP, redirected) in; the tasks' port out"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_https" {
+  for_each = toset(var.alb_ingress_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTPS from clients"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_http" {
+  for_each = toset(var.alb_ingress_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTP from clients, answered only with a redirect to HTTPS"
+  #checkov:skip=CKV_AWS_260:Port 80 is open only so that plain-HTTP clients get a 301 to HTTPS (aws_lb_listener.http never forwards).
+  cidr_ipv4   = each.value
+  ip_protocol = "tcp"
+  from_port   = 80
+  to_port     = 80
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "to usher ingress"
+  referenced_security_group_id = aws_security_group.tasks.id
+  ip_protocol                  = "tcp"
+  from_port                    = 8080
+  to_port                      = 8080
+}
+
+resource "aws_lb" "ingress" {
+  #checkov:skip=CKV_AWS_91:Access logs need an S3 bucket (and its own logging, versioning, replication checks); the app logs every request with its status and latency to CloudWatch already.
+  #checkov:skip=CKV2_AWS_28:WAF costs a fixed monthly fee per web ACL; Usher rate limits per caller itself (USHER_RATE_LIMIT). Attach a web ACL in front for production traffic.
+  #checkov:skip=CKV_AWS_150:Deletion protection is the deletion_protection variable: on in envs/prod, off in dev and staging so that a demo can be destroyed.
+  name                       = "${var.env}-usher"
+  internal                   = false
+  load_balancer_type         = "application"
+  security_groups            = [aws_security_group.alb.id]
+  subnets                    = var.public_subnet_ids
+  drop_invalid_header_fields = true
+  enable_deletion_protection = var.deletion_protection
+  tags                       = var.tags
+}
+
+resource "aws_lb_target_group" "ingress" {
+  name        = "${var.env}-usher-ingress"
+  port        = 8080
+  protocol    = "HTTP"
+  target_type = "ip"
+  vpc_id      = var.vpc_id
+
+  # Ready means the store and the queues answer: a task that lost its backend leaves the
+  # rotation instead of answering 503s.
+  health_check {
+    path                = "/health/ready"
+    matcher             = "200"
+    interval            = 15
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+
+  # A graceful shutdown finishes in-flight requests within 30 s.
+  deregistration_delay = 30
+  tags                 = var.tags
+}
+
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.ingress.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.ingress.arn
+  }
+  tags = var.tags
+}
+
+resource "aws_lb_listener" "http" {
+  load_balancer_arn = aws_lb.ingress.arn
+  port              = 80
+  protocol          = "HTTP"
+
+  default_action {
+    type = "redirect"
+    redirect {
+      port        = "443"
+      protocol    = "HTTPS"
+      status_code = "HTTP_301"
+    }
+  }
+  tags = var.tags
+}
