@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The deploy checks (CONTRACT.md section 7), each timed:
+# The deploy checks (docs/contract.md §7), each timed:
 #   static: terraform fmt -check; terraform init -backend=false + validate of every root
 #           (envs/dev, envs/staging, envs/prod, examples/local); checkov on terraform/ and
 #           on the Dockerfile with no failed check; hadolint on the Dockerfile.

@@ -1,4 +1,4 @@
-//! The one typed configuration, read once from the environment (CONTRACT.md section 0).
+//! The one typed configuration, read once from the environment (docs/contract.md §0).
 //! A bad value stops start-up with a message naming the variable.
 
 use secrecy::SecretString;

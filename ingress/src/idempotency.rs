@@ -1,4 +1,4 @@
-//! Admitting a command under an `Idempotency-Key` (CONTRACT.md section 2): claim the key
+//! Admitting a command under an `Idempotency-Key` (docs/contract.md §2): claim the key
 //! and create the status document in one store write, queue the command, answer 202; a
 //! retry of the same request gets the first answer again, byte for byte.
 

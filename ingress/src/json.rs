@@ -10,7 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// The largest body accepted, in bytes (CONTRACT.md section 2).
+/// The largest body accepted, in bytes (docs/contract.md §2).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// A request body parsed as `T` (whose structs deny unknown fields), plus the JSON value

@@ -19,7 +19,7 @@ pub const BEARER: &str = "bearer";
 #[openapi(
     info(
         title = "Usher",
-        description = "Usher's HTTP API (CONTRACT.md section 2).\n\n\
+        description = "Usher's HTTP API (docs/contract.md §2 in the repository).\n\n\
             Reads answer straight from the store. Commands (`POST /v1/holds`, `/v1/holds/{hold_id}/release`, \
             `/v1/bookings`, `/v1/tickets`, `/v1/tickets/{ticket_id}/assignments`, `.../transitions`, \
             `.../comments`) are asynchronous and idempotent: each needs an `Idempotency-Key` header, is answered \

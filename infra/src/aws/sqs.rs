@@ -29,7 +29,7 @@ const BATCH_BYTES: usize = 250 * 1024;
 const MAX_WAIT_SECS: u64 = 20;
 const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 
-/// Queue settings `usher setup` applies (CONTRACT.md: the default visibility is 30 s).
+/// Queue settings `usher setup` applies (docs/contract.md §0: the default visibility is 30 s).
 const VISIBILITY_TIMEOUT_SECS: u32 = 30;
 /// Dead letters are kept as long as SQS allows, so operators have time to replay them.
 const DLQ_RETENTION_SECS: u32 = 14 * 24 * 60 * 60;

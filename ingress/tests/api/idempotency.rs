@@ -1,4 +1,4 @@
-//! CONTRACT.md section 2, "Idempotency": one test per rule.
+//! docs/contract.md §2, "Idempotency": one test per rule.
 
 use crate::helpers::{HOLD_BODY, TestApp, UnreachableQueue, problem};
 use domain::actor::{Actor, Role};
