@@ -63,7 +63,7 @@ impl Components {
         Self {
             ingress: true,
             pools: vec![Pool::All],
-            concurrency: 8,
+            concurrency: workers::consumer::DEFAULT_RECEIVE_LOOPS,
             sweep: true,
             sweep_every: Duration::from_secs(5),
             sweep_grace: ADMISSION_GRACE,

@@ -6,6 +6,7 @@
 //! - [`aws`]: SQS, SNS and DynamoDB.
 //! - `contract`: the port contract suite every adapter runs (`port_contract_tests!`), one
 //!   module per port; compiled only for tests (the `contract` feature).
+//! - [`logging`]: JSON log lines on stderr, filtered by `USHER_LOG`.
 //! - [`faults`]: fault injection at the port boundary, for tests.
 
 pub mod aws;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod contract;
 pub mod embedded;
 pub mod faults;
+pub mod logging;
 
 pub use config::{BackendKind, ConfigError, Settings};
 

@@ -7,14 +7,7 @@ use usher_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("USHER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(true)
-        .try_init();
+    infra::logging::init();
 
     let function = match Function::from_lookup(|name| std::env::var(name).ok()).await {
         Ok(f) => f,

@@ -81,11 +81,15 @@ pub struct ConsumerConfig {
     pub backoff: Backoff,
 }
 
+/// Receive loops per pool unless told otherwise (`usher worker --concurrency`): each holds
+/// one batch of up to 10 in flight, so batches pipeline through the store's group commit.
+pub const DEFAULT_RECEIVE_LOOPS: usize = 8;
+
 impl ConsumerConfig {
     pub fn new(queue: Queue, settings: &infra::Settings) -> Self {
         Self {
             queue,
-            concurrency: 2,
+            concurrency: DEFAULT_RECEIVE_LOOPS,
             visibility: Duration::from_secs(30),
             wait: Duration::from_secs(5),
             max_receives: settings.max_receives,

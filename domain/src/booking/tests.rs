@@ -117,8 +117,7 @@ fn a_placed_hold_schedules_its_own_expiry() {
     assert_eq!(decision.messages.len(), 1);
     assert_eq!(decision.messages[0].deliver_at, from_millis(900));
     assert!(decision.messages[0].body.contains(hold.hold_id.as_str()));
-    let (none, rejected) =
-        decide_place(&ctx("bob", 10), &show.show_id, None, &["A1".into()], &free, from_millis(9));
+    let (none, rejected) = decide_place(&ctx("bob", 10), &show.show_id, None, &["A1".into()], &free, from_millis(9));
     assert!(none.is_none() && rejected.messages.is_empty());
     assert!(matches!(rejected.outcome, Outcome::Failed(ref e) if e.code == "show_not_found"));
 }

@@ -1,0 +1,139 @@
+//! The command line: what `usher --help` shows, and the checks of each argument. Parsing
+//! only; `main` wires what was asked.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use domain::actor::Role;
+use domain::queue::Queue;
+use std::time::Duration;
+use usher::Pool;
+use workers::consumer::DEFAULT_RECEIVE_LOOPS;
+
+/// Usher: a queue-driven worker fleet behind a minimal ingress API.
+///
+/// Every setting is an environment variable (USHER_BACKEND, USHER_HTTP_ADDR, USHER_DATA_DIR,
+/// USHER_ENV, USHER_JWT_SECRET, USHER_JWT_PREVIOUS_SECRET, USHER_HOLD_TTL,
+/// USHER_IDEMPOTENCY_TTL, USHER_MAX_RECEIVES, USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS,
+/// USHER_LOG); see the README.
+#[derive(Debug, Parser)]
+#[command(name = "usher", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// Everything in one process: ingress, every worker pool, the sweep, a demo catalog.
+    ///
+    /// On start it runs `usher setup` (creating what is missing on the configured backend),
+    /// unless --no-setup: then it runs on resources made elsewhere (e.g. by terraform's
+    /// messaging and data modules) and fails at start-up if they are missing.
+    Dev {
+        /// Do not create queues, topic or tables; use what exists (also USHER_NO_SETUP=1).
+        #[arg(long, env = "USHER_NO_SETUP")]
+        no_setup: bool,
+    },
+    /// The HTTP API only.
+    Ingress,
+    /// Consumers only.
+    Worker {
+        #[arg(long, value_enum, default_value = "all")]
+        pool: Pool,
+        /// Receive loops per pool (each holds one batch of up to 10 in flight).
+        #[arg(long, default_value_t = DEFAULT_RECEIVE_LOOPS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+    },
+    /// Creates (idempotently) the queues, DLQs, topic, subscriptions and tables.
+    Setup,
+    /// Mints a JWT signed with the configured secret.
+    Token {
+        #[arg(long)]
+        sub: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Lifetime: a number with a unit, s, m, h or d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+    /// Exits 0 when the local server answers 200 on /health/live: the container's
+    /// HEALTHCHECK, with no curl or wget in the image.
+    Health {
+        /// The address to check; USHER_HTTP_ADDR by default (0.0.0.0 means this host).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+    },
+    /// Lists, inspects, replays and purges dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCmd {
+    /// Every dead-letter queue with its depth.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints dead messages without consuming them.
+    Peek {
+        /// The logical queue name, with or without `-dlq` (e.g. booking-commands).
+        queue: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Moves messages back to their source queue (send before delete).
+    Replay {
+        queue: String,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Messages per second.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Only messages of this command or event type.
+        #[arg(long = "type")]
+        message_type: Option<String>,
+        /// Count what would move; move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Deletes every message in the DLQ.
+    Purge {
+        queue: String,
+        /// Required: purging cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("expected customer, agent or admin, got {s:?}"))
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("expected a duration like 30m or 1h, got {s:?}"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("unknown unit {unit:?}; use s, m, h or d")),
+    };
+    if secs == 0 || secs > 366 * 86_400 {
+        return Err("must be between 1s and 366d".to_owned());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+pub(crate) fn parse_queue(name: &str) -> anyhow::Result<Queue> {
+    Queue::parse(name).with_context(|| {
+        let known: Vec<&str> = Queue::ALL.iter().map(|q| q.name()).collect();
+        format!("unknown queue {name:?}; expected one of {}", known.join(", "))
+    })
+}
