@@ -1,10 +1,9 @@
 //! The booking pool: places and releases holds, confirms bookings through the mock
 //! payment provider, and expires holds when their delayed expiry message comes due.
 
-use crate::commands;
-use crate::consumer::{Effects, Handler, HandlerError};
+use crate::commands::CommandPool;
+use crate::consumer::{Effects, HandlerError};
 use async_trait::async_trait;
-use domain::PortError;
 use domain::booking::{self, POOL};
 use domain::clock;
 use domain::command::{Command, CommandEnvelope};
@@ -13,9 +12,8 @@ use domain::ids::HoldId;
 use domain::outbox::Decision;
 use domain::payment::{self, PaymentError};
 use domain::ports::Completion;
-use domain::queue::{Queue, ReceivedMessage};
-use domain::request::CommandContext;
-use domain::request::RequestStatus;
+use domain::queue::Queue;
+use domain::request::{CommandContext, RequestStatus};
 use infra::Backend;
 use std::time::Duration;
 
@@ -90,32 +88,30 @@ impl BookingPool {
 }
 
 #[async_trait]
-impl Handler for BookingPool {
-    fn pool(&self) -> &'static str {
-        POOL
+impl CommandPool for BookingPool {
+    const POOL: &'static str = POOL;
+
+    fn backend(&self) -> &Backend {
+        &self.backend
     }
 
-    async fn before_batch(&self, messages: &[ReceivedMessage]) {
-        commands::mark_processing(&self.backend, messages).await;
-    }
-
-    async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let (envelope, ctx) = commands::parse(message, self.backend.clock.now())?;
+    async fn apply(
+        &self,
+        envelope: &CommandEnvelope,
+        ctx: &CommandContext,
+    ) -> Result<(Option<Completion>, Effects), HandlerError> {
         let bookings = &self.backend.bookings;
         let completion = match &envelope.command {
             Command::PlaceHold { show_id, seat_ids } => {
-                bookings.place_hold(&ctx, show_id, seat_ids, ctx.now + self.hold_ttl).await?
+                bookings.place_hold(ctx, show_id, seat_ids, ctx.now + self.hold_ttl).await?
             }
-            Command::ReleaseHold { hold_id } => bookings.release_hold(&ctx, hold_id).await?,
-            Command::ConfirmBooking { hold_id, payment_token } => self.confirm(&ctx, hold_id, payment_token).await?,
-            Command::ExpireHold { hold_id, expires_at } => return self.expire(&envelope, hold_id, *expires_at).await,
+            Command::ReleaseHold { hold_id } => bookings.release_hold(ctx, hold_id).await?,
+            Command::ConfirmBooking { hold_id, payment_token } => self.confirm(ctx, hold_id, payment_token).await?,
+            Command::ExpireHold { hold_id, expires_at } => {
+                return Ok((None, self.expire(envelope, hold_id, *expires_at).await?));
+            }
             other => return Err(HandlerError::Poison(format!("{} is not a booking command", other.type_name()))),
         };
-        tracing::debug!(request_id = %ctx.request_id, status = completion.doc.status.as_str(), first = completion.first, "command applied");
-        Ok(Effects::default())
-    }
-
-    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
-        commands::dead_lettered(&self.backend, message, POOL, reason).await
+        Ok((Some(completion), Effects::default()))
     }
 }

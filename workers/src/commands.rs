@@ -1,11 +1,14 @@
 //! What every command pool shares: reading a command message, marking a batch
-//! `processing`, and marking the request of a dead-lettered command.
+//! `processing`, marking the request of a dead-lettered command, and the [`Handler`] that
+//! does all of that around a pool's own [`CommandPool::apply`].
 
-use crate::consumer::HandlerError;
+use crate::consumer::{Effects, Handler, HandlerError};
+use async_trait::async_trait;
 use domain::PortError;
 use domain::clock::Timestamp;
 use domain::command::CommandEnvelope;
 use domain::ids::RequestId;
+use domain::ports::Completion;
 use domain::queue::{ATTR_REQUEST_ID, ReceivedMessage};
 use domain::request::CommandContext;
 use infra::Backend;
@@ -72,4 +75,50 @@ pub async fn mark_dead_lettered(
     let kind = if kind.is_empty() { record.doc.kind.as_str() } else { kind };
     let decided = domain::request::dead_lettered(request_id, kind, pool, reason, now);
     Ok(backend.requests.complete(request_id, decided.into(), now).await?.first)
+}
+
+/// A pool of commands (booking, tickets): all it adds to the consumer loop is how to apply
+/// one command. Parsing, `processing`, dead letters and the log line are written once, in
+/// the [`Handler`] every `CommandPool` gets.
+#[async_trait]
+pub trait CommandPool: Send + Sync + 'static {
+    /// The pool's name: event sources (`/usher/<pool>`) and logs.
+    const POOL: &'static str;
+
+    fn backend(&self) -> &Backend;
+
+    /// Applies one command in `ctx`; `Ok(None)` for a command with no status document
+    /// (a hold's expiry), with whatever follow-ups it asks for.
+    async fn apply(
+        &self,
+        envelope: &CommandEnvelope,
+        ctx: &CommandContext,
+    ) -> Result<(Option<Completion>, Effects), HandlerError>;
+}
+
+#[async_trait]
+impl<P: CommandPool> Handler for P {
+    fn pool(&self) -> &'static str {
+        P::POOL
+    }
+
+    async fn before_batch(&self, messages: &[ReceivedMessage]) {
+        mark_processing(self.backend(), messages).await;
+    }
+
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
+        let (envelope, ctx) = parse(message, self.backend().clock.now())?;
+        let (completion, effects) = self.apply(&envelope, &ctx).await?;
+        if let Some(done) = completion {
+            tracing::debug!(
+                pool = P::POOL, request_id = %ctx.request_id, status = done.doc.status.as_str(), first = done.first,
+                "command applied"
+            );
+        }
+        Ok(effects)
+    }
+
+    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
+        dead_lettered(self.backend(), message, P::POOL, reason).await
+    }
 }

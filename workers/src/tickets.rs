@@ -1,12 +1,12 @@
 //! The tickets pool: creates tickets and applies assignments, transitions and comments,
 //! each in one store transaction with its history, status document and events.
 
-use crate::commands;
-use crate::consumer::{Effects, Handler, HandlerError};
+use crate::commands::CommandPool;
+use crate::consumer::{Effects, HandlerError};
 use async_trait::async_trait;
-use domain::PortError;
-use domain::command::Command;
-use domain::queue::ReceivedMessage;
+use domain::command::{Command, CommandEnvelope};
+use domain::ports::Completion;
+use domain::request::CommandContext;
 use domain::ticket::{POOL, Ticket};
 use infra::Backend;
 
@@ -21,35 +21,31 @@ impl TicketPool {
 }
 
 #[async_trait]
-impl Handler for TicketPool {
-    fn pool(&self) -> &'static str {
-        POOL
+impl CommandPool for TicketPool {
+    const POOL: &'static str = POOL;
+
+    fn backend(&self) -> &Backend {
+        &self.backend
     }
 
-    async fn before_batch(&self, messages: &[ReceivedMessage]) {
-        commands::mark_processing(&self.backend, messages).await;
-    }
-
-    async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let (envelope, ctx) = commands::parse(message, self.backend.clock.now())?;
+    async fn apply(
+        &self,
+        envelope: &CommandEnvelope,
+        ctx: &CommandContext,
+    ) -> Result<(Option<Completion>, Effects), HandlerError> {
         let tickets = &self.backend.tickets;
         let completion = match &envelope.command {
             Command::CreateTicket { subject, description, priority } => {
                 // A redelivery finds the request terminal and ignores this fresh ticket.
-                tickets.create_ticket(&ctx, &Ticket::new(&ctx, subject, description, *priority)).await?
+                tickets.create_ticket(ctx, &Ticket::new(ctx, subject, description, *priority)).await?
             }
             command => match command.ticket_change() {
-                Some((ticket_id, change)) => tickets.change_ticket(&ctx, ticket_id, &change).await?,
+                Some((ticket_id, change)) => tickets.change_ticket(ctx, ticket_id, &change).await?,
                 None => {
                     return Err(HandlerError::Poison(format!("{} is not a ticket command", command.type_name())));
                 }
             },
         };
-        tracing::debug!(request_id = %ctx.request_id, status = completion.doc.status.as_str(), first = completion.first, "ticket command applied");
-        Ok(Effects::default())
-    }
-
-    async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
-        commands::dead_lettered(&self.backend, message, POOL, reason).await
+        Ok((Some(completion), Effects::default()))
     }
 }
