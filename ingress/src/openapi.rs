@@ -41,6 +41,7 @@ pub const BEARER: &str = "bearer";
         schemas(Problem, ProblemCode),
         responses(
             Accepted,
+            InvalidPath,
             Unauthorized,
             Forbidden,
             PayloadTooLarge,
@@ -158,6 +159,23 @@ pub(crate) enum CommandRejections {
     #[response(status = 503)]
     Unavailable(#[ref_response] BackendUnavailable),
 }
+
+/// What every read of one resource by id may answer besides its 200 and its own 404.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum ReadRejections {
+    #[response(status = 400)]
+    BadId(#[ref_response] InvalidPath),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] BackendUnavailable),
+}
+
+/// `invalid_path`: an id in the path is over 255 bytes.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct InvalidPath(#[allow(dead_code)] Problem<'static>);
 
 /// `backend_unavailable`: the backend cannot be reached; retry after `Retry-After`.
 #[derive(ToResponse)]

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::idempotency::{self, CommandRequest, IdempotencyKeyHeader};
 use crate::json::JsonBody;
-use crate::openapi::{Accepted, BackendUnavailable, CommandRejections, Unauthorized};
+use crate::openapi::{Accepted, CommandRejections, ReadRejections};
 use crate::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::State;
@@ -82,19 +82,12 @@ pub async fn confirm_booking(
     responses(
         (status = 200, description = "The booking.", body = Booking),
         (
-            status = 400,
-            description = "`invalid_path`: the id is over 255 bytes.",
-            body = Problem,
-            content_type = "application/problem+json"
-        ),
-        (status = 401, response = Unauthorized),
-        (
             status = 404,
             description = "`booking_not_found`: no such booking, or not the caller's.",
             body = Problem,
             content_type = "application/problem+json"
         ),
-        (status = 503, response = BackendUnavailable),
+        ReadRejections,
     )
 )]
 pub async fn booking(

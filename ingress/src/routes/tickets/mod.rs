@@ -15,7 +15,7 @@ use super::{MAX_ID_LEN, PathId, QueryParams, check_id, invalid_query};
 use crate::AppState;
 use crate::auth::{Admin, Caller};
 use crate::json::JsonBody;
-use crate::openapi::{BackendUnavailable, Forbidden, PayloadTooLarge, Unauthorized};
+use crate::openapi::{BackendUnavailable, Forbidden, PayloadTooLarge, ReadRejections, Unauthorized};
 use crate::problem::{ApiError, Problem};
 use axum::Json;
 use axum::extract::State;
@@ -62,19 +62,12 @@ pub struct AgentBody {
     responses(
         (status = 200, description = "The ticket.", body = Ticket),
         (
-            status = 400,
-            description = "`invalid_path`: the id is over 255 bytes.",
-            body = Problem,
-            content_type = "application/problem+json"
-        ),
-        (status = 401, response = Unauthorized),
-        (
             status = 404,
             description = "`ticket_not_found`: no such ticket, or another customer's.",
             body = Problem,
             content_type = "application/problem+json"
         ),
-        (status = 503, response = BackendUnavailable),
+        ReadRejections,
     )
 )]
 pub async fn ticket(
