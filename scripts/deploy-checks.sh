@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The deploy checks (docs/contract.md §7), each timed:
 #   static: terraform fmt -check; terraform init -backend=false + validate of every root
-#           (envs/dev, envs/staging, envs/prod, examples/local); checkov on terraform/ and
-#           on the Dockerfile with no failed check; hadolint on the Dockerfile.
+#           (envs/dev, envs/staging, envs/prod, examples/local, bootstrap); checkov on
+#           terraform/ and on the Dockerfile with no failed check; hadolint on the Dockerfile.
 #   apply:  terraform apply of examples/local (messaging + data only) on the moto server,
 #           compare-setup.py diffing it against `usher setup` under another prefix, then
 #           `usher dev --no-setup` on what terraform made books a seat over HTTP and the
@@ -66,7 +66,7 @@ tf_init() {
     [[ -n "$plugin_dir" ]] && args+=("-plugin-dir=$plugin_dir")
     terraform -chdir="$1" init "${args[@]}" >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; return 1; }
 }
-roots=(terraform/envs/dev terraform/envs/staging terraform/envs/prod terraform/examples/local)
+roots=(terraform/envs/dev terraform/envs/staging terraform/envs/prod terraform/examples/local terraform/bootstrap)
 
 ensure_tools() {
     local venv="${USHER_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/usher-deploy-tools}"
@@ -270,7 +270,7 @@ PY
 if [[ "$mode" != apply ]]; then
     step "tools (checkov, hadolint)" ensure_tools
     step "terraform fmt -check" fmt_check
-    step "terraform init + validate (4 roots)" validate_all
+    step "terraform init + validate (5 roots)" validate_all
     step "checkov terraform/" checkov_terraform
     step "checkov Dockerfile" checkov_dockerfile
     step "hadolint Dockerfile" hadolint_dockerfile
