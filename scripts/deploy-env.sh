@@ -14,7 +14,11 @@
 #                                   runs); workers: wait until each service is stable on its
 #                                   new revision (the circuit breaker rolls a failing one
 #                                   back, and that fails this step); Lambda pools: print the
-#                                   version each alias `live` points at
+#                                   version each alias `live` points at. FORCE_INGRESS=1
+#                                   deploys ingress even when it runs that revision already
+#                                   (new tasks, e.g. to read a rotated JWT secret);
+#                                   INGRESS_TASK_DEFINITION=<task definition ARN> deploys that
+#                                   revision instead of terraform's (a by-hand rollback)
 #
 # Variables: DEPLOY_ENV (dev, staging, prod), AWS_REGION, TF_STATE_BUCKET; plan: IMAGE,
 # optional LAMBDA_ZIP (an absolute path: the saved plan refers to it at apply time).
@@ -78,13 +82,13 @@ rollout() {
     cluster="$(tf output -raw cluster_name)"
     app="$(tf output -raw codedeploy_app)"
     group="$(tf output -raw codedeploy_deployment_group)"
-    ingress_td="$(tf output -raw ingress_task_definition_arn)"
+    ingress_td="${INGRESS_TASK_DEFINITION:-$(tf output -raw ingress_task_definition_arn)}"
 
     # 1. ingress, blue/green. The service ignores task-definition changes from terraform;
     # CodeDeploy starts the new revision as a replacement task set.
     current="$(aws ecs describe-services --cluster "$cluster" --services ingress \
         --query 'services[0].taskDefinition' --output text)"
-    if [[ "$current" == "$ingress_td" ]]; then
+    if [[ "$current" == "$ingress_td" && "${FORCE_INGRESS:-0}" != 1 ]]; then
         echo "ingress already runs $ingress_td" | tee >(summary)
     else
         local appspec revision

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GitHub Actions workflows (.github/workflows/) checked statically: actionlint (which
-# runs ShellCheck over the run: scripts) and zizmor (security audits: unpinned actions,
-# template injection, over-broad permissions, credential persistence, cache poisoning).
+# The GitHub Actions workflows checked statically: actionlint over .github/workflows/
+# (it runs ShellCheck over the run: scripts), and zizmor over .github/ (dependabot.yml
+# too): unpinned actions, template injection, over-broad permissions, persisted
+# credentials, cache poisoning and the rest of its audits.
 # The workflows themselves run only on GitHub; this runs anywhere, in a few seconds.
 #
 #   scripts/workflow-checks.sh
@@ -63,6 +64,6 @@ if [[ -z "${GH_TOKEN:-}" ]]; then
     zizmor_args+=(--offline)
     echo "   (offline: no GH_TOKEN, so the impostor-commit, ref-version-mismatch and known-vulnerable-actions audits do not run)"
 fi
-zizmor "${zizmor_args[@]}" .github/workflows/
+zizmor "${zizmor_args[@]}" .github/
 
 echo "== workflow-checks passed ($((SECONDS - start))s)"
