@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The deploy checks (docs/contract.md §7), each timed:
 #   static: terraform fmt -check; terraform init -backend=false + validate of every root
-#           (envs/dev, envs/staging, envs/prod, examples/local); checkov on terraform/ and
-#           on the Dockerfile with no failed check; hadolint on the Dockerfile.
+#           (envs/dev, envs/staging, envs/prod, examples/local, bootstrap); terraform test
+#           of each env (a plan against a mocked AWS provider); checkov on
+#           terraform/ and on the Dockerfile with no failed check; hadolint on the Dockerfile.
 #   apply:  terraform apply of examples/local (messaging + data only) on the moto server,
 #           compare-setup.py diffing it against `usher setup` under another prefix, then
 #           `usher dev --no-setup` on what terraform made books a seat over HTTP and the
@@ -66,7 +67,7 @@ tf_init() {
     [[ -n "$plugin_dir" ]] && args+=("-plugin-dir=$plugin_dir")
     terraform -chdir="$1" init "${args[@]}" >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; return 1; }
 }
-roots=(terraform/envs/dev terraform/envs/staging terraform/envs/prod terraform/examples/local)
+roots=(terraform/envs/dev terraform/envs/staging terraform/envs/prod terraform/examples/local terraform/bootstrap)
 
 ensure_tools() {
     local venv="${USHER_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/usher-deploy-tools}"
@@ -87,6 +88,18 @@ validate_all() {
         export TF_DATA_DIR="$work/tf-data/${dir//\//_}"
         tf_init "$dir"
         terraform -chdir="$dir" validate -no-color
+    done
+    unset TF_DATA_DIR
+}
+
+# Each environment's tests/plan.tftest.hcl: a plan against a mocked AWS provider (no
+# credentials), which checks cross-module references and preconditions validate cannot.
+test_envs() {
+    for dir in "${roots[@]}"; do
+        [[ -d "$dir/tests" ]] || continue
+        export TF_DATA_DIR="$work/tf-data/${dir//\//_}"
+        terraform -chdir="$dir" test -no-color >"$work/test.log" 2>&1 || { cat "$work/test.log" >&2; return 1; }
+        grep -E '^(Success|Failure)' "$work/test.log" | sed "s#^#$dir: #"
     done
     unset TF_DATA_DIR
 }
@@ -270,7 +283,8 @@ PY
 if [[ "$mode" != apply ]]; then
     step "tools (checkov, hadolint)" ensure_tools
     step "terraform fmt -check" fmt_check
-    step "terraform init + validate (4 roots)" validate_all
+    step "terraform init + validate (5 roots)" validate_all
+    step "terraform test (mocked env plans)" test_envs
     step "checkov terraform/" checkov_terraform
     step "checkov Dockerfile" checkov_dockerfile
     step "hadolint Dockerfile" hadolint_dockerfile

@@ -1,15 +1,22 @@
 # The staging environment: the whole fleet under USHER_ENV=staging (see terraform/README.md).
 
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.11"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
       version = ">= 5.0, < 6.0"
     }
   }
-  # terraform init -backend-config="bucket=<state bucket>" -backend-config="key=usher/staging.tfstate" -backend-config="region=<region>"
-  backend "s3" {}
+  # State in S3 (terraform/bootstrap makes the bucket), locked with an S3 lock file
+  # (use_lockfile, terraform >= 1.11). The bucket, key and region come at init:
+  #   terraform init -backend-config="bucket=<state bucket>" \
+  #     -backend-config="key=usher/staging.tfstate" -backend-config="region=<region>"
+  # (the deploy workflow does exactly that). Offline checks use -backend=false.
+  backend "s3" {
+    use_lockfile = true
+    encrypt      = true
+  }
 }
 
 variable "region" {
@@ -113,4 +120,29 @@ output "jwt_secret_arn" {
 output "cluster_name" {
   description = "The ECS cluster."
   value       = module.usher.cluster_name
+}
+
+output "ingress_task_definition_arn" {
+  description = "The ingress revision the deploy workflow hands to CodeDeploy."
+  value       = module.usher.ingress_task_definition_arn
+}
+
+output "worker_task_definition_arns" {
+  description = "Pool on ECS => the revision its service rolls to."
+  value       = module.usher.worker_task_definition_arns
+}
+
+output "codedeploy_app" {
+  description = "The CodeDeploy application of ingress."
+  value       = module.usher.codedeploy_app
+}
+
+output "codedeploy_deployment_group" {
+  description = "The CodeDeploy deployment group of ingress."
+  value       = module.usher.codedeploy_deployment_group
+}
+
+output "lambda_aliases" {
+  description = "The pools on Lambda: pool => the alias `live` the queue invokes."
+  value       = module.usher.lambda_aliases
 }

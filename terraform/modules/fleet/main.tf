@@ -38,19 +38,24 @@ module "service" {
   lambda_package      = var.lambda_package
   log_retention_days  = var.log_retention_days
   tags                = local.tags
+
+  # Blue/green of ingress: the API alarms roll a deployment back.
+  ingress_deployment_config = var.ingress_deployment_config
+  termination_wait_minutes  = var.termination_wait_minutes
+  test_listener_cidrs       = var.test_listener_cidrs
+  rollback_alarm_names      = module.observability.deploy_alarm_names
 }
 
 module "observability" {
-  source                  = "../observability"
-  env                     = var.env
-  queue_names             = module.messaging.queue_names
-  dlq_names               = module.messaging.dlq_names
-  alb_arn_suffix          = module.service.alb_arn_suffix
-  target_group_arn_suffix = module.service.target_group_arn_suffix
-  cluster_name            = module.service.cluster_name
-  ecs_services            = module.service.ecs_services
-  alarm_emails            = var.alarm_emails
-  tags                    = local.tags
+  source         = "../observability"
+  env            = var.env
+  queue_names    = module.messaging.queue_names
+  dlq_names      = module.messaging.dlq_names
+  alb_arn_suffix = module.service.alb_arn_suffix
+  cluster_name   = module.service.cluster_name
+  ecs_services   = module.service.ecs_services
+  alarm_emails   = var.alarm_emails
+  tags           = local.tags
 }
 
 locals {

@@ -32,3 +32,28 @@ output "lambda_functions" {
   description = "The pools on Lambda."
   value       = module.service.lambda_functions
 }
+
+output "ingress_task_definition_arn" {
+  description = "The ingress revision to deploy through CodeDeploy."
+  value       = module.service.ingress_task_definition_arn
+}
+
+output "worker_task_definition_arns" {
+  description = "Pool on ECS => the revision its service rolls to."
+  value       = module.service.worker_task_definition_arns
+}
+
+output "codedeploy_app" {
+  description = "The CodeDeploy application of ingress."
+  value       = module.service.codedeploy_app
+}
+
+output "codedeploy_deployment_group" {
+  description = "The CodeDeploy deployment group of ingress."
+  value       = module.service.codedeploy_deployment_group
+}
+
+output "lambda_aliases" {
+  description = "The pools on Lambda: pool => the alias the queue invokes."
+  value       = module.service.lambda_aliases
+}

@@ -84,6 +84,24 @@ variable "pools" {
   }
 }
 
+variable "ingress_deployment_config" {
+  description = "CodeDeploy's traffic shift for ingress (see modules/service)."
+  type        = string
+  default     = "CodeDeployDefault.ECSAllAtOnce"
+}
+
+variable "termination_wait_minutes" {
+  description = "The rollback window after an ingress deployment shifted traffic."
+  type        = number
+  default     = 10
+}
+
+variable "test_listener_cidrs" {
+  description = "Who may reach the ALB's test listener (8443)."
+  type        = list(string)
+  default     = []
+}
+
 variable "lambda_package" {
   description = "The usher-lambda zip, if a pool runs on Lambda."
   type        = string

@@ -57,7 +57,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message" {
 
 resource "aws_cloudwatch_metric_alarm" "http_5xx" {
   alarm_name          = "${var.env}-usher-5xx-over-1pct"
-  alarm_description   = "More than 1 % of API responses were 5xx (the tasks' and the load balancer's own) over 5 minutes."
+  alarm_description   = "More than 1 % of API responses were 5xx (the tasks' and the load balancer's own) over 5 minutes. It also rolls back an ingress deployment (CodeDeploy)."
   comparison_operator = "GreaterThanThreshold"
   threshold           = 1
   evaluation_periods  = 1
@@ -105,11 +105,12 @@ resource "aws_cloudwatch_metric_alarm" "http_5xx" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "latency_p95" {
-  alarm_name          = "${var.env}-usher-p95-over-500ms"
-  alarm_description   = "The API's p95 response time was over 500 ms for 5 minutes."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "TargetResponseTime"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
+  alarm_name        = "${var.env}-usher-p95-over-500ms"
+  alarm_description = "The API's p95 response time was over 500 ms for 5 minutes. It also rolls back an ingress deployment (CodeDeploy)."
+  namespace         = "AWS/ApplicationELB"
+  metric_name       = "TargetResponseTime"
+  # The whole load balancer, not one target group: blue and green alternate as the live one.
+  dimensions          = { LoadBalancer = var.alb_arn_suffix }
   extended_statistic  = "p95"
   period              = 60
   evaluation_periods  = 5
@@ -171,8 +172,8 @@ resource "aws_cloudwatch_dashboard" "usher" {
         properties = {
           title = "API latency (s)", region = data.aws_region.current.name, view = "timeSeries", period = 60
           metrics = [
-            ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", var.alb_arn_suffix, "TargetGroup", var.target_group_arn_suffix, { stat = "p50" }],
-            ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", var.alb_arn_suffix, "TargetGroup", var.target_group_arn_suffix, { stat = "p95" }],
+            ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", var.alb_arn_suffix, { stat = "p50" }],
+            ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", var.alb_arn_suffix, { stat = "p95" }],
           ]
           annotations = { horizontal = [{ label = "p95 alarm", value = 0.5 }] }
         }

@@ -18,11 +18,6 @@ variable "alb_arn_suffix" {
   type        = string
 }
 
-variable "target_group_arn_suffix" {
-  description = "service.target_group_arn_suffix."
-  type        = string
-}
-
 variable "cluster_name" {
   description = "service.cluster_name."
   type        = string

@@ -1,4 +1,6 @@
 # The internet-facing load balancer: HTTPS to `usher ingress`, HTTP redirected to HTTPS.
+# Two target groups for blue/green (codedeploy.tf): the production listener (443) forwards
+# to one, the test listener (test_listener_port) to the other; CodeDeploy swaps them.
 
 resource "aws_security_group" "alb" {
   name        = "${var.env}-usher-alb"
@@ -30,6 +32,17 @@ resource "aws_vpc_security_group_ingress_rule" "alb_http" {
   to_port     = 80
 }
 
+resource "aws_vpc_security_group_ingress_rule" "alb_test" {
+  for_each = toset(var.test_listener_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTPS to the test listener: the replacement task set during a blue/green deployment"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.test_listener_port
+  to_port           = var.test_listener_port
+}
+
 resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
   security_group_id            = aws_security_group.alb.id
   description                  = "to usher ingress"
@@ -53,6 +66,8 @@ resource "aws_lb" "ingress" {
   tags                       = var.tags
 }
 
+# "blue": the target group the service starts behind. The two alternate with every
+# deployment, so which one is live is CodeDeploy's to say (the listeners ignore it).
 resource "aws_lb_target_group" "ingress" {
   name        = "${var.env}-usher-ingress"
   port        = 8080
@@ -75,6 +90,26 @@ resource "aws_lb_target_group" "ingress" {
   tags                 = var.tags
 }
 
+# "green": the replacement task set's target group during a deployment (same checks).
+resource "aws_lb_target_group" "ingress_green" {
+  name        = "${var.env}-usher-green"
+  port        = 8080
+  protocol    = "HTTP"
+  target_type = "ip"
+  vpc_id      = var.vpc_id
+
+  health_check {
+    path                = "/health/ready"
+    matcher             = "200"
+    interval            = 15
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+
+  deregistration_delay = 30
+  tags                 = var.tags
+}
+
 resource "aws_lb_listener" "https" {
   load_balancer_arn = aws_lb.ingress.arn
   port              = 443
@@ -85,6 +120,31 @@ resource "aws_lb_listener" "https" {
   default_action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.ingress.arn
+  }
+
+  # CodeDeploy points this listener at the green or blue target group.
+  lifecycle {
+    ignore_changes = [default_action]
+  }
+  tags = var.tags
+}
+
+# The test listener: the replacement task set answers here before (and while) production
+# traffic shifts to it. Reachable only from test_listener_cidrs (none by default).
+resource "aws_lb_listener" "test" {
+  load_balancer_arn = aws_lb.ingress.arn
+  port              = var.test_listener_port
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.ingress_green.arn
+  }
+
+  lifecycle {
+    ignore_changes = [default_action]
   }
   tags = var.tags
 }

@@ -1,6 +1,10 @@
 # Pools with runtime = "lambda": `usher-lambda` (USHER_POOL=<pool>) behind an SQS event
 # source mapping that reports partial batch failures, so only transient failures return
 # to the queue (poison messages are dead-lettered by the function itself).
+#
+# Every apply that changes the code publishes a new version and moves the alias `live` to
+# it; the event source mapping invokes `live`, never $LATEST. A bad release is one alias
+# move back: `aws lambda update-alias --function-name <fn> --name live --function-version <n-1>`.
 
 resource "aws_lambda_function" "pool" {
   #checkov:skip=CKV_AWS_116:The function's input is an SQS queue with its own DLQ and redrive policy; a Lambda DLQ only applies to asynchronous invocations, which this function never gets.
@@ -19,6 +23,7 @@ resource "aws_lambda_function" "pool" {
   timeout                        = 25 # below the queue's 30 s visibility timeout
   reserved_concurrent_executions = each.value.lambda_max_concurrency
   kms_key_arn                    = var.kms_key_arn
+  publish                        = true
 
   environment {
     variables = {
@@ -48,11 +53,20 @@ resource "aws_lambda_function" "pool" {
   tags = var.tags
 }
 
+resource "aws_lambda_alias" "live" {
+  for_each = local.lambda_pools
+
+  name             = "live"
+  description      = "The version the queue invokes"
+  function_name    = aws_lambda_function.pool[each.key].function_name
+  function_version = aws_lambda_function.pool[each.key].version
+}
+
 resource "aws_lambda_event_source_mapping" "pool" {
   for_each = local.lambda_pools
 
   event_source_arn                   = var.queue_arns[local.pool_queue[each.key]]
-  function_name                      = aws_lambda_function.pool[each.key].arn
+  function_name                      = aws_lambda_alias.live[each.key].arn
   batch_size                         = each.value.lambda_batch_size
   maximum_batching_window_in_seconds = 1
   function_response_types            = ["ReportBatchItemFailures"]

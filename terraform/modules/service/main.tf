@@ -87,6 +87,10 @@ resource "aws_vpc_security_group_egress_rule" "tasks_https" {
 # --- ingress ---------------------------------------------------------------------------
 
 resource "aws_ecs_task_definition" "ingress" {
+  # Earlier revisions stay ACTIVE (terraform would deregister them): a CodeDeploy rollback
+  # or a by-hand `--task-definition <family>:<n-1>` goes back to one.
+  skip_destroy = true
+
   family                   = "${var.env}-usher-ingress"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
@@ -139,6 +143,14 @@ resource "aws_ecs_service" "ingress" {
   desired_count   = var.ingress.desired_count
   launch_type     = "FARGATE"
 
+  # Blue/green through CodeDeploy (codedeploy.tf): a release starts a replacement task
+  # set behind the idle target group, shifts the listener to it, and shifts back if the
+  # 5xx or p95 alarm fires. (The ECS circuit breaker belongs to the ECS controller and is
+  # not available here.)
+  deployment_controller {
+    type = "CODE_DEPLOY"
+  }
+
   network_configuration {
     subnets          = var.task_subnet_ids
     security_groups  = [aws_security_group.tasks.id]
@@ -151,12 +163,14 @@ resource "aws_ecs_service" "ingress" {
     container_port   = 8080
   }
 
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
+  # CodeDeploy owns the running task definition and which target group serves: terraform
+  # registers each new revision (output ingress_task_definition_arn) and the deploy
+  # workflow hands it to CodeDeploy (`aws deploy create-deployment`).
+  lifecycle {
+    ignore_changes = [task_definition, load_balancer]
   }
 
-  depends_on = [aws_lb_listener.https]
+  depends_on = [aws_lb_listener.https, aws_lb_listener.test]
   tags       = var.tags
 }
 
@@ -164,6 +178,10 @@ resource "aws_ecs_service" "ingress" {
 
 resource "aws_ecs_task_definition" "worker" {
   for_each = local.ecs_pools
+
+  # Earlier revisions stay ACTIVE, so the circuit breaker's rollback (and a by-hand one)
+  # can return to the previous revision.
+  skip_destroy = true
 
   family                   = "${var.env}-usher-${each.key}"
   requires_compatibilities = ["FARGATE"]
@@ -213,6 +231,12 @@ resource "aws_ecs_service" "worker" {
     assign_public_ip = var.assign_public_ip
   }
 
+  # Workers serve no traffic, so they roll: new tasks start beside the old ones (100 % stay
+  # up, up to 200 %), old ones drain their in-flight messages on SIGTERM within the stop
+  # timeout. Tasks of the new revision that keep failing to start trip the circuit breaker,
+  # and ECS rolls the service back to the last revision that reached steady state.
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
   deployment_circuit_breaker {
     enable   = true
     rollback = true

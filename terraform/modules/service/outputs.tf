@@ -13,11 +13,6 @@ output "alb_arn_suffix" {
   value       = aws_lb.ingress.arn_suffix
 }
 
-output "target_group_arn_suffix" {
-  description = "For CloudWatch metrics of the ingress target group."
-  value       = aws_lb_target_group.ingress.arn_suffix
-}
-
 output "cluster_name" {
   description = "The ECS cluster."
   value       = aws_ecs_cluster.this.name
@@ -36,4 +31,29 @@ output "lambda_functions" {
 output "jwt_secret_arn" {
   description = "Put the JWT secret here (README.md)."
   value       = aws_secretsmanager_secret.jwt.arn
+}
+
+output "ingress_task_definition_arn" {
+  description = "The ingress revision this apply registered: the deploy workflow hands it to CodeDeploy."
+  value       = aws_ecs_task_definition.ingress.arn
+}
+
+output "worker_task_definition_arns" {
+  description = "Pool on ECS => the revision its service now rolls to."
+  value       = { for k, t in aws_ecs_task_definition.worker : k => t.arn }
+}
+
+output "codedeploy_app" {
+  description = "The CodeDeploy application of ingress."
+  value       = aws_codedeploy_app.ingress.name
+}
+
+output "codedeploy_deployment_group" {
+  description = "The CodeDeploy deployment group of ingress."
+  value       = aws_codedeploy_deployment_group.ingress.deployment_group_name
+}
+
+output "lambda_aliases" {
+  description = "The pools on Lambda: pool => ARN of the alias `live` the queue invokes."
+  value       = { for k, a in aws_lambda_alias.live : k => a.arn }
 }

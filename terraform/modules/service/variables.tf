@@ -44,6 +44,36 @@ variable "alb_ingress_cidrs" {
   default     = ["0.0.0.0/0"]
 }
 
+variable "test_listener_port" {
+  description = "Port of the ALB's test listener (HTTPS): the replacement task set of a blue/green deployment answers there."
+  type        = number
+  default     = 8443
+}
+
+variable "test_listener_cidrs" {
+  description = "Who may reach the test listener (none by default; add your office or CI runner range to try a release before it takes traffic)."
+  type        = list(string)
+  default     = []
+}
+
+variable "ingress_deployment_config" {
+  description = "CodeDeploy's traffic shift for ingress: CodeDeployDefault.ECSAllAtOnce, ECSCanary10Percent5Minutes, ECSLinear10PercentEvery1Minutes, ..."
+  type        = string
+  default     = "CodeDeployDefault.ECSAllAtOnce"
+}
+
+variable "termination_wait_minutes" {
+  description = "How long the original ingress task set stays up after traffic shifted: the window in which an alarm rolls the deployment back."
+  type        = number
+  default     = 10
+}
+
+variable "rollback_alarm_names" {
+  description = "CloudWatch alarms that stop an ingress deployment and roll it back (observability.deploy_alarm_names)."
+  type        = list(string)
+  default     = []
+}
+
 variable "deletion_protection" {
   description = "Protect the load balancer from deletion (prod)."
   type        = bool
