@@ -1,9 +1,10 @@
 //! Builds what a command asked for (ingress, worker pools, the sweep) on one backend and
 //! runs it until shutdown: stop receiving, finish in-flight work, exit within 30 s.
 
+use crate::Config;
 use anyhow::Context;
 use domain::request::ADMISSION_GRACE;
-use infra::{Backend, Settings};
+use infra::Backend;
 use ingress::Ingress;
 use ingress::auth::JwtSecret;
 use std::net::SocketAddr;
@@ -72,7 +73,7 @@ impl Components {
 }
 
 pub struct App {
-    settings: Settings,
+    config: Config,
     backend: Backend,
     secret: JwtSecret,
     ingress: Option<Ingress>,
@@ -81,23 +82,23 @@ pub struct App {
 
 impl App {
     /// Connects the backend and binds the HTTP port (if asked), but starts nothing yet.
-    pub async fn build(settings: Settings, components: Components) -> anyhow::Result<App> {
-        let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
-        Self::build_on(settings, components, backend).await
+    pub async fn build(config: Config, components: Components) -> anyhow::Result<App> {
+        let backend = Backend::connect(&config.backend).await.context("cannot connect to the backend")?;
+        Self::build_on(config, components, backend).await
     }
 
     /// As [`App::build`], on a backend already connected (tests wrap one with faults).
-    pub async fn build_on(settings: Settings, components: Components, backend: Backend) -> anyhow::Result<App> {
-        let secret = crate::secret::resolve(&settings)?;
+    pub async fn build_on(config: Config, components: Components, backend: Backend) -> anyhow::Result<App> {
+        let secret = crate::secret::resolve(&config)?;
         let ingress = if components.ingress {
-            let bound = Ingress::build(&settings, secret.clone(), backend.clone())
+            let bound = Ingress::build(&config.ingress, secret.clone(), backend.clone())
                 .await
-                .with_context(|| format!("cannot listen on {} (USHER_HTTP_ADDR)", settings.http_addr))?;
+                .with_context(|| format!("cannot listen on {} (USHER_HTTP_ADDR)", config.ingress.http_addr))?;
             Some(bound)
         } else {
             None
         };
-        Ok(App { settings, backend, secret, ingress, components })
+        Ok(App { config, backend, secret, ingress, components })
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
@@ -120,9 +121,9 @@ impl App {
             }
             let config = ConsumerConfig {
                 concurrency: self.components.concurrency,
-                ..ConsumerConfig::new(pool.queue(), &self.settings)
+                ..ConsumerConfig::new(pool.queue(), self.config.backend.max_receives, &self.config.workers)
             };
-            let consumer = PoolConsumer::build(pool, self.backend.clone(), &self.settings, config);
+            let consumer = PoolConsumer::build(pool, self.backend.clone(), &self.config.workers, config);
             tasks.spawn(consumer.run_until_stopped(shutdown.clone()));
         }
         if !self.components.pools.is_empty() {

@@ -3,11 +3,14 @@
 //!
 //! # Layout
 //! - [`app`]: builds the requested components on one backend and runs them until stopped.
+//! - [`config`]: the configuration, composed of each crate's section.
 //! - [`secret`]: where the JWT secret comes from (`USHER_JWT_SECRET`, or the data dir).
 //! - [`demo`]: the demo catalog `usher dev` seeds into an empty store.
 
 pub mod app;
+pub mod config;
 pub mod demo;
 pub mod secret;
 
 pub use app::{App, Components, Pool};
+pub use config::Config;

@@ -8,11 +8,11 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use cli::{Cli, Cmd};
 use domain::actor::Role;
-use infra::{Backend, Settings};
+use infra::Backend;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use usher::{App, Components};
+use usher::{App, Components, Config};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -32,15 +32,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let config = Config::from_env()?;
     match cli.command {
         Cmd::Dev { no_setup } => {
             infra::logging::init();
-            serve(settings, Components::everything(), Some(Dev { setup: !no_setup })).await
+            serve(config, Components::everything(), Some(Dev { setup: !no_setup })).await
         }
         Cmd::Ingress => {
             infra::logging::init();
-            serve(settings, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, None).await
+            serve(config, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, None).await
         }
         Cmd::Worker { pool, concurrency } => {
             infra::logging::init();
@@ -50,23 +50,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency: concurrency.into(),
                 ..Components::everything()
             };
-            serve(settings, components, None).await
+            serve(config, components, None).await
         }
         Cmd::Setup => {
-            Backend::setup(&settings).await.context("setup failed")?;
-            println!("setup complete on the {:?} backend", settings.backend);
+            Backend::setup(&config.backend).await.context("setup failed")?;
+            println!("setup complete on the {:?} backend", config.backend.backend);
             Ok(())
         }
         Cmd::Token { sub, role, ttl } => {
             if sub.is_empty() || sub.len() > 255 {
                 bail!("--sub must be 1 to 255 characters");
             }
-            let secret = usher::secret::resolve(&settings)?;
+            let secret = usher::secret::resolve(&config)?;
             println!("{}", ingress::auth::mint_token(&secret, &sub, role, ttl));
             Ok(())
         }
-        Cmd::Dlq { command } => operate::dlq(settings, command).await,
-        Cmd::Health { addr } => operate::health(addr.unwrap_or(settings.http_addr)),
+        Cmd::Dlq { command } => operate::dlq(config.backend, command).await,
+        Cmd::Health { addr } => operate::health(addr.unwrap_or(config.ingress.http_addr)),
     }
 }
 
@@ -76,21 +76,21 @@ struct Dev {
     setup: bool,
 }
 
-async fn serve(settings: Settings, components: Components, dev: Option<Dev>) -> anyhow::Result<()> {
+async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyhow::Result<()> {
     // Take over SIGTERM and SIGINT before anything is announced, so a signal sent right
     // after the address is printed still shuts down gracefully.
     let signals = Signals::install()?;
     if dev.as_ref().is_some_and(|d| d.setup) {
-        Backend::setup(&settings).await.context("setup failed")?;
+        Backend::setup(&config.backend).await.context("setup failed")?;
     }
     let skipped_setup = dev.as_ref().is_some_and(|d| !d.setup);
     let dev = dev.is_some();
     let missing_hint = format!(
         "cannot seed the demo catalog (with --no-setup the queues, topic and tables of USHER_ENV={} must \
          exist already: run `usher setup` or apply terraform's messaging and data modules)",
-        settings.env
+        config.backend.env
     );
-    let app = App::build(settings, components).await?;
+    let app = App::build(config, components).await?;
     let seeded = if dev {
         usher::demo::seed_if_empty(app.backend()).await.with_context(|| {
             if skipped_setup { missing_hint.clone() } else { "cannot seed the demo catalog".to_owned() }

@@ -108,7 +108,7 @@ async fn a_declined_card_fails_the_booking_and_keeps_the_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_expire_on_time_and_emit_their_event() {
     let app = spawn_with(|s, c| {
-        s.hold_ttl = Duration::from_secs(1);
+        s.workers.hold_ttl = Duration::from_secs(1);
         c.pools = vec![Pool::Booking];
     })
     .await;

@@ -14,7 +14,6 @@
 mod support;
 
 use domain::actor::Role;
-use infra::Settings;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -279,7 +278,7 @@ async fn crash_loop_keeps_every_invariant() {
     let mut ledger: Vec<Attempt> = Vec::new();
     let mut shows = Vec::new();
     let mut dev = Dev::start(support::USHER, dir.path()).await;
-    let secret = usher::secret::resolve(&Settings::embedded(dir.path())).expect("the dev secret");
+    let secret = usher::secret::resolve(&usher::Config::embedded(dir.path())).expect("the dev secret");
     let customers: Vec<String> = (0..8).map(|c| format!("crash{c}")).collect();
     let tokens: Arc<BTreeMap<String, String>> = Arc::new(
         customers

@@ -100,7 +100,7 @@ async fn a_notification_reaches_its_recipient_and_no_one_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_emitted_event_matches_its_schema() {
     let app = spawn_with(|s, c| {
-        s.hold_ttl = Duration::from_secs(5);
+        s.workers.hold_ttl = Duration::from_secs(5);
         c.pools = vec![Pool::Booking, Pool::Tickets, Pool::Notifications];
     })
     .await;

@@ -1,10 +1,10 @@
-//! The one typed configuration, read once from the environment (docs/contract.md §0).
-//! A bad value stops start-up with a message naming the variable.
+//! The backend's section of the configuration (docs/contract.md §0): which backend,
+//! where its data lives, and its queues' redrive limit. Ingress and the workers own their
+//! sections (`ingress::IngressConfig`, `workers::WorkerConfig`); the binary composes the
+//! three, read once from the environment. The parsing helpers here are shared by all:
+//! a bad value stops start-up with a message naming the variable.
 
-use secrecy::SecretString;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -15,23 +15,13 @@ pub enum BackendKind {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub backend: BackendKind,
-    pub http_addr: SocketAddr,
     /// Where the embedded backend keeps its SQLite file (and `usher dev` its JWT secret).
     pub data_dir: PathBuf,
     /// Prefix of every AWS resource name: `<env>-booking-commands`, `<env>-events`, ….
     pub env: String,
-    /// HS256 secret for JWTs. `usher dev` creates one in the data dir when unset.
-    pub jwt_secret: Option<SecretString>,
-    /// The secret before the last rotation (`USHER_JWT_PREVIOUS_SECRET`): tokens signed
-    /// with it are still accepted, so a rotation logs nobody out. Tokens are only ever
-    /// minted with `jwt_secret`.
-    pub jwt_previous_secret: Option<SecretString>,
-    pub hold_ttl: Duration,
-    pub idempotency_ttl: Duration,
-    /// Receives a worker allows before it dead-letters a message itself.
+    /// Receives a worker allows before it dead-letters a message itself; the queues'
+    /// own redrive is one above it.
     pub max_receives: u32,
-    pub retry_base: Duration,
-    pub retry_max: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +38,7 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can pass their own environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = |name: &str| present(&lookup, name);
         let backend = match get("USHER_BACKEND").as_deref().map(str::trim) {
             None | Some("embedded") => BackendKind::Embedded,
             Some("aws") => BackendKind::Aws,
@@ -59,13 +49,6 @@ impl Settings {
                 });
             }
         };
-        let http_addr = match get("USHER_HTTP_ADDR") {
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Some(v) => v.trim().parse().map_err(|_| ConfigError {
-                variable: "USHER_HTTP_ADDR",
-                reason: format!("expected an address like 127.0.0.1:8080, got {v:?}"),
-            })?,
-        };
         let env = get("USHER_ENV").unwrap_or_else(|| "dev".to_owned());
         if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || env.len() > 40 {
             return Err(ConfigError {
@@ -74,26 +57,11 @@ impl Settings {
             });
         }
         let max_receives = number(&get, "USHER_MAX_RECEIVES", 5, 1, 100)? as u32;
-        let retry_base = Duration::from_millis(number(&get, "USHER_RETRY_BASE_MS", 1000, 1, 3_600_000)?);
-        let retry_max = Duration::from_millis(number(&get, "USHER_RETRY_MAX_MS", 60_000, 1, 43_200_000)?);
-        if retry_max < retry_base {
-            return Err(ConfigError {
-                variable: "USHER_RETRY_MAX_MS",
-                reason: "must not be below USHER_RETRY_BASE_MS".to_owned(),
-            });
-        }
         Ok(Self {
             backend,
-            http_addr,
             data_dir: PathBuf::from(get("USHER_DATA_DIR").unwrap_or_else(|| "./.usher".to_owned())),
             env,
-            jwt_secret: get("USHER_JWT_SECRET").map(SecretString::from),
-            jwt_previous_secret: get("USHER_JWT_PREVIOUS_SECRET").map(SecretString::from),
-            hold_ttl: Duration::from_secs(number(&get, "USHER_HOLD_TTL", 600, 1, 86_400)?),
-            idempotency_ttl: Duration::from_secs(number(&get, "USHER_IDEMPOTENCY_TTL", 86_400, 1, 30 * 86_400)?),
             max_receives,
-            retry_base,
-            retry_max,
         })
     }
 
@@ -105,7 +73,13 @@ impl Settings {
     }
 }
 
-fn number(
+/// A variable's value, unless it is unset or blank.
+pub fn present(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name).filter(|v| !v.trim().is_empty())
+}
+
+/// A whole number from `min` to `max`, `default` when unset.
+pub fn number(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
     default: u64,
@@ -133,32 +107,16 @@ mod tests {
     fn defaults_follow_the_contract() {
         let s = with(&[]).unwrap();
         assert_eq!(s.backend, BackendKind::Embedded);
-        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.env, "dev");
-        assert_eq!(s.hold_ttl, Duration::from_secs(600));
-        assert_eq!(s.idempotency_ttl, Duration::from_secs(86_400));
+        assert_eq!(s.data_dir, PathBuf::from("./.usher"));
         assert_eq!(s.max_receives, 5);
-        assert_eq!(s.retry_base, Duration::from_millis(1000));
-        assert_eq!(s.retry_max, Duration::from_millis(60_000));
-        assert!(s.jwt_previous_secret.is_none());
-    }
-
-    #[test]
-    fn the_previous_jwt_secret_is_optional() {
-        use secrecy::ExposeSecret;
-        let s = with(&[("USHER_JWT_PREVIOUS_SECRET", "old-secret")]).unwrap();
-        assert_eq!(s.jwt_previous_secret.as_ref().map(|p| p.expose_secret()), Some("old-secret"));
-        let blank = with(&[("USHER_JWT_PREVIOUS_SECRET", "  ")]).unwrap();
-        assert!(blank.jwt_previous_secret.is_none());
     }
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        assert_eq!(with(&[("USHER_HOLD_TTL", "ten")]).unwrap_err().variable, "USHER_HOLD_TTL");
         assert_eq!(with(&[("USHER_BACKEND", "redis")]).unwrap_err().variable, "USHER_BACKEND");
-        assert_eq!(with(&[("USHER_HTTP_ADDR", "nope")]).unwrap_err().variable, "USHER_HTTP_ADDR");
         assert_eq!(with(&[("USHER_MAX_RECEIVES", "0")]).unwrap_err().variable, "USHER_MAX_RECEIVES");
         assert_eq!(with(&[("USHER_ENV", "a b")]).unwrap_err().variable, "USHER_ENV");
-        assert!(with(&[("USHER_BACKEND", "aws"), ("USHER_HOLD_TTL", "30")]).is_ok());
+        assert!(with(&[("USHER_BACKEND", "aws"), ("USHER_MAX_RECEIVES", "3")]).is_ok());
     }
 }

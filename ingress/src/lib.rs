@@ -2,6 +2,7 @@
 //! and answers reads straight from the store. It never waits on a worker.
 //!
 //! # Layout
+//! - [`config`]: ingress's section of the configuration (address, key retention, JWT secrets).
 //! - [`auth`]: Bearer JWTs (HS256) and the [`auth::Caller`] / [`auth::Admin`] extractors.
 //! - [`json`]: the body extractor: 64 KiB limit, JSON only, errors that name the field.
 //! - [`idempotency`]: the `Idempotency-Key` header and admitting a command exactly once.
@@ -21,6 +22,7 @@
 //! `backend_unavailable` (503, `Retry-After`). Input errors carry the offending `field`.
 
 pub mod auth;
+pub mod config;
 pub mod idempotency;
 pub mod json;
 pub mod metrics;
@@ -29,12 +31,13 @@ pub mod problem;
 pub mod routes;
 
 pub use auth::JwtSecret;
+pub use config::IngressConfig;
 pub use problem::ApiError;
 
 use auth::TokenVerifier;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use infra::{Backend, Settings};
+use infra::Backend;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,14 +60,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, secret: &JwtSecret, backend: Backend) -> Self {
+    pub fn new(config: &IngressConfig, secret: &JwtSecret, backend: Backend) -> Self {
         Self {
             backend,
             verifier: Arc::new(
                 TokenVerifier::new(secret)
-                    .accepting_previous(settings.jwt_previous_secret.clone().map(JwtSecret::new).as_ref()),
+                    .accepting_previous(config.jwt_previous_secret.clone().map(JwtSecret::new).as_ref()),
             ),
-            idempotency_ttl: settings.idempotency_ttl,
+            idempotency_ttl: config.idempotency_ttl,
             shutdown: CancellationToken::new(),
             agents_seen: Arc::default(),
         }
@@ -92,12 +95,12 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// Binds `settings.http_addr` (port 0 picks a free port; see [`Ingress::local_addr`]).
-    pub async fn build(settings: &Settings, secret: JwtSecret, backend: Backend) -> Result<Ingress, std::io::Error> {
+    /// Binds `config.http_addr` (port 0 picks a free port; see [`Ingress::local_addr`]).
+    pub async fn build(config: &IngressConfig, secret: JwtSecret, backend: Backend) -> Result<Ingress, std::io::Error> {
         metrics::install();
-        let listener = TcpListener::bind(settings.http_addr).await?;
+        let listener = TcpListener::bind(config.http_addr).await?;
         let local_addr = listener.local_addr()?;
-        let state = AppState::new(settings, &secret, backend);
+        let state = AppState::new(config, &secret, backend);
         Ok(Ingress { listener, local_addr, state })
     }
 

@@ -10,6 +10,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::clock;
 use domain::queue::{Attributes, Receipt, ReceivedMessage};
 use infra::{Backend, BackendKind, Settings};
+use workers::config::WorkerConfig;
 use workers::consumer::ConsumerConfig;
 use workers::pools::{PoolConsumer, PoolKind};
 use workers::relay::Relay;
@@ -52,10 +53,11 @@ impl Function {
         if settings.backend != BackendKind::Aws {
             return Err(InitError::Embedded);
         }
+        let workers = WorkerConfig::from_lookup(&lookup)?;
         let backend = Backend::connect(&settings).await?;
-        let config = ConsumerConfig::new(pool.queue(), &settings);
+        let config = ConsumerConfig::new(pool.queue(), settings.max_receives, &workers);
         let relay = Relay::new(backend.clone(), std::time::Duration::ZERO);
-        Ok(Self { pool, consumer: PoolConsumer::build(pool, backend, &settings, config), relay })
+        Ok(Self { pool, consumer: PoolConsumer::build(pool, backend, &workers, config), relay })
     }
 
     pub fn pool(&self) -> PoolKind {

@@ -49,7 +49,8 @@ impl TestApp {
 
     async fn ingress_in(dir: TempDir, settings: Settings, backend: Backend) -> TestApp {
         let secret = JwtSecret::generate();
-        let api = Ingress::build(&settings, secret.clone(), backend.clone()).await.expect("the app binds");
+        let api =
+            Ingress::build(&crate::settings::ingress(), secret.clone(), backend.clone()).await.expect("the app binds");
         let addr = api.local_addr();
         Self::start(dir, settings, backend, secret, addr, |stop| api.run_until_stopped(stop))
     }

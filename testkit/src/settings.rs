@@ -2,18 +2,20 @@
 //! table on one moto server, and one switch between the embedded and the aws backend.
 
 use infra::{Backend, BackendKind, Settings};
+use ingress::IngressConfig;
 use std::path::Path;
 use std::time::Duration;
 use tempfile::TempDir;
+use workers::config::WorkerConfig;
 
 /// A fresh resource prefix (`USHER_ENV`): `t` and twelve hex digits.
 pub fn prefix() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
-/// An app's settings on `dir`, on port 0, with fast retries so failure paths finish in
-/// test time. With `USHER_TEST_BACKEND=aws` (and `AWS_ENDPOINT_URL` pointing at moto, as
-/// `scripts/test.sh` arranges) the aws backend under a fresh prefix; otherwise embedded.
+/// An app's backend settings on `dir`. With `USHER_TEST_BACKEND=aws` (and
+/// `AWS_ENDPOINT_URL` pointing at moto, as `scripts/test.sh` arranges) the aws backend
+/// under a fresh prefix; otherwise embedded. Three receives, so failure paths end soon.
 pub fn app(dir: &Path) -> Settings {
     let mut s = Settings::embedded(dir);
     if std::env::var("USHER_TEST_BACKEND").as_deref() == Ok("aws") {
@@ -24,11 +26,23 @@ pub fn app(dir: &Path) -> Settings {
         s.backend = BackendKind::Aws;
         s.env = prefix();
     }
-    s.http_addr = "127.0.0.1:0".parse().expect("an address");
-    s.retry_base = Duration::from_millis(20);
-    s.retry_max = Duration::from_millis(100);
     s.max_receives = 3;
     s
+}
+
+/// Ingress's section for a test: the defaults, on port 0.
+pub fn ingress() -> IngressConfig {
+    let mut c = IngressConfig::from_lookup(|_| None).expect("the defaults are valid");
+    c.http_addr = "127.0.0.1:0".parse().expect("an address");
+    c
+}
+
+/// The workers' section for a test: fast retries, so failure paths finish in test time.
+pub fn workers() -> WorkerConfig {
+    let mut c = WorkerConfig::from_lookup(|_| None).expect("the defaults are valid");
+    c.retry_base = Duration::from_millis(20);
+    c.retry_max = Duration::from_millis(100);
+    c
 }
 
 /// The aws backend on moto under a fresh prefix, as the environment would configure it;

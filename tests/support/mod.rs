@@ -2,10 +2,10 @@
 //! `testkit::TestApp`, seeded with the demo catalog; and the `usher` binary as a CLI.
 #![allow(dead_code)]
 
-use infra::{Backend, Settings};
+use infra::Backend;
 use std::time::Duration;
 pub use testkit::TestApp;
-use usher::{App, Components};
+use usher::{App, Components, Config};
 
 /// The `usher` binary of this build.
 pub const USHER: &str = env!("CARGO_BIN_EXE_usher");
@@ -14,7 +14,7 @@ pub async fn spawn() -> TestApp {
     spawn_with(|_, _| {}).await
 }
 
-pub async fn spawn_with(tweak: impl FnOnce(&mut Settings, &mut Components)) -> TestApp {
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config, &mut Components)) -> TestApp {
     spawn_on(tweak, None).await
 }
 
@@ -23,22 +23,24 @@ pub async fn spawn_with_faults(faults: &infra::faults::Faults) -> TestApp {
     spawn_on(|_, _| {}, Some(faults)).await
 }
 
-async fn spawn_on(
-    tweak: impl FnOnce(&mut Settings, &mut Components),
-    faults: Option<&infra::faults::Faults>,
-) -> TestApp {
+async fn spawn_on(tweak: impl FnOnce(&mut Config, &mut Components), faults: Option<&infra::faults::Faults>) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut settings = testkit::settings::app(dir.path());
+    let mut config = Config {
+        backend: testkit::settings::app(dir.path()),
+        ingress: testkit::settings::ingress(),
+        workers: testkit::settings::workers(),
+    };
     let mut components = Components::everything();
     components.sweep_every = Duration::from_millis(200);
-    tweak(&mut settings, &mut components);
+    tweak(&mut config, &mut components);
+    let settings = config.backend.clone();
     Backend::setup(&settings).await.expect("setup");
     let backend = Backend::connect(&settings).await.expect("the backend connects");
     let backend = match faults {
         Some(faults) => faults.wrap(backend),
         None => backend,
     };
-    let app = App::build_on(settings.clone(), components, backend).await.expect("the app builds");
+    let app = App::build_on(config, components, backend).await.expect("the app builds");
     usher::demo::seed_if_empty(app.backend()).await.expect("the demo catalog");
     let addr = app.http_addr().expect("ingress runs");
     let (backend, secret) = (app.backend().clone(), app.secret().clone());

@@ -86,14 +86,15 @@ pub struct ConsumerConfig {
 pub const DEFAULT_RECEIVE_LOOPS: usize = 8;
 
 impl ConsumerConfig {
-    pub fn new(queue: Queue, settings: &infra::Settings) -> Self {
+    /// `max_receives` is the backend's redrive limit; the backoff is the workers' own.
+    pub fn new(queue: Queue, max_receives: u32, workers: &crate::config::WorkerConfig) -> Self {
         Self {
             queue,
             concurrency: DEFAULT_RECEIVE_LOOPS,
             visibility: Duration::from_secs(30),
             wait: Duration::from_secs(5),
-            max_receives: settings.max_receives,
-            backoff: Backoff { base: settings.retry_base, max: settings.retry_max },
+            max_receives,
+            backoff: Backoff { base: workers.retry_base, max: workers.retry_max },
         }
     }
 }

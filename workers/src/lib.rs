@@ -2,6 +2,7 @@
 //! the DLQ operations.
 //!
 //! # Layout
+//! - [`config`]: the workers' section of the configuration (hold lifetime, backoff).
 //! - [`consumer`]: batch receive, bounded concurrency, delete after commit, backoff with
 //!   full jitter, dead-lettering; a [`consumer::Handler`] is all a pool adds.
 //! - [`commands`]: what the command pools share (parsing, `processing`, dead letters).
@@ -18,6 +19,7 @@
 pub mod backoff;
 pub mod booking;
 pub mod commands;
+pub mod config;
 pub mod consumer;
 pub mod dlq;
 pub mod downstream;

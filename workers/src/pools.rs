@@ -3,11 +3,12 @@
 //! `usher-lambda` (one batch per invocation).
 
 use crate::booking::BookingPool;
+use crate::config::WorkerConfig;
 use crate::consumer::{BatchReport, Consumer, ConsumerConfig};
 use crate::downstream::{AnalyticsPool, NotificationsPool};
 use crate::tickets::TicketPool;
 use domain::queue::{Queue, ReceivedMessage};
-use infra::{Backend, Settings};
+use infra::Backend;
 use tokio_util::sync::CancellationToken;
 
 /// The worker pools, one per queue.
@@ -58,11 +59,11 @@ pub enum PoolConsumer {
 impl PoolConsumer {
     /// The pool's handler on `backend`, consuming its queue with `config` (whose `queue`
     /// is set to the pool's).
-    pub fn build(pool: PoolKind, backend: Backend, settings: &Settings, config: ConsumerConfig) -> Self {
+    pub fn build(pool: PoolKind, backend: Backend, workers: &WorkerConfig, config: ConsumerConfig) -> Self {
         let config = ConsumerConfig { queue: pool.queue(), ..config };
         match pool {
             PoolKind::Booking => {
-                let handler = BookingPool::new(backend.clone(), settings.hold_ttl);
+                let handler = BookingPool::new(backend.clone(), workers.hold_ttl);
                 PoolConsumer::Booking(Consumer::new(backend, handler, config))
             }
             PoolKind::Tickets => {
