@@ -9,6 +9,8 @@ use std::time::Duration;
 use usher::Pool;
 use workers::consumer::DEFAULT_RECEIVE_LOOPS;
 
+pub(crate) use crate::bench::Scenario;
+
 /// Usher: a queue-driven worker fleet behind a minimal ingress API.
 ///
 /// Every setting is an environment variable (USHER_BACKEND, USHER_HTTP_ADDR, USHER_DATA_DIR,
@@ -63,6 +65,28 @@ pub(crate) enum Cmd {
         #[arg(long)]
         addr: Option<std::net::SocketAddr>,
     },
+    /// The load generator: drives a running Usher over HTTP, reports accepted/s, accept
+    /// latency, terminal/s and accept→terminal latency, then checks the invariants (exits
+    /// non-zero if one is broken). Tokens are minted with the configured secret.
+    Bench {
+        /// Usher's base URL; http://USHER_HTTP_ADDR by default.
+        #[arg(long)]
+        url: Option<String>,
+        /// Scenario units to run: one command each, or one flow (1–2 commands) in `mixed`.
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        requests: u64,
+        /// Concurrent connections (closed loop), or the most requests in flight (open loop).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        connections: u16,
+        /// Open loop: start requests at this rate per second instead of as fast as answered.
+        #[arg(long, value_parser = parse_rate)]
+        rate: Option<f64>,
+        #[arg(long, value_enum, default_value = "holds")]
+        scenario: Scenario,
+        /// Seats of the contended show (`contention`): a multiple of 50 above 50.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=26_000))]
+        seats: u16,
+    },
     /// Lists, inspects, replays and purges dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -112,6 +136,13 @@ pub(crate) enum DlqCmd {
 
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("expected customer, agent or admin, got {s:?}"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1_000_000.0 => Ok(r),
+        _ => Err(format!("expected a rate between 0 and 1000000 per second, got {s:?}")),
+    }
 }
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {

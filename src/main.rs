@@ -1,6 +1,7 @@
 //! `usher`: one binary for every role. Parses the command line, loads the settings once,
 //! wires the backend and starts what was asked. See `usher --help`.
 
+mod bench;
 mod cli;
 mod operate;
 
@@ -64,6 +65,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let secret = usher::secret::resolve(&config)?;
             println!("{}", ingress::auth::mint_token(&secret, &sub, role, ttl));
             Ok(())
+        }
+        Cmd::Bench { url, requests, connections, rate, scenario, seats } => {
+            let secret = usher::secret::resolve(&config)?;
+            let url = url.unwrap_or_else(|| format!("http://{}", config.ingress.http_addr));
+            let plan = bench::Plan {
+                url,
+                requests: usize::try_from(requests)?,
+                connections: connections.into(),
+                rate,
+                scenario,
+                seats: seats.into(),
+            };
+            bench::run(secret, plan).await
         }
         Cmd::Dlq { command } => operate::dlq(config.backend, command).await,
         Cmd::Health { addr } => operate::health(addr.unwrap_or(config.ingress.http_addr)),

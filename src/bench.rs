@@ -1,0 +1,587 @@
+//! `usher bench`: the load generator. It drives a running Usher over HTTP (either backend),
+//! with tokens minted from the configured secret, and reports what a client sees:
+//!
+//! 1. **Setup**: its own movie and shows, through the admin API.
+//! 2. **Load**: the scenario's commands, closed loop over `--connections` or open loop at
+//!    `--rate` (latency counted from each request's scheduled start, so a stalled server
+//!    is not hidden by a stalled generator). Every command carries a fresh
+//!    `Idempotency-Key` and every customer is its own `sub`, so neither the per-caller rate
+//!    limit nor the hold cap shapes the numbers.
+//! 3. **Drain**: every accepted request's status document is read until it is terminal.
+//!    Accept → terminal is the document's `updated_at − created_at` (the server's clock),
+//!    so measuring it adds no load while the commands run.
+//! 4. **Invariants**: every 202 reached a terminal status, none was dead-lettered, no seat
+//!    is in two succeeded holds, and (contention) exactly one winner per seat. A broken
+//!    invariant exits non-zero.
+//!
+//! `--scenario baseline` POSTs `{}` to `--url` itself and expects any 2xx: it measures an
+//! HTTP server with the same client, for the hello-world ratio in BENCHMARKS.md.
+
+use anyhow::{Context, bail, ensure};
+use domain::actor::Role;
+use domain::clock;
+use hdrhistogram::Histogram;
+use ingress::auth::{JwtSecret, mint_token};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Seats of one show in the `holds` and `mixed` scenarios: every hold takes a fresh seat.
+const ROWS: u32 = 26;
+const SEATS_PER_ROW: u32 = 50;
+const SHOW_SEATS: usize = (ROWS * SEATS_PER_ROW) as usize;
+/// Seats of the one hot show `mixed` also contends for.
+const HOT_SEATS: usize = 20;
+/// Longest wait for the last accepted command to become terminal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Scenario {
+    /// Each request holds one fresh seat: every command does the full work of a success.
+    Holds,
+    /// `--requests` customers race for the `--seats` seats of one show, one seat each.
+    Contention,
+    /// Flows of holds then confirms or releases, tickets, and a hot show.
+    Mixed,
+    /// POSTs `{}` to `--url` and counts 2xx answers: any HTTP server, for comparison.
+    Baseline,
+}
+
+/// What `usher bench` was asked to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub url: String,
+    pub requests: usize,
+    pub connections: usize,
+    pub rate: Option<f64>,
+    pub scenario: Scenario,
+    pub seats: usize,
+}
+
+/// One admitted command, as the client saw it.
+struct Accepted {
+    request_id: String,
+}
+
+/// The shared state of one run.
+struct Run {
+    http: reqwest::Client,
+    base: String,
+    secret: JwtSecret,
+    /// Distinguishes this run's customers and keys from earlier runs on the same store.
+    tag: String,
+    scenario: Scenario,
+    shows: Vec<String>,
+    hot_show: Option<String>,
+    seats: usize,
+    accept: Mutex<Histogram<u64>>,
+    accepted: Mutex<Vec<Accepted>>,
+    rejected: Mutex<BTreeMap<String, usize>>,
+    sent: AtomicUsize,
+}
+
+pub(crate) async fn run(secret: JwtSecret, plan: Plan) -> anyhow::Result<()> {
+    ensure!(plan.requests > 0, "--requests must be at least 1");
+    ensure!(plan.connections > 0, "--connections must be at least 1");
+    let base = plan.url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(plan.connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let admin = mint_token(&secret, "bench-admin", Role::Admin, TOKEN_TTL);
+    if plan.scenario != Scenario::Baseline {
+        let ready = http.get(format!("{base}/health/ready")).send().await;
+        match ready {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => bail!("{base} is not ready: /health/ready answered {}", r.status()),
+            Err(e) => bail!("cannot reach {base}: {e}"),
+        }
+    }
+    let (shows, hot_show) = catalog(&http, &base, &admin, &plan).await?;
+    let run = Arc::new(Run {
+        http,
+        base,
+        secret,
+        tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        scenario: plan.scenario,
+        shows,
+        hot_show,
+        seats: plan.seats,
+        accept: Mutex::new(histogram()),
+        accepted: Mutex::new(Vec::with_capacity(plan.requests)),
+        rejected: Mutex::default(),
+        sent: AtomicUsize::new(0),
+    });
+    let pacing = match plan.rate {
+        Some(rate) => format!("open loop at {rate}/s (at most {} in flight)", plan.connections),
+        None => format!("closed loop over {} connections", plan.connections),
+    };
+    println!("usher bench: scenario {:?}, {} requests, {pacing}, against {}", plan.scenario, plan.requests, run.base);
+
+    let started = Instant::now();
+    load(&run, &plan).await;
+    let load_time = started.elapsed();
+    let accept = run.accept.lock().await.clone();
+    let accepted = std::mem::take(&mut *run.accepted.lock().await);
+    let rejected = run.rejected.lock().await.clone();
+    let sent = run.sent.load(Ordering::Relaxed);
+    println!(
+        "accepted   {} of {sent} in {:.2} s: {:.0}/s; accept latency p50 {}, p99 {}, max {}",
+        accept.len(),
+        load_time.as_secs_f64(),
+        accept.len() as f64 / load_time.as_secs_f64(),
+        ms(accept.value_at_quantile(0.50)),
+        ms(accept.value_at_quantile(0.99)),
+        ms(accept.max()),
+    );
+    if !rejected.is_empty() {
+        println!("rejected   {rejected:?}");
+    }
+    if plan.scenario == Scenario::Baseline {
+        ensure!(rejected.is_empty(), "some requests were not answered 2xx");
+        return Ok(());
+    }
+
+    let docs = drain(&run, &admin, &accepted).await?;
+    let report = Report::of(&docs);
+    report.print(load_time);
+    let broken = check(&run, &admin, &docs, &report).await?;
+    if !rejected.is_empty() {
+        println!("invariant  broken: {} requests were not accepted", rejected.values().sum::<usize>());
+        bail!("the door refused requests it should have taken");
+    }
+    if broken.is_empty() {
+        println!(
+            "invariants ok: every 202 terminal, none dead-lettered, no seat in two live holds{}",
+            if plan.scenario == Scenario::Contention { ", one winner per seat" } else { "" }
+        );
+        Ok(())
+    } else {
+        for b in &broken {
+            println!("invariant  broken: {b}");
+        }
+        bail!("{} invariant(s) broken", broken.len())
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds, 1 µs to 10 min, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+fn ms(micros: u64) -> String {
+    format!("{:.1} ms", micros as f64 / 1000.0)
+}
+
+/// Makes the movie and shows the scenario needs.
+async fn catalog(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    plan: &Plan,
+) -> anyhow::Result<(Vec<String>, Option<String>)> {
+    let (shows, hot) = match plan.scenario {
+        Scenario::Baseline => return Ok((Vec::new(), None)),
+        Scenario::Holds => (plan.requests.div_ceil(SHOW_SEATS), 0),
+        Scenario::Mixed => (plan.requests.div_ceil(SHOW_SEATS), HOT_SEATS),
+        Scenario::Contention => (0, plan.seats),
+    };
+    let post = |path: &str, body: Value| {
+        let request = http.post(format!("{base}{path}")).bearer_auth(admin).json(&body);
+        async move {
+            let response = request.send().await.with_context(|| format!("cannot reach {base}"))?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            ensure!(status.is_success(), "setting up the catalog failed: {status} {body}");
+            Ok(body)
+        }
+    };
+    let movie = post("/v1/movies", json!({"title": "usher bench", "duration_min": 100})).await?;
+    let show = |rows: u32, per_row: u32| {
+        post(
+            "/v1/shows",
+            json!({"movie_id": movie["movie_id"], "starts_at": "2030-01-01T20:00:00Z",
+                   "auditorium": {"rows": rows, "seats_per_row": per_row}, "price_cents": 1000}),
+        )
+    };
+    let id = |v: Value| v["show_id"].as_str().map(str::to_owned).context("the show has no show_id");
+    let mut made = Vec::with_capacity(shows);
+    for _ in 0..shows {
+        made.push(id(show(ROWS, SEATS_PER_ROW).await?)?);
+    }
+    let hot_show = if hot > 0 {
+        ensure!(hot <= 26 * 1000, "--seats must be at most 26000");
+        let per_row = hot.min(50) as u32;
+        ensure!(hot % per_row as usize == 0, "--seats must be a multiple of 50 above 50");
+        Some(id(show((hot / per_row as usize) as u32, per_row).await?)?)
+    } else {
+        None
+    };
+    Ok((made, hot_show))
+}
+
+/// Seat `i` of a layout `per_row` seats wide: `A1`, `A2`, …
+fn seat(i: usize, per_row: usize) -> String {
+    format!("{}{}", char::from(b'A' + (i / per_row) as u8), i % per_row + 1)
+}
+
+/// Runs every unit of the scenario, closed or open loop.
+async fn load(run: &Arc<Run>, plan: &Plan) {
+    let next = Arc::new(AtomicUsize::new(0));
+    match plan.rate {
+        None => {
+            let workers: Vec<_> = (0..plan.connections)
+                .map(|_| {
+                    let (run, next, requests) = (run.clone(), next.clone(), plan.requests);
+                    tokio::spawn(async move {
+                        loop {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            if n >= requests {
+                                return;
+                            }
+                            unit(&run, n, Instant::now()).await;
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                let _ = w.await;
+            }
+        }
+        Some(rate) => {
+            let permits = Arc::new(tokio::sync::Semaphore::new(plan.connections));
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for n in 0..plan.requests {
+                let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
+                tokio::time::sleep_until(scheduled.into()).await;
+                let (run, permits) = (run.clone(), permits.clone());
+                tasks.spawn(async move {
+                    let Ok(_permit) = permits.acquire_owned().await else { return };
+                    unit(&run, n, scheduled).await;
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// One unit of the scenario: one command, or (mixed) a short flow of them.
+async fn unit(run: &Run, n: usize, scheduled: Instant) {
+    let customer = format!("bench-{}-c{n}", run.tag);
+    match run.scenario {
+        Scenario::Baseline => {
+            let started = scheduled;
+            let answer = run.http.post(&run.base).json(&json!({})).send().await;
+            run.sent.fetch_add(1, Ordering::Relaxed);
+            match answer {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    record(&run.accept, started).await;
+                }
+                Ok(r) => reject(run, r.status().as_str()).await,
+                Err(e) => reject(run, &error_kind(&e)).await,
+            }
+        }
+        Scenario::Holds => {
+            let show = &run.shows[n / SHOW_SEATS];
+            let body = json!({"show_id": show, "seat_ids": [seat(n % SHOW_SEATS, SEATS_PER_ROW as usize)]});
+            command(run, &customer, "/v1/holds", body, scheduled).await;
+        }
+        Scenario::Contention => {
+            let show = run.hot_show.as_deref().unwrap_or_default();
+            let body = json!({"show_id": show, "seat_ids": [seat(n % run.seats, run.seats.min(50))]});
+            command(run, &customer, "/v1/holds", body, scheduled).await;
+        }
+        Scenario::Mixed => mixed(run, n, &customer, scheduled).await,
+    }
+}
+
+/// A mixed flow, by `n % 10`: 0–2 hold then confirm (one in ten of those declined), 3 hold
+/// then release, 4–5 hold and let it be, 6–8 open a ticket, 9 hold a seat of the hot show.
+async fn mixed(run: &Run, n: usize, customer: &str, scheduled: Instant) {
+    let fresh = || {
+        let show = &run.shows[n / SHOW_SEATS];
+        json!({"show_id": show, "seat_ids": [seat(n % SHOW_SEATS, SEATS_PER_ROW as usize)]})
+    };
+    match n % 10 {
+        0..=3 => {
+            let Some(hold) = command(run, customer, "/v1/holds", fresh(), scheduled).await else { return };
+            let Some(hold_id) = outcome(run, customer, &hold).await else { return };
+            if n % 10 == 3 {
+                let path = format!("/v1/holds/{hold_id}/release");
+                command(run, customer, &path, json!({}), Instant::now()).await;
+            } else {
+                let card = if n % 100 == 0 { "tok_decline" } else { "tok_visa" };
+                let body = json!({"hold_id": hold_id, "payment_token": card});
+                command(run, customer, "/v1/bookings", body, Instant::now()).await;
+            }
+        }
+        4 | 5 => {
+            command(run, customer, "/v1/holds", fresh(), scheduled).await;
+        }
+        6..=8 => {
+            let body = json!({"subject": format!("bench ticket {n}"), "description": "generated by usher bench"});
+            command(run, customer, "/v1/tickets", body, scheduled).await;
+        }
+        _ => {
+            let show = run.hot_show.as_deref().unwrap_or_default();
+            let body = json!({"show_id": show, "seat_ids": [seat(n % HOT_SEATS, HOT_SEATS)]});
+            command(run, customer, "/v1/holds", body, scheduled).await;
+        }
+    }
+}
+
+/// POSTs one command as `customer`; records its accept latency when it is answered 202.
+async fn command(run: &Run, customer: &str, path: &str, body: Value, scheduled: Instant) -> Option<String> {
+    let token = mint_token(&run.secret, customer, Role::Customer, TOKEN_TTL);
+    let key = uuid::Uuid::new_v4().to_string();
+    run.sent.fetch_add(1, Ordering::Relaxed);
+    let answer = run
+        .http
+        .post(format!("{}{path}", run.base))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await;
+    let response = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            reject(run, &error_kind(&e)).await;
+            return None;
+        }
+    };
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status != reqwest::StatusCode::ACCEPTED {
+        let code = body["code"].as_str().unwrap_or("");
+        reject(run, &format!("{} {code}", status.as_u16())).await;
+        return None;
+    }
+    record(&run.accept, scheduled).await;
+    let request_id = body["request_id"].as_str()?.to_owned();
+    run.accepted.lock().await.push(Accepted { request_id: request_id.clone() });
+    Some(request_id)
+}
+
+/// Long-polls a hold's status document; its hold id when it succeeded.
+async fn outcome(run: &Run, customer: &str, request_id: &str) -> Option<String> {
+    let token = mint_token(&run.secret, customer, Role::Customer, TOKEN_TTL);
+    for _ in 0..12 {
+        let url = format!("{}/v1/requests/{request_id}?wait=10", run.base);
+        let doc: Value = run.http.get(url).bearer_auth(&token).send().await.ok()?.json().await.ok()?;
+        match doc["status"].as_str() {
+            Some("succeeded") => return doc["result"]["hold_id"].as_str().map(str::to_owned),
+            Some("failed" | "dead_lettered") => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+async fn record(histogram: &Mutex<Histogram<u64>>, since: Instant) {
+    let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+    histogram.lock().await.saturating_record(micros);
+}
+
+async fn reject(run: &Run, why: &str) {
+    *run.rejected.lock().await.entry(why.to_owned()).or_default() += 1;
+}
+
+fn error_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_owned()
+    } else if e.is_connect() {
+        "connect error".to_owned()
+    } else {
+        "transport error".to_owned()
+    }
+}
+
+/// A terminal status document, as far as the report needs it.
+struct Doc {
+    kind: String,
+    status: String,
+    code: Option<String>,
+    result: Value,
+    created_ms: i64,
+    updated_ms: i64,
+}
+
+/// Reads every accepted request's status document until all are terminal, or the drain
+/// times out (the requests still open are then reported, and fail the run).
+async fn drain(run: &Arc<Run>, admin: &str, accepted: &[Accepted]) -> anyhow::Result<Vec<Result<Doc, String>>> {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let mut open: Vec<usize> = (0..accepted.len()).collect();
+    let mut docs: Vec<Option<Result<Doc, String>>> = (0..accepted.len()).map(|_| None).collect();
+    while !open.is_empty() {
+        let mut still = Vec::new();
+        for chunk in open.chunks(64) {
+            let reads = chunk.iter().map(|&i| {
+                let (http, url, admin) = (
+                    run.http.clone(),
+                    format!("{}/v1/requests/{}", run.base, accepted[i].request_id),
+                    admin.to_owned(),
+                );
+                tokio::spawn(async move {
+                    let doc: Value = http.get(url).bearer_auth(admin).send().await.ok()?.json().await.ok()?;
+                    Some(doc)
+                })
+            });
+            let reads: Vec<_> = reads.collect();
+            for (&i, read) in chunk.iter().zip(reads) {
+                match read.await.ok().flatten().and_then(|doc| terminal(&doc)) {
+                    Some(doc) => docs[i] = Some(Ok(doc)),
+                    None => still.push(i),
+                }
+            }
+        }
+        open = still;
+        if !open.is_empty() {
+            if Instant::now() > deadline {
+                for &i in &open {
+                    docs[i] = Some(Err(accepted[i].request_id.clone()));
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(docs.into_iter().map(|d| d.unwrap_or_else(|| Err(String::new()))).collect())
+}
+
+fn terminal(doc: &Value) -> Option<Doc> {
+    let status = doc["status"].as_str()?;
+    if !matches!(status, "succeeded" | "failed" | "dead_lettered") {
+        return None;
+    }
+    let millis = |field: &str| doc[field].as_str().and_then(|t| clock::parse(t).ok()).map(clock::to_millis);
+    Some(Doc {
+        kind: doc["kind"].as_str().unwrap_or_default().to_owned(),
+        status: status.to_owned(),
+        code: doc["error"]["code"].as_str().map(str::to_owned),
+        result: doc["result"].clone(),
+        created_ms: millis("created_at")?,
+        updated_ms: millis("updated_at")?,
+    })
+}
+
+/// What the drained documents say.
+struct Report {
+    terminal: usize,
+    open: Vec<String>,
+    to_terminal: Histogram<u64>,
+    span_ms: i64,
+    outcomes: BTreeMap<String, usize>,
+    dead: usize,
+}
+
+impl Report {
+    fn of(docs: &[Result<Doc, String>]) -> Report {
+        let mut to_terminal = histogram();
+        let mut outcomes = BTreeMap::new();
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let mut open = Vec::new();
+        let mut dead = 0;
+        for doc in docs {
+            match doc {
+                Ok(d) => {
+                    let ms = (d.updated_ms - d.created_ms).max(0) as u64;
+                    to_terminal.saturating_record((ms * 1000).max(1));
+                    first = first.min(d.created_ms);
+                    last = last.max(d.updated_ms);
+                    let label = match &d.code {
+                        Some(code) => format!("{} {} {code}", d.kind, d.status),
+                        None => format!("{} {}", d.kind, d.status),
+                    };
+                    *outcomes.entry(label).or_default() += 1;
+                    dead += usize::from(d.status == "dead_lettered");
+                }
+                Err(id) => open.push(id.clone()),
+            }
+        }
+        Report { terminal: docs.len() - open.len(), open, to_terminal, span_ms: (last - first).max(1), outcomes, dead }
+    }
+
+    fn print(&self, load_time: Duration) {
+        let span = self.span_ms as f64 / 1000.0;
+        println!(
+            "terminal   {} in {span:.2} s from the first admission: {:.0}/s; accept→terminal p50 {}, p99 {}, max {}",
+            self.terminal,
+            self.terminal as f64 / span,
+            ms(self.to_terminal.value_at_quantile(0.50)),
+            ms(self.to_terminal.value_at_quantile(0.99)),
+            ms(self.to_terminal.max()),
+        );
+        println!(
+            "drain      the last command ended {:.2} s after the load's {:.2} s",
+            (span - load_time.as_secs_f64()).max(0.0),
+            load_time.as_secs_f64()
+        );
+        for (label, count) in &self.outcomes {
+            println!("outcome    {label}: {count}");
+        }
+    }
+}
+
+/// Checks the invariants; what it returns is what broke.
+async fn check(run: &Run, admin: &str, docs: &[Result<Doc, String>], report: &Report) -> anyhow::Result<Vec<String>> {
+    let mut broken = Vec::new();
+    if !report.open.is_empty() {
+        broken.push(format!(
+            "{} accepted requests were not terminal {} s after the load (first: {})",
+            report.open.len(),
+            DRAIN_TIMEOUT.as_secs(),
+            report.open[0]
+        ));
+    }
+    if report.dead > 0 {
+        broken.push(format!("{} requests were dead-lettered", report.dead));
+    }
+    // No seat in two succeeded holds; what the seat maps say agrees.
+    let mut held: HashMap<String, HashSet<String>> = HashMap::new();
+    for doc in docs.iter().flatten() {
+        if doc.kind != "booking.hold.place" || doc.status != "succeeded" {
+            continue;
+        }
+        let show = doc.result["show_id"].as_str().unwrap_or_default().to_owned();
+        let seats = held.entry(show.clone()).or_default();
+        for seat in doc.result["seat_ids"].as_array().into_iter().flatten() {
+            let seat = seat.as_str().unwrap_or_default().to_owned();
+            if !seats.insert(seat.clone()) {
+                broken.push(format!("seat {seat} of show {show} is in two succeeded holds"));
+            }
+        }
+    }
+    if run.scenario == Scenario::Contention {
+        let won = held.values().map(HashSet::len).sum::<usize>();
+        let expected = run.seats.min(docs.len());
+        if won != expected {
+            broken.push(format!("{won} holds won {} seats; expected exactly {expected}", run.seats));
+        }
+    }
+    for (show, seats) in &held {
+        let map: Value =
+            run.http.get(format!("{}/v1/shows/{show}/seats", run.base)).bearer_auth(admin).send().await?.json().await?;
+        let taken: HashSet<&str> = map["seats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["state"] != "available")
+            .filter_map(|s| s["seat_id"].as_str())
+            .collect();
+        if let Some(seat) = seats.iter().find(|s| !taken.contains(s.as_str())) {
+            // Released holds free their seats: only `holds` and `contention` keep every one.
+            if run.scenario != Scenario::Mixed {
+                broken.push(format!("seat {seat} of show {show} won a hold but the seat map shows it free"));
+            }
+        }
+    }
+    Ok(broken)
+}
