@@ -283,6 +283,7 @@ async fn the_sweep_requeues_a_command_whose_admitter_died() {
         command,
         response: StoredResponse { status: 202, body: "{}".into() },
         key_expires_at: now + Duration::from_secs(3600),
+        queue_with_claim: false,
     };
     app.backend.requests.admit(admission).await.unwrap();
     let alice = app.token("alice", Role::Customer);

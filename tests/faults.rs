@@ -90,9 +90,10 @@ async fn a_double_confirm_charges_once() {
     app.stop().await;
 }
 
-/// A send that fails before reaching the queue frees the key with its unqueued document,
-/// so the client's retry with the same key is admitted afresh; a command that did reach
-/// its queue is never admitted twice.
+/// A command that fails to reach its queue leaves its key free (with its unqueued
+/// document gone), so the client's retry with the same key is admitted afresh; a command
+/// that did reach its queue is never admitted twice. On aws the send after the claim
+/// fails; on embedded the admission's one transaction (key, document, message) does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_send_frees_the_key_only_with_its_document() {
     let faults = Faults::default();
@@ -100,7 +101,11 @@ async fn a_failed_send_frees_the_key_only_with_its_document() {
     let show = app.show_id().await;
     let alice = app.token("alice", Role::Customer);
     let body = json!({ "show_id": show, "seat_ids": ["E7"] });
-    faults.set(Op::Send, Fault::Fail, Some(1));
+    let reaches_the_queue = match app.settings.backend {
+        infra::BackendKind::Aws => Op::Send,
+        infra::BackendKind::Embedded => Op::Admit,
+    };
+    faults.set(reaches_the_queue, Fault::Fail, Some(1));
     let first = app.post_json(&alice, "/v1/holds", "retry-me", &body).await;
     assert_eq!(first.status(), 503);
     assert!(first.headers().contains_key("retry-after"));

@@ -116,6 +116,11 @@ pub struct Admission {
     pub response: StoredResponse,
     /// When the key is forgotten and may be used afresh.
     pub key_expires_at: Timestamp,
+    /// Put the command on its queue in the same transaction, if this store holds the
+    /// queues too (embedded): then the answer is [`Admitted::Queued`] and no sweep is ever
+    /// needed for it. A store that cannot (DynamoDB beside SQS) claims, and answers
+    /// [`Admitted::Claimed`].
+    pub queue_with_claim: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +128,9 @@ pub enum Admitted {
     /// The key was free: it is claimed and the status document exists. Queue the command,
     /// then call [`RequestStore::mark_queued`].
     Claimed,
+    /// The key was free: it is claimed, the status document exists and the command is on
+    /// its queue, all in one transaction. Nothing is left to do.
+    Queued,
     /// The same request was admitted before: answer this again.
     Replay(StoredResponse),
     /// The same request was claimed at `claimed_at` but its command is not known to be

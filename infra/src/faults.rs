@@ -38,6 +38,8 @@ pub enum Op {
     Send,
     /// `MessageQueue::delete_batch`.
     Delete,
+    /// `RequestStore::admit`: on embedded, the transaction that also queues the command.
+    Admit,
     /// A write that commits a command: `RequestStore::complete` and the booking store's
     /// `place_hold`, `release_hold`, `confirm_booking`.
     Commit,
@@ -188,7 +190,7 @@ impl MessageQueue for Faulty<dyn MessageQueue> {
 #[async_trait]
 impl RequestStore for Faulty<dyn RequestStore> {
     async fn admit(&self, admission: Admission) -> Result<Admitted, PortError> {
-        self.inner.admit(admission).await
+        self.faults.around(Op::Admit, self.inner.admit(admission)).await
     }
 
     async fn mark_queued(&self, request_ids: &[RequestId]) -> Result<(), PortError> {

@@ -1,6 +1,11 @@
 //! Admitting a command under an `Idempotency-Key` (docs/contract.md §2): claim the key
 //! and create the status document in one store write, queue the command, answer 202; a
 //! retry of the same request gets the first answer again, byte for byte.
+//!
+//! Where the store holds the queues too (embedded), the claim, the document and the
+//! message are one transaction ([`Admitted::Queued`]); otherwise (DynamoDB beside SQS) the
+//! claim is followed by the send and then `mark_queued`, and the sweep covers a crash
+//! between them.
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -98,9 +103,14 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
         command: envelope.clone(),
         response: StoredResponse { status: StatusCode::ACCEPTED.as_u16(), body: response_body.clone() },
         key_expires_at: now + state.idempotency_ttl,
+        queue_with_claim: true,
     };
 
     match state.backend.requests.admit(admission).await? {
+        Admitted::Queued => {
+            tracing::info!(request_id = %request_id, kind = envelope.command.type_name(), "command admitted");
+            Ok(accepted(StatusCode::ACCEPTED, response_body, &request_id, false))
+        }
         Admitted::Claimed => {
             if let Err(e) = enqueue(state, &envelope).await {
                 // Free the key only with a document that provably never reached a queue;

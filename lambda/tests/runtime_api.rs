@@ -126,6 +126,7 @@ async fn a_good_command_succeeds_and_garbage_is_dead_lettered_without_being_repo
         command: envelope.clone(),
         response: StoredResponse { status: 202, body: "{}".into() },
         key_expires_at: now + Duration::from_secs(3600),
+        queue_with_claim: false,
     };
     backend.requests.admit(admission).await.expect("admitted");
     let garbage = OutgoingMessage::new("this is not a command".into(), Attributes::new());

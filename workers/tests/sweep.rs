@@ -38,6 +38,7 @@ async fn stranded(b: &Backend, age: Duration) -> RequestId {
         command,
         response: StoredResponse { status: 202, body: format!("{{\"request_id\":\"{request_id}\"}}") },
         key_expires_at: at + Duration::from_secs(3600),
+        queue_with_claim: false,
     };
     assert!(matches!(b.requests.admit(admission).await.unwrap(), Admitted::Claimed));
     request_id

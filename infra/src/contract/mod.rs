@@ -36,7 +36,7 @@ macro_rules! port_contract_tests {
             delayed_send, large_batches, redrive_moves_to_dlq, purge_empties);
         $crate::port_contract_tests!(@port $fresh; bus: fan_out_by_filter);
         $crate::port_contract_tests!(@port $fresh; requests:
-            admission_rules, expired_keys_are_free, abandon_frees_the_key,
+            admission_rules, admission_can_queue_with_the_claim, expired_keys_are_free, abandon_frees_the_key,
             abandon_keeps_a_queued_claim, complete_is_conditional, outbox_keeps_what_commits,
             reopen_dead_lettered);
         $crate::port_contract_tests!(@port $fresh; bookings:

@@ -31,6 +31,7 @@ fn admission(owner: &str, key: &str, body: serde_json::Value, now: Timestamp) ->
         command,
         response: StoredResponse { status: 202, body: format!("{{\"request_id\":\"{request_id}\"}}") },
         key_expires_at: now + Duration::from_secs(3600),
+        queue_with_claim: false,
     }
 }
 
@@ -66,6 +67,42 @@ pub async fn admission_rules(b: Backend) {
     assert!(matches!(b.requests.admit(admission("bob", "k1", json!({"a": 1}), now)).await.unwrap(), Admitted::Claimed));
     b.requests.mark_processing(std::slice::from_ref(&id), now).await.unwrap();
     assert_eq!(b.requests.get(&id).await.unwrap().unwrap().doc.status, RequestStatus::Processing);
+}
+
+/// A store that holds the queues (embedded) queues the command with the claim; one that
+/// cannot (DynamoDB beside SQS) claims only, and the caller sends. Either way a replay
+/// answers the first response, and a queued command is on its queue and not stranded.
+pub async fn admission_can_queue_with_the_claim(b: Backend) {
+    let now = clock::now();
+    let a = Admission { queue_with_claim: true, ..admission("gina", "q1", json!({}), now) };
+    let id = a.doc.request_id.clone();
+    let source = a.command.command.queue().source();
+    match b.requests.admit(a.clone()).await.unwrap() {
+        Admitted::Queued => {
+            let stranded = b.requests.unqueued(now + Duration::from_secs(1), 100).await.unwrap();
+            assert!(!stranded.iter().any(|c| c.request_id == id), "a queued command is not the sweep's");
+            let mut found = false;
+            for _ in 0..10 {
+                let got = b.queues.receive(source, 10, Duration::from_millis(200), Duration::from_secs(30)).await;
+                let got = got.unwrap();
+                if got.iter().any(|m| m.body == a.command.to_json()) {
+                    found = true;
+                    break;
+                }
+            }
+            assert!(found, "the command is on its queue");
+            match b.requests.admit(a.clone()).await.unwrap() {
+                Admitted::Replay(r) => assert_eq!(r, a.response),
+                other => panic!("expected Replay, got {other:?}"),
+            }
+        }
+        Admitted::Claimed => {
+            // The claim-then-send path, as without the flag.
+            assert!(matches!(b.requests.admit(a.clone()).await.unwrap(), Admitted::Unqueued { .. }));
+        }
+        other => panic!("expected Queued or Claimed, got {other:?}"),
+    }
+    assert_eq!(b.requests.get(&id).await.unwrap().expect("the status doc exists").doc.status, RequestStatus::Accepted);
 }
 
 pub async fn expired_keys_are_free(b: Backend) {

@@ -1,9 +1,21 @@
-//! One SQLite file, one writer thread that group-commits, a small pool of readers.
+//! One SQLite file, one writer thread that group-commits, a syncer thread that makes the
+//! commits durable, a checkpointer, and a small pool of readers.
 //!
 //! Every write is a job run on the writer thread inside a savepoint; the writer drains
-//! whatever jobs are waiting and commits them together, then answers each caller. A
-//! caller hears `Ok` only after its job is durably committed, so "commit before ack"
-//! holds while throughput comes from batching rather than threads.
+//! whatever jobs are waiting and commits them together. The commit itself does not wait
+//! for the disk (`synchronous = NORMAL`): the writer hands the group to the syncer and goes
+//! on with the next one, while the syncer `fdatasync`s the WAL (one sync covers every group
+//! committed before it) and only then answers the group's callers. So a caller of
+//! [`Db::write`] hears `Ok` only once its job is on disk, as with `synchronous = FULL`,
+//! but the next group runs while this one's sync is in progress: commits are pipelined.
+//!
+//! [`Db::write_unsynced`] answers as soon as the job's group committed, before the sync,
+//! for writes that lose nothing if a crash undoes them: a receive's visibility change,
+//! marking a request `processing`, deleting a handled message. The WAL is sequential, so
+//! such a write is never on disk while a durable write before it is not.
+//!
+//! Checkpoints run on the checkpointer thread's own connection, every
+//! [`CHECKPOINT_EVERY`], off the writer's path (automatic checkpoints are off).
 
 use domain::PortError;
 use rusqlite::Connection;
@@ -18,15 +30,30 @@ const MAX_GROUP: usize = 512;
 const MAX_WAITING: usize = 8192;
 /// How long a readiness probe waits for the writer to run a job.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// Prepared statements kept per connection (rusqlite's default is 16; the store has more).
+const STATEMENT_CACHE: usize = 128;
 
 type Delivery = Box<dyn FnOnce(bool) + Send>;
 /// A write job; given no connection, it only tells its caller the write did not happen.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Delivery) + Send>;
+type Job = (Durability, Box<dyn FnOnce(Option<&Connection>) -> (bool, Delivery) + Send>);
+
+/// When a write's caller hears its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Once the WAL holding its commit is synced to disk.
+    Synced,
+    /// Once its group committed, before the sync.
+    Committed,
+}
 
 pub(crate) struct Db {
     path: PathBuf,
     writer: mpsc::SyncSender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// Dropped with the database, which stops the checkpointer.
+    _stop_checkpoints: mpsc::Sender<()>,
 }
 
 pub(crate) fn sql_error(e: rusqlite::Error) -> PortError {
@@ -49,53 +76,103 @@ pub(crate) fn json_error(e: serde_json::Error) -> PortError {
 
 fn connect(path: &Path) -> Result<Connection, PortError> {
     let conn = Connection::open(path).map_err(sql_error)?;
-    // FULL: a commit survives power loss, not only a killed process; group commit keeps
-    // the fsync count per second low.
+    // NORMAL: a commit does not sync by itself; the syncer makes every acknowledged commit
+    // durable (see the module docs), so a commit survives power loss, not only a killed
+    // process, exactly as FULL would.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+         PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 5000;
          PRAGMA foreign_keys = OFF;",
     )
     .map_err(sql_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
+}
+
+/// The WAL beside the database, which SQLite creates on the first write.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 impl Db {
     pub(crate) fn open(path: &Path, schema: &str) -> Result<Arc<Db>, PortError> {
         let conn = connect(path)?;
         conn.execute_batch(schema).map_err(sql_error)?;
+        // Checkpoints are the checkpointer's; the writer never stops to copy the WAL.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(sql_error)?;
+        // The schema write above created the WAL; its handle is what the syncer syncs.
+        let wal = std::fs::File::open(wal_path(path))
+            .map_err(|e| PortError::Unavailable(format!("cannot open the WAL of {}: {e}", path.display())))?;
+        let checkpointer = connect(path)?;
         let (tx, rx) = mpsc::sync_channel::<Job>(MAX_WAITING);
-        std::thread::Builder::new()
-            .name("usher-sqlite-writer".to_owned())
-            .spawn(move || write_loop(conn, rx))
-            .map_err(|e| PortError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        Ok(Arc::new(Db { path: path.to_owned(), writer: tx, readers: Mutex::new(Vec::new()) }))
+        let (to_sync, syncs) = mpsc::channel::<Vec<Delivery>>();
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(run)
+                .map(drop)
+                .map_err(|e| PortError::Unavailable(format!("cannot start the {name} thread: {e}")))
+        };
+        spawn("usher-sqlite-writer", Box::new(move || write_loop(conn, rx, to_sync)))?;
+        spawn("usher-sqlite-syncer", Box::new(move || sync_loop(wal, syncs)))?;
+        let (stop_checkpoints, stop) = mpsc::channel();
+        spawn("usher-sqlite-checkpointer", Box::new(move || checkpoint_loop(checkpointer, stop)))?;
+        Ok(Arc::new(Db {
+            path: path.to_owned(),
+            writer: tx,
+            readers: Mutex::new(Vec::new()),
+            _stop_checkpoints: stop_checkpoints,
+        }))
     }
 
-    /// Runs `f` in the next group commit; its changes are rolled back if it fails.
+    /// Runs `f` in the next group commit and answers once the commit is on disk; its
+    /// changes are rolled back if it fails.
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, PortError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, PortError> + Send + 'static,
     {
+        self.submit(Durability::Synced, f).await
+    }
+
+    /// As [`Db::write`], but answers once the group committed, before it is synced: only
+    /// for writes whose loss in a crash loses nothing (see the module docs).
+    pub(crate) async fn write_unsynced<R, F>(&self, f: F) -> Result<R, PortError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, PortError> + Send + 'static,
+    {
+        self.submit(Durability::Committed, f).await
+    }
+
+    async fn submit<R, F>(&self, durability: Durability, f: F) -> Result<R, PortError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, PortError> + Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel::<Result<R, PortError>>();
-        let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Some(conn) => catch_unwind(AssertUnwindSafe(|| f(conn)))
-                    .unwrap_or_else(|_| Err(PortError::Corrupt("a store job panicked".to_owned()))),
-                None => Err(PortError::Unavailable("cannot begin a transaction".to_owned())),
-            };
-            let ok = result.is_ok();
-            let delivery: Delivery = Box::new(move |committed| {
-                let answer = match result {
-                    Ok(_) if !committed => Err(PortError::Unavailable("the commit failed".to_owned())),
-                    other => other,
+        let job: Job = (
+            durability,
+            Box::new(move |conn| {
+                let result = match conn {
+                    Some(conn) => catch_unwind(AssertUnwindSafe(|| f(conn)))
+                        .unwrap_or_else(|_| Err(PortError::Corrupt("a store job panicked".to_owned()))),
+                    None => Err(PortError::Unavailable("cannot begin a transaction".to_owned())),
                 };
-                let _ = reply.send(answer);
-            });
-            (ok, delivery)
-        });
+                let ok = result.is_ok();
+                let delivery: Delivery = Box::new(move |committed| {
+                    let answer = match result {
+                        Ok(_) if !committed => Err(PortError::Unavailable("the commit failed".to_owned())),
+                        other => other,
+                    };
+                    let _ = reply.send(answer);
+                });
+                (ok, delivery)
+            }),
+        );
         self.writer.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => PortError::Unavailable("the store's writer is overloaded".to_owned()),
             mpsc::TrySendError::Disconnected(_) => PortError::Unavailable("the writer thread has stopped".to_owned()),
@@ -135,7 +212,7 @@ impl Db {
     }
 }
 
-fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>, to_sync: mpsc::Sender<Vec<Delivery>>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -147,23 +224,27 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin a transaction");
             // Run nothing; every caller hears that its write did not happen.
-            for job in group {
+            for (_, job) in group {
                 let (_, deliver) = job(None);
                 deliver(false);
             }
             continue;
         }
-        let mut deliveries = Vec::with_capacity(group.len());
-        for job in group {
+        let mut synced = Vec::with_capacity(group.len());
+        let mut committed = Vec::new();
+        for (durability, job) in group {
             let _ = conn.execute_batch("SAVEPOINT job");
             let (ok, deliver) = job(Some(&conn));
             let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
             if let Err(e) = conn.execute_batch(end) {
                 tracing::error!(error = %e, "cannot end a savepoint");
             }
-            deliveries.push(deliver);
+            match durability {
+                Durability::Synced => synced.push(deliver),
+                Durability::Committed => committed.push(deliver),
+            }
         }
-        let committed = match conn.execute_batch("COMMIT") {
+        let ok = match conn.execute_batch("COMMIT") {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
@@ -171,8 +252,46 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 false
             }
         };
-        for deliver in deliveries {
-            deliver(committed);
+        for deliver in committed {
+            deliver(ok);
+        }
+        if !ok {
+            synced.into_iter().for_each(|deliver| deliver(false));
+        } else if !synced.is_empty()
+            && let Err(mpsc::SendError(lost)) = to_sync.send(synced)
+        {
+            // No syncer: nothing can be promised durable.
+            lost.into_iter().for_each(|deliver| deliver(false));
+        }
+    }
+}
+
+/// Syncs the WAL for every group committed so far, then answers those groups' callers.
+fn sync_loop(wal: std::fs::File, groups: mpsc::Receiver<Vec<Delivery>>) {
+    while let Ok(first) = groups.recv() {
+        let mut waiting = first;
+        while let Ok(more) = groups.try_recv() {
+            waiting.extend(more);
+        }
+        let synced = match wal.sync_data() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sync the WAL");
+                false
+            }
+        };
+        for deliver in waiting {
+            deliver(synced);
+        }
+    }
+}
+
+/// Copies the WAL into the database file now and then, without blocking the writer, until
+/// the database is dropped (`stop` disconnects).
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint failed");
         }
     }
 }

@@ -58,11 +58,27 @@ impl Embedded {
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, PortError> {
         let name = queue.name();
+        // An empty queue is seen on a reader, so idle receivers never queue for the writer.
+        let probe = name.clone();
+        let any = self
+            .db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND visible_at <= ?2)")
+                    .map_err(sql_error)?
+                    .query_row(params![probe, clock::to_millis(clock::now())], |r| r.get::<_, bool>(0))
+                    .map_err(sql_error)
+            })
+            .await?;
+        if !any {
+            return Ok(Vec::new());
+        }
         let dlq = (!queue.dead).then(|| queue.queue.dlq().name());
         let redrive_after = self.redrive_after;
+        // A receive that a crash undoes only leaves its messages visible: no need to wait
+        // for the sync.
         let moved_to_dlq = self
             .db
-            .write(move |conn| {
+            .write_unsynced(move |conn| {
                 let now = clock::to_millis(clock::now());
                 let mut select = conn
                     .prepare_cached(
@@ -179,8 +195,10 @@ impl MessageQueue for Embedded {
             return Ok(());
         }
         let name = queue.name();
+        // Deletes only handled messages, after their effects were synced: a crash that
+        // undoes the delete redelivers a message whose redo changes nothing.
         self.db
-            .write(move |conn| {
+            .write_unsynced(move |conn| {
                 let mut delete =
                     conn.prepare_cached("DELETE FROM messages WHERE receipt = ?1 AND queue = ?2").map_err(sql_error)?;
                 for r in &receipts {
@@ -194,8 +212,9 @@ impl MessageQueue for Embedded {
     async fn change_visibility(&self, queue: QueueAddr, receipt: &Receipt, timeout: Duration) -> Result<(), PortError> {
         let name = queue.name();
         let receipt = receipt.0.clone();
+        // Undone by a crash, the message is only visible sooner.
         self.db
-            .write(move |conn| {
+            .write_unsynced(move |conn| {
                 let visible_at = clock::to_millis(clock::now()) + millis(timeout);
                 conn.execute(
                     "UPDATE messages SET visible_at = ?1 WHERE receipt = ?2 AND queue = ?3",

@@ -13,7 +13,7 @@ use domain::event::CloudEvent;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{RequestId, UserId};
 use domain::outbox::Decision;
-use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, StoredResponse, Stranded};
+use domain::ports::{Abandoned, Admission, Admitted, Completion, MessageQueue, RequestStore, StoredResponse, Stranded};
 use domain::request::{RequestRecord, RequestStatus, StatusDoc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -93,7 +93,13 @@ pub(super) fn complete_in(
 #[async_trait]
 impl RequestStore for Embedded {
     async fn admit(&self, a: Admission) -> Result<Admitted, PortError> {
-        self.db
+        // Everything the row needs is built here, so the writer thread only runs SQL.
+        let command = a.command.to_json();
+        let queue = a.command.command.queue().source();
+        let message = a.queue_with_claim.then(|| a.command.message());
+        let max_delay = self.max_delay();
+        let admitted = self
+            .db
             .write(move |conn| {
                 let now = clock::to_millis(a.doc.created_at);
                 let existing = conn
@@ -132,7 +138,7 @@ impl RequestStore for Embedded {
                 let doc = &a.doc;
                 conn.prepare_cached(
                     "INSERT INTO requests (request_id, owner, kind, status, command, queued, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
                 )
                 .map_err(sql_error)?
                 .execute(params![
@@ -140,7 +146,8 @@ impl RequestStore for Embedded {
                     a.owner.as_str(),
                     doc.kind,
                     doc.status.as_str(),
-                    a.command.to_json(),
+                    command,
+                    message.is_some(),
                     now
                 ])
                 .map_err(sql_error)?;
@@ -160,9 +167,19 @@ impl RequestStore for Embedded {
                     clock::to_millis(a.key_expires_at)
                 ])
                 .map_err(sql_error)?;
-                Ok(Admitted::Claimed)
+                match message {
+                    Some(message) => {
+                        super::queue::enqueue(conn, &queue.name(), &[message], max_delay, a.doc.created_at)?;
+                        Ok(Admitted::Queued)
+                    }
+                    None => Ok(Admitted::Claimed),
+                }
             })
-            .await
+            .await?;
+        if matches!(admitted, Admitted::Queued) {
+            self.notify(&queue.name());
+        }
+        Ok(admitted)
     }
 
     async fn mark_queued(&self, request_ids: &[RequestId]) -> Result<(), PortError> {
@@ -226,8 +243,9 @@ impl RequestStore for Embedded {
 
     async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError> {
         let ids: Vec<String> = request_ids.iter().map(|r| r.to_string()).collect();
+        // Informational: a crash that undoes it leaves the request `accepted`, as it was.
         self.db
-            .write(move |conn| {
+            .write_unsynced(move |conn| {
                 let mut update = conn
                     .prepare_cached(
                         "UPDATE requests SET status = 'processing', updated_at = ?2

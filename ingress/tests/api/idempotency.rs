@@ -148,6 +148,7 @@ fn alice_hold_admission(claimed_at: domain::clock::Timestamp) -> Admission {
         },
         response: StoredResponse { status: 202, body },
         key_expires_at: claimed_at + time::Duration::days(1),
+        queue_with_claim: false,
     }
 }
 
@@ -183,6 +184,14 @@ async fn a_command_that_cannot_be_queued_answers_503_and_frees_its_key() {
     let down = TestApp::ingress_on(broken).await;
 
     let response = down.post(Some(&down.customer("alice")), "/v1/holds", Some("k1"), HOLD_BODY).await;
+    if std::env::var("USHER_TEST_BACKEND").as_deref() != Ok("aws") {
+        // The store holds the queues too (embedded): the claim, the document and the message
+        // are one transaction, so the queue port is never called and nothing is stranded.
+        assert_eq!(response.status(), 202);
+        assert!(down.backend.requests.unqueued(clock::now(), 10).await.unwrap().is_empty());
+        assert_eq!(queued(&working).await, 1, "the command is on its queue");
+        return;
+    }
     assert_eq!(response.headers()["retry-after"], "1");
     problem(response, 503, "backend_unavailable").await;
 
