@@ -18,9 +18,11 @@ use domain::queue::{
 use infra::Backend;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// What applying one message asks for beyond its committed effects: messages to send
@@ -71,7 +73,9 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub queue: Queue,
-    /// Receive loops running at once; each holds up to one batch of 10 in flight.
+    /// The most receive loops running at once; each holds up to one batch of 10 in flight.
+    /// The loops follow the backlog: a full batch starts another loop (up to this), an
+    /// empty receive (a whole long-poll wait with nothing) ends one (down to one).
     pub concurrency: usize,
     pub visibility: Duration,
     /// Long-poll wait of one receive.
@@ -81,9 +85,16 @@ pub struct ConsumerConfig {
     pub backoff: Backoff,
 }
 
-/// Receive loops per pool unless told otherwise (`usher worker --concurrency`): each holds
-/// one batch of up to 10 in flight, so batches pipeline through the store's group commit.
-pub const DEFAULT_RECEIVE_LOOPS: usize = 8;
+/// The most receive loops per pool unless told otherwise (`usher worker --concurrency`):
+/// each holds one batch of up to 10 in flight, so batches pipeline through the store's
+/// group commit. An idle pool runs one.
+pub const DEFAULT_RECEIVE_LOOPS: usize = 16;
+
+/// Receive loops a pool keeps however idle it is.
+const MIN_RECEIVE_LOOPS: usize = 1;
+
+/// A full receive: the queue has more waiting.
+const BATCH: usize = 10;
 
 impl ConsumerConfig {
     /// `max_receives` is the backend's redrive limit; the backoff is the workers' own.
@@ -113,43 +124,81 @@ pub struct Consumer<H> {
     backend: Backend,
     handler: Arc<H>,
     config: ConsumerConfig,
+    /// Receive loops running now.
+    loops: AtomicUsize,
+    tracker: TaskTracker,
 }
 
 impl<H: Handler> Consumer<H> {
     pub fn new(backend: Backend, handler: H, config: ConsumerConfig) -> Self {
-        Self { backend, handler: Arc::new(handler), config }
+        Self { backend, handler: Arc::new(handler), config, loops: AtomicUsize::new(0), tracker: TaskTracker::new() }
     }
 
-    /// Receives and processes batches on `concurrency` loops until `shutdown`, then
-    /// finishes the batches in flight. Messages not yet received stay on the queue.
+    /// Receives and processes batches until `shutdown`, on as many loops as the backlog
+    /// asks for (see [`ConsumerConfig::concurrency`]), then finishes the batches in
+    /// flight. Messages not yet received stay on the queue.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
-        let mut loops = JoinSet::new();
-        for _ in 0..this.config.concurrency.max(1) {
-            let this = Arc::clone(&this);
-            let shutdown = shutdown.clone();
-            loops.spawn(async move { this.receive_loop(shutdown).await });
+        for _ in 0..MIN_RECEIVE_LOOPS.min(this.config.concurrency.max(1)) {
+            this.start_loop(&shutdown);
         }
-        while loops.join_next().await.is_some() {}
+        shutdown.cancelled().await;
+        this.tracker.close();
+        this.tracker.wait().await;
         tracing::info!(pool = this.handler.pool(), "consumer stopped");
     }
 
-    async fn receive_loop(&self, shutdown: CancellationToken) {
+    /// Starts one more receive loop, unless `concurrency` are running.
+    fn start_loop(self: &Arc<Self>, shutdown: &CancellationToken) -> bool {
+        let max = self.config.concurrency.max(1);
+        if self.loops.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_err() {
+            return false;
+        }
+        self.record_loops();
+        let (this, shutdown) = (Arc::clone(self), shutdown.clone());
+        self.tracker.spawn(async move { this.receive_loop(shutdown).await });
+        true
+    }
+
+    /// Ends the calling loop's turn if more than the minimum are running.
+    fn stop_loop(&self) -> bool {
+        let stopped = self
+            .loops
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n > MIN_RECEIVE_LOOPS).then(|| n - 1))
+            .is_ok();
+        if stopped {
+            self.record_loops();
+        }
+        stopped
+    }
+
+    fn record_loops(&self) {
+        metrics::gauge!("usher_pool_receive_loops", "pool" => self.handler.pool())
+            .set(self.loops.load(Ordering::Acquire) as f64);
+    }
+
+    async fn receive_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let source = self.config.queue.source();
         let mut failures = 0u32;
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = self.backend.queues.receive(source, 10, self.config.wait, self.config.visibility) => r,
+                r = self.backend.queues.receive(source, BATCH, self.config.wait, self.config.visibility) => r,
             };
             match received {
                 Ok(messages) if messages.is_empty() => {
                     failures = 0;
                     metrics::gauge!("usher_consumer_lag_seconds", "pool" => self.handler.pool()).set(0.0);
+                    if self.stop_loop() {
+                        return;
+                    }
                 }
                 Ok(messages) => {
                     failures = 0;
                     record_lag(self.handler.pool(), &messages);
+                    if messages.len() >= BATCH {
+                        self.start_loop(&shutdown);
+                    }
                     // Not raced with shutdown: a received batch is finished, not dropped.
                     self.process_batch(messages).await;
                 }

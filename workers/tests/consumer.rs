@@ -243,3 +243,71 @@ async fn unsent_follow_ups_retry_the_batch() {
     assert_eq!(f.depth(SOURCE.source()).await, 0);
     assert_eq!(f.depth(Queue::Notifications.source()).await, 1);
 }
+
+/// Counts the handler calls running at once; each takes a while.
+#[derive(Default)]
+struct Slow {
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+struct SlowHandler(Arc<Slow>);
+
+#[async_trait]
+impl Handler for SlowHandler {
+    fn pool(&self) -> &'static str {
+        "slow"
+    }
+
+    async fn handle(&self, _message: &ReceivedMessage) -> Result<Effects, HandlerError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let slow = &self.0;
+        let now = slow.running.fetch_add(1, SeqCst) + 1;
+        slow.peak.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        slow.running.fetch_sub(1, SeqCst);
+        slow.done.fetch_add(1, SeqCst);
+        Ok(Effects::default())
+    }
+
+    async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+/// Drains 300 slow messages with at most `concurrency` receive loops; the peak of handler
+/// calls running at once.
+async fn peak_while_draining(concurrency: usize) -> usize {
+    let Embedded { backend, dir: _dir } = Embedded::open().await;
+    let bodies: Vec<OutgoingMessage> = (0..300).map(|i| OutgoingMessage::new(format!("m{i}"), attributes())).collect();
+    for chunk in bodies.chunks(10) {
+        backend.queues.send_batch(SOURCE.source(), chunk.to_vec()).await.unwrap();
+    }
+    let slow = Arc::new(Slow::default());
+    let config = ConsumerConfig {
+        concurrency,
+        wait: Duration::from_millis(50),
+        ..ConsumerConfig::new(SOURCE, 3, &testkit::settings::workers())
+    };
+    let consumer = Consumer::new(backend.clone(), SlowHandler(slow.clone()), config);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(consumer.run_until_stopped(stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while slow.done.load(std::sync::atomic::Ordering::SeqCst) < 300 {
+        assert!(tokio::time::Instant::now() < deadline, "the backlog drains");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+    slow.peak.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_loops_follow_the_backlog_up_to_the_bound() {
+    // One loop holds one batch of 10 in flight; a backlog starts more, up to the bound.
+    assert!(peak_while_draining(1).await <= 10, "one loop, one batch at a time");
+    let peak = peak_while_draining(4).await;
+    assert!(peak > 10, "a backlog runs more than one batch at once (peak {peak})");
+    assert!(peak <= 40, "never more than 4 loops of 10 (peak {peak})");
+}
