@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Reproduces BENCHMARKS.md on this machine: builds the release binaries, then
+#   1. the baseline: an axum hello-world (examples/hello.rs) driven by `usher bench
+#      --scenario baseline`, the same client as every other step;
+#   2. `usher dev` on the embedded backend (fresh data dir, synchronous commits: a 202 is
+#      on disk), driven by `usher bench`: holds (closed loop), contention (10,000 customers
+#      for 100 seats), mixed, and holds sustained for 60 s at an open-loop rate;
+#   3. the peak RSS of `usher dev`.
+# The per-caller rate limit is off for the run (USHER_RATE_LIMIT=0): every customer of the
+# bench is its own `sub` anyway, so the limit would not bind; it is off so that it cannot.
+# Env: BENCH_REQUESTS (default 100000), BENCH_CONNECTIONS (64), BENCH_RATE (10000),
+# BENCH_SECONDS (60), BENCH_SKIP_SUSTAINED=1 to leave the sustained step out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests="${BENCH_REQUESTS:-100000}"
+connections="${BENCH_CONNECTIONS:-64}"
+rate="${BENCH_RATE:-10000}"
+seconds="${BENCH_SECONDS:-60}"
+
+cargo build --release --locked --bin usher --example hello
+bin="${CARGO_TARGET_DIR:-target}/release"
+dir="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench.XXXXXX")"
+pids=()
+cleanup() {
+    if [[ ${#pids[@]} -gt 0 ]]; then
+        kill "${pids[@]}" 2>/dev/null || true
+        wait "${pids[@]}" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_for() {
+    for _ in $(seq 1 100); do
+        if curl -fsS -o /dev/null "$1" 2>/dev/null || curl -fsS -o /dev/null -X POST -H 'content-type: application/json' -d '{}' "$1" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench: $1 did not come up" >&2
+    return 1
+}
+export USHER_DATA_DIR="$dir/data" USHER_LOG=warn USHER_RATE_LIMIT=0
+
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
+echo "== 1. baseline: axum hello-world, POST /"
+port="$(free_port)"
+"$bin/examples/hello" "127.0.0.1:$port" >/dev/null &
+hello=$!
+pids+=("$hello")
+wait_for "http://127.0.0.1:$port/"
+"$bin/usher" bench --scenario baseline --url "http://127.0.0.1:$port/" --requests "$requests" --connections "$connections"
+kill "$hello"
+wait "$hello" 2>/dev/null || true
+pids=()
+
+echo "== 2. usher dev (embedded)"
+port="$(free_port)"
+USHER_HTTP_ADDR="127.0.0.1:$port" "$bin/usher" dev >"$dir/dev.log" 2>&1 &
+dev=$!
+pids+=("$dev")
+wait_for "http://127.0.0.1:$port/health/ready"
+url="http://127.0.0.1:$port"
+echo "-- holds, closed loop"
+"$bin/usher" bench --url "$url" --scenario holds --requests "$requests" --connections "$connections"
+echo "-- contention: 10000 customers, 100 seats"
+"$bin/usher" bench --url "$url" --scenario contention --requests 10000 --seats 100 --connections "$connections"
+echo "-- mixed"
+"$bin/usher" bench --url "$url" --scenario mixed --requests "$((requests / 5))" --connections "$connections"
+if [[ "${BENCH_SKIP_SUSTAINED:-}" != 1 ]]; then
+    echo "-- holds sustained: ${rate}/s for ${seconds} s, open loop"
+    "$bin/usher" bench --url "$url" --scenario holds --rate "$rate" --requests "$((rate * seconds))" --connections 256
+fi
+echo "== 3. peak RSS of usher dev: $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$dev/status")"
