@@ -58,6 +58,7 @@ pub const BEARER: &str = "bearer";
         (name = "reads", description = "Status documents and bookings."),
         (name = "downstream", description = "What the notifications and analytics workers keep."),
         (name = "tickets", description = "Support tickets and their agents; the ticket commands are under `commands`."),
+        (name = "admin", description = "Dead-letter queues (admins only): what `usher dlq` does, over HTTP."),
     )
 )]
 pub struct ApiDoc;
