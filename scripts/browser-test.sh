@@ -2,7 +2,8 @@
 # The web page in a real browser: starts `usher dev` on a free port with a temp data dir,
 # runs tests/browser (Debian's chromium driven by playwright-core, no Playwright browser
 # download), and stops it. Installs what is missing: chromium (apt-get), node and npm
-# (apt-get), the test's npm packages (`npm ci`, cached in tests/browser/node_modules).
+# (apt-get; Debian 12's node 18 will do), the test's npm packages (`npm ci`, cached in
+# tests/browser/node_modules).
 #
 # The binary is $USHER_BIN, else ${CARGO_TARGET_DIR:-target}/debug/usher (built if
 # missing). `--screenshots` writes the screenshots to docs/screenshots/ (the README shows
@@ -17,6 +18,10 @@ if [[ "${USHER_SKIP_BROWSER_TESTS:-}" == 1 ]]; then
 fi
 if [[ "${1:-}" == --screenshots ]]; then
     export USHER_SCREENSHOTS="$PWD/docs/screenshots"
+elif [[ -n "${USHER_SCREENSHOTS:-}" ]]; then
+    # Relative to the repository root; the tests run from tests/browser.
+    USHER_SCREENSHOTS="$(realpath -m "$USHER_SCREENSHOTS")"
+    export USHER_SCREENSHOTS
 fi
 
 apt_install() {

@@ -20,8 +20,9 @@ const run = Math.random().toString(36).slice(2, 8);
 before(async () => {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    // Root in a container has no user namespace for chromium's sandbox.
-    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+    // A container's /dev/shm is small; root in a container has no user namespace for
+    // chromium's sandbox.
+    args: ["--disable-dev-shm-usage", ...(process.getuid?.() === 0 ? ["--no-sandbox"] : [])],
   });
 });
 
