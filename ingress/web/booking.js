@@ -315,6 +315,11 @@ async function pay(event) {
       $("holding").hidden = true;
       const booking = (await call(`/v1/bookings/${encodeURIComponent(doc.result.booking_id)}`)).body;
       page.hold = null;
+      // The stream will say so within a second; the booking already does.
+      for (const id of booking.seat_ids) {
+        page.seats.set(id, "booked");
+        render(id);
+      }
       const box = $("outcome");
       box.hidden = false;
       box.className = "card success";
