@@ -105,10 +105,11 @@ async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyh
     if let Some(addr) = app.http_addr() {
         println!("usher is listening on http://{addr}");
         if dev {
-            let token = ingress::auth::mint_token(app.secret(), "admin", Role::Admin, Duration::from_secs(86_400));
-            println!("admin token (24 h): {token}");
             let page = browsable(addr);
             println!("open {page}/ in a browser to book seats (sign in with any name), {page}/ops for the ops view");
+            // The token comes last: launchers (testkit::Dev, scripts) stop reading there.
+            let token = ingress::auth::mint_token(app.secret(), "admin", Role::Admin, Duration::from_secs(86_400));
+            println!("admin token (24 h): {token}");
         }
     }
     let shutdown = CancellationToken::new();

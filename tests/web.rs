@@ -100,19 +100,16 @@ async fn start_binary(command: &str, dir: &std::path::Path) -> (tokio::process::
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
-    let url = loop {
+    // `usher ingress` prints its address last, `usher dev` its admin token.
+    let last = if command == "dev" { "admin token (24 h): " } else { "usher is listening on " };
+    loop {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
         printed.push(line.clone());
-        if let Some(url) = line.strip_prefix("usher is listening on ") {
-            break url.to_owned();
-        }
-    };
-    if command == "dev" {
-        for _ in 0..2 {
-            let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await.unwrap().unwrap().unwrap();
-            printed.push(line);
+        if line.starts_with(last) {
+            break;
         }
     }
+    let url = printed.iter().find_map(|l| l.strip_prefix("usher is listening on ")).unwrap().to_owned();
     (child, url, printed)
 }
 
