@@ -26,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// How often a stream reads the seat map: a change shows within this much of its commit.
-pub const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often a stream reads the seat map: a change shows within this much of its commit
+/// (the page promises "within about a second", with room for a busy worker).
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// A comment line this often keeps proxies from closing a quiet stream.
 pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
