@@ -3,6 +3,7 @@
 # loopback port, installing moto[server] with pip if it is missing, then:
 #   1. the whole workspace: unit, port contract (embedded and aws), API, end-to-end and
 #      usher-lambda tests on the embedded backend;
+#   then the web page in a real browser (scripts/browser-test.sh, on the `usher` run 1 built);
 #   2. the end-to-end and API tests again with the app on the aws backend
 #      (USHER_TEST_BACKEND=aws).
 # Beside them run the deploy checks (scripts/deploy-checks.sh): from the start, the static
@@ -55,9 +56,11 @@ exec scripts/moto.sh -- bash -c '
     usher_bin="${CARGO_TARGET_DIR:-target}/debug/usher"
     ln -f "$usher_bin" "$logs/usher.new" 2>/dev/null || cp "$usher_bin" "$logs/usher.new"
     mv "$logs/usher.new" "$logs/usher"
+    echo "== the web page in a browser (scripts/browser-test.sh; USHER_SKIP_BROWSER_TESTS=1 skips)"
+    USHER_BIN="$logs/usher" scripts/browser-test.sh
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
-        --test booking_flow --test downstream --test tickets --test api --test faults "$@"
+        --test booking_flow --test downstream --test tickets --test api --test faults --test web "$@"
     finish_deploy || { echo "deploy checks failed" >&2; exit 1; }
 ' usher-tests "$@"

@@ -56,6 +56,8 @@ pub struct Components {
     pub sweep_every: Duration,
     /// How old an unqueued admission must be before the sweep re-queues it.
     pub sweep_grace: Duration,
+    /// Serve `POST /dev/token` (the web page's sign-in): `usher dev` only.
+    pub dev_tokens: bool,
 }
 
 impl Components {
@@ -68,6 +70,7 @@ impl Components {
             sweep: true,
             sweep_every: Duration::from_secs(5),
             sweep_grace: ADMISSION_GRACE,
+            dev_tokens: false,
         }
     }
 }
@@ -94,7 +97,7 @@ impl App {
             let bound = Ingress::build(&config.ingress, secret.clone(), backend.clone())
                 .await
                 .with_context(|| format!("cannot listen on {} (USHER_HTTP_ADDR)", config.ingress.http_addr))?;
-            Some(bound)
+            Some(if components.dev_tokens { bound.with_dev_tokens(secret.clone()) } else { bound })
         } else {
             None
         };

@@ -37,7 +37,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Dev { no_setup } => {
             infra::logging::init();
-            serve(config, Components::everything(), Some(Dev { setup: !no_setup })).await
+            let components = Components { dev_tokens: true, ..Components::everything() };
+            serve(config, components, Some(Dev { setup: !no_setup })).await
         }
         Cmd::Ingress => {
             infra::logging::init();
@@ -118,6 +119,9 @@ async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyh
     if let Some(addr) = app.http_addr() {
         println!("usher is listening on http://{addr}");
         if dev {
+            let page = browsable(addr);
+            println!("open {page}/ in a browser to book seats (sign in with any name), {page}/ops for the ops view");
+            // The token comes last: launchers (testkit::Dev, scripts) stop reading there.
             let token = ingress::auth::mint_token(app.secret(), "admin", Role::Admin, Duration::from_secs(86_400));
             println!("admin token (24 h): {token}");
         }
@@ -130,6 +134,15 @@ async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyh
         stop.cancel();
     });
     app.run_until_stopped(shutdown).await
+}
+
+/// The address a browser on this machine can open: an unspecified bind address
+/// (`0.0.0.0`) is reached through loopback.
+fn browsable(mut addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    format!("http://{addr}")
 }
 
 /// SIGTERM and SIGINT, registered when installed.

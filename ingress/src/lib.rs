@@ -8,6 +8,8 @@
 //! - [`idempotency`]: the `Idempotency-Key` header and admitting a command exactly once.
 //! - [`problem`]: [`ApiError`], the one place errors become `application/problem+json`.
 //! - [`routes`]: the handlers, one module per resource, each registering its routes.
+//! - [`web`]: the web page (`/`, `/ops`, `/assets/*`), static files embedded in the binary,
+//!   and `POST /dev/token`, which only `usher dev` serves.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json` (and `docs/openapi.json`).
 //!
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod web;
 
 pub use auth::JwtSecret;
 pub use config::IngressConfig;
@@ -57,6 +60,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Agents already recorded in the user directory by this process.
     pub agents_seen: Arc<auth::AgentsSeen>,
+    /// `usher dev` only: the secret `POST /dev/token` mints the web page's tokens with.
+    /// `None` (as in `usher ingress`) leaves that route out of the router altogether.
+    pub dev_tokens: Option<JwtSecret>,
 }
 
 impl AppState {
@@ -70,13 +76,19 @@ impl AppState {
             idempotency_ttl: config.idempotency_ttl,
             shutdown: CancellationToken::new(),
             agents_seen: Arc::default(),
+            dev_tokens: None,
         }
     }
 }
 
-/// Every route of the API (see [`routes::api`]), with metrics, fallbacks and limits.
+/// Every route of the API (see [`routes::api`]) and the web page (see [`web`]), with
+/// metrics, fallbacks and limits.
 pub fn router(state: AppState) -> Router {
     let (routes, _document) = routes::api().split_for_parts();
+    let mut routes = routes.merge(web::pages());
+    if state.dev_tokens.is_some() {
+        routes = routes.merge(web::dev_token());
+    }
     routes
         .route_layer(axum::middleware::from_fn(metrics::track))
         // Applies to the routes above only, so it comes after them.
@@ -102,6 +114,13 @@ impl Ingress {
         let local_addr = listener.local_addr()?;
         let state = AppState::new(config, &secret, backend);
         Ok(Ingress { listener, local_addr, state })
+    }
+
+    /// Serves `POST /dev/token` (mint a token for any `sub` and role, for the web page's
+    /// sign-in). Only `usher dev` asks for it: `usher ingress` never serves that route.
+    pub fn with_dev_tokens(mut self, secret: JwtSecret) -> Self {
+        self.state.dev_tokens = Some(secret);
+        self
     }
 
     /// The address actually bound.

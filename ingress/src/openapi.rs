@@ -6,6 +6,7 @@
 
 use crate::idempotency::AcceptedBody;
 use crate::problem::{Problem, ProblemCode};
+use crate::routes::seat_events::SeatChanges;
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::OnceLock;
@@ -38,7 +39,8 @@ pub const BEARER: &str = "bearer";
     ),
     servers((url = "http://127.0.0.1:8080", description = "`usher dev` on the default `USHER_HTTP_ADDR`")),
     components(
-        schemas(Problem, ProblemCode),
+        // SeatChanges is the `data` of the seat map's events, which no JSON body refers to.
+        schemas(Problem, ProblemCode, SeatChanges),
         responses(
             Accepted,
             InvalidPath,
@@ -58,6 +60,7 @@ pub const BEARER: &str = "bearer";
         (name = "reads", description = "Status documents and bookings."),
         (name = "downstream", description = "What the notifications and analytics workers keep."),
         (name = "tickets", description = "Support tickets and their agents; the ticket commands are under `commands`."),
+        (name = "admin", description = "Dead-letter queues (admins only): what `usher dlq` does, over HTTP."),
     )
 )]
 pub struct ApiDoc;

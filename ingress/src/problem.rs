@@ -150,6 +150,7 @@ pub const PROBLEM_CODES: &[(&str, u16, &str)] = &[
     ("request_not_found", 404, "no such request, or one the caller may not see"),
     ("booking_not_found", 404, "no such booking, or one the caller may not see"),
     ("ticket_not_found", 404, "no such ticket, or one the caller may not see"),
+    ("queue_not_found", 404, "no such queue (a logical name like `booking-commands`, with or without `-dlq`)"),
     ("method_not_allowed", 405, "the route exists but not with this method"),
     (
         "idempotency_request_in_progress",

@@ -202,17 +202,21 @@ pub async fn seat_map(
     PathId(show_id): PathId,
 ) -> Result<Json<SeatMap>, ApiError> {
     let show_id = ShowId::from(show_id);
-    if state.backend.catalog.show(&show_id).await?.is_none() {
+    let seats = seats_of(&state, &show_id).await?;
+    Ok(Json(SeatMap { show_id, seats }))
+}
+
+/// Every seat of a show and its state as of now; `show_not_found` if there is no show.
+pub(crate) async fn seats_of(state: &AppState, show_id: &ShowId) -> Result<Vec<Seat>, ApiError> {
+    if state.backend.catalog.show(show_id).await?.is_none() {
         return Err(ApiError::not_found("show_not_found", format!("no show {show_id}")));
     }
+    Ok(current_seats(state, show_id).await?)
+}
+
+/// Every seat of a show and its state as of now (an expired hold reads `available`).
+pub(crate) async fn current_seats(state: &AppState, show_id: &ShowId) -> Result<Vec<Seat>, domain::PortError> {
     let now = state.backend.clock.now();
-    let seats = state
-        .backend
-        .catalog
-        .seats(&show_id)
-        .await?
-        .into_iter()
-        .map(|record| Seat { state: record.state_at(now), seat_id: record.seat_id })
-        .collect();
-    Ok(Json(SeatMap { show_id, seats }))
+    let records = state.backend.catalog.seats(show_id).await?;
+    Ok(records.into_iter().map(|record| Seat { state: record.state_at(now), seat_id: record.seat_id }).collect())
 }

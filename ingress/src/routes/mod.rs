@@ -6,18 +6,25 @@
 //! | --- | --- |
 //! | [`ops`] | `/health/*`, `/metrics`, `/openapi.json` |
 //! | [`catalog`] | `/v1/movies`, `/v1/shows`, seat maps |
+//! | [`seat_events`] | `GET /v1/shows/{show_id}/seats/events` (the live seat map, server-sent events) |
 //! | [`holds`] | `POST /v1/holds`, `POST /v1/holds/{hold_id}/release` |
 //! | [`bookings`] | `POST /v1/bookings`, `GET /v1/bookings/{booking_id}` |
 //! | [`requests`] | `GET /v1/requests/{request_id}` (status documents, long poll) |
 //! | [`tickets`] | `/v1/tickets…`, `/v1/agents` |
 //! | [`reports`] | `/v1/notifications`, `/v1/reports/*` |
+//! | [`admin`] | `/v1/admin/dlqs…` (dead-letter queues: list, peek, replay, purge) |
+//!
+//! The web page's routes (`/`, `/ops`, `/assets/*`, `/dev/token`) are not API operations:
+//! they live in [`crate::web`].
 
+pub mod admin;
 pub mod bookings;
 pub mod catalog;
 pub mod holds;
 pub mod ops;
 pub mod reports;
 pub mod requests;
+pub mod seat_events;
 pub mod tickets;
 
 use crate::AppState;
@@ -37,11 +44,13 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .merge(ops::routes())
         .merge(catalog::routes())
+        .merge(seat_events::routes())
         .merge(holds::routes())
         .merge(bookings::routes())
         .merge(requests::routes())
         .merge(reports::routes())
         .merge(tickets::routes())
+        .merge(admin::routes())
 }
 
 /// One `{id}` path segment. Its rejection is a problem document, like every error.

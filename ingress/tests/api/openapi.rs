@@ -5,14 +5,18 @@ use crate::helpers::TestApp;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// Routes come only from `routes::api()`, which registers each handler with its operation
-/// (utoipa-axum): `ingress::router` adds no route of its own, only layers and fallbacks.
+/// API routes come only from `routes::api()`, which registers each handler with its
+/// operation (utoipa-axum): `ingress::router` adds no route of its own, only layers,
+/// fallbacks and the web page's routes (`web::pages()`, `web::dev_token()`), which are not
+/// API operations on purpose (see docs/contract.md §8).
 fn router_adds_no_route_of_its_own() {
     let source = include_str!("../../src/lib.rs");
     let router = source.split("pub fn router(").nth(1).expect("lib.rs defines `router`");
     let router = router.split("\n}\n").next().unwrap();
     assert!(router.contains("routes::api()"), "the router is built from routes::api()");
     assert!(!router.contains(".route("), "a route added outside routes::api() would go undocumented");
+    let merged: Vec<&str> = router.split(".merge(").skip(1).map(|m| m.split(')').next().unwrap()).collect();
+    assert_eq!(merged, ["web::pages(", "web::dev_token("], "only the web page's routes are merged besides the API");
 }
 
 fn documented(doc: &Value) -> BTreeSet<(String, String)> {
@@ -43,7 +47,10 @@ async fn every_route_is_documented_and_every_documented_operation_is_routed() {
     router_adds_no_route_of_its_own();
     let doc: Value = serde_json::from_str(ingress::openapi::document_json()).unwrap();
     let documented = documented(&doc);
-    assert_eq!(documented.len(), 25, "every operation of the API is documented once");
+    assert_eq!(documented.len(), 30, "every operation of the API is documented once");
+    for web in ["/", "/ops", "/assets/{*path}", "/dev/token"] {
+        assert!(!documented.iter().any(|(_, path)| path == web), "{web} is the web page, not an API operation");
+    }
 
     // And the running app agrees: no documented operation falls through to the fallbacks.
     let app = TestApp::ingress().await;
