@@ -86,6 +86,10 @@ pub struct CloudEvent {
     pub datacontenttype: String,
     pub data: Value,
     pub correlationid: String,
+    /// The CloudEvents distributed-tracing extension: the W3C trace context of the work
+    /// that caused the event, so downstream consumers continue the same trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Namespace for event ids (uuid v5): any fixed uuid works, this one is Usher's.
@@ -112,11 +116,29 @@ impl CloudEvent {
             datacontenttype: "application/json".to_owned(),
             data,
             correlationid: correlation.to_owned(),
+            traceparent: None,
         }
+    }
+
+    /// The same event, carrying the trace context `traceparent` (none leaves it off).
+    pub fn traced(mut self, traceparent: Option<&str>) -> Self {
+        self.traceparent = traceparent.map(str::to_owned);
+        self
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an event always serializes")
+    }
+
+    /// The message attributes an event travels with to subscribed queues: its `type` (for
+    /// filter policies) and, when traced, its `traceparent` (for the consumer's span).
+    pub fn attributes(&self) -> crate::queue::Attributes {
+        let mut attributes =
+            crate::queue::Attributes::from([(crate::queue::ATTR_TYPE.to_owned(), self.event_type.as_str().to_owned())]);
+        if let Some(traceparent) = &self.traceparent {
+            attributes.insert(crate::queue::ATTR_TRACEPARENT.to_owned(), traceparent.clone());
+        }
+        attributes
     }
 }
 

@@ -83,7 +83,13 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
     let now = state.backend.clock.now();
     let request_id = RequestId::generate();
     let doc = StatusDoc::accepted(request_id.clone(), command.type_name(), now);
-    let envelope = CommandEnvelope { request_id: request_id.clone(), actor: caller.actor(), issued_at: now, command };
+    let envelope = CommandEnvelope {
+        request_id: request_id.clone(),
+        actor: caller.actor(),
+        issued_at: now,
+        traceparent: infra::logging::current_traceparent(),
+        command,
+    };
     let response_body = serde_json::to_string(&AcceptedBody {
         request_id: &request_id,
         status: "accepted",

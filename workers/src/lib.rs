@@ -15,6 +15,8 @@
 //! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
 //!   whose messages the queue's redrive moved; forgets expired idempotency keys.
 //! - [`dlq`]: list, peek, replay and purge dead-letter queues.
+//! - [`status`]: every queue and the outbox backlog for operators (`usher status`,
+//!   `GET /v1/admin/status`), and the sampler that sets the queue gauges.
 
 pub mod backoff;
 pub mod booking;
@@ -25,5 +27,6 @@ pub mod dlq;
 pub mod downstream;
 pub mod pools;
 pub mod relay;
+pub mod status;
 pub mod sweep;
 pub mod tickets;
