@@ -108,6 +108,8 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
 
     match state.backend.requests.admit(admission).await? {
         Admitted::Claimed => {
+            // The request's span (and so its log lines) names the request it admitted.
+            tracing::Span::current().record("request_id", tracing::field::display(&request_id));
             if let Err(e) = enqueue(state, &envelope).await {
                 // Free the key only with a document that provably never reached a queue;
                 // if the sweep (or a retry) may have queued it meanwhile, it is accepted.

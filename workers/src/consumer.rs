@@ -149,7 +149,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(messages) if messages.is_empty() => {
                     failures = 0;
                     metrics::gauge!("usher_consumer_lag_seconds", "pool" => self.handler.pool()).set(0.0);
-                    crate::status::observe_lag(self.config.queue, 0.0);
+                    infra::status::observe_lag(self.config.queue, 0.0);
                 }
                 Ok(messages) => {
                     failures = 0;
@@ -318,7 +318,7 @@ fn record_lag(pool: &'static str, queue: Queue, messages: &[ReceivedMessage]) {
     let oldest = messages.iter().map(|m| m.sent_at).min().unwrap_or(now);
     let lag = (now - oldest).as_seconds_f64().max(0.0);
     metrics::gauge!("usher_consumer_lag_seconds", "pool" => pool).set(lag);
-    crate::status::observe_lag(queue, lag);
+    infra::status::observe_lag(queue, lag);
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -15,8 +15,7 @@
 //! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
 //!   whose messages the queue's redrive moved; forgets expired idempotency keys.
 //! - [`dlq`]: list, peek, replay and purge dead-letter queues.
-//! - [`status`]: every queue and the outbox backlog for operators (`usher status`,
-//!   `GET /v1/admin/status`), and the sampler that sets the queue gauges.
+//! - [`status`]: the sampler that sets the queue gauges (from `infra::status`).
 
 pub mod backoff;
 pub mod booking;

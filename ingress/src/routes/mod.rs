@@ -4,7 +4,7 @@
 //!
 //! | module | routes |
 //! | --- | --- |
-//! | [`ops`] | `/health/*`, `/metrics`, `/openapi.json` |
+//! | [`ops`] | `/health/*`, `/metrics`, `/openapi.json`, `GET /v1/admin/status` |
 //! | [`catalog`] | `/v1/movies`, `/v1/shows`, seat maps |
 //! | [`holds`] | `POST /v1/holds`, `POST /v1/holds/{hold_id}/release` |
 //! | [`bookings`] | `POST /v1/bookings`, `GET /v1/bookings/{booking_id}` |
