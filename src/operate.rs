@@ -119,8 +119,11 @@ pub(crate) async fn status(settings: Settings, watch: bool, json: bool) -> anyho
         }
         match infra::status::gather(&backend).await {
             // Home, draw, clear what is left of the previous frame.
-            Ok(status) => print!("\x1b[H\x1b[2J{}\nupdated {} · every 2 s · q quits\n", render_status(&status),
-                domain::clock::format(domain::clock::now())),
+            Ok(status) => print!(
+                "\x1b[H\x1b[2J{}\nupdated {} · every 2 s · q quits\n",
+                render_status(&status),
+                domain::clock::format(domain::clock::now())
+            ),
             Err(e) => break Err(anyhow::Error::new(e).context("cannot read the status")),
         }
         use std::io::Write;

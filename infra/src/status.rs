@@ -7,9 +7,9 @@
 //! lag this process's own consumers last observed ([`observe_lag`]: the oldest message of
 //! their latest receive), and unknown (`null`) for queues it does not consume.
 
+use crate::Backend;
 use domain::PortError;
 use domain::queue::Queue;
-use crate::Backend;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

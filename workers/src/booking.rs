@@ -24,6 +24,13 @@ pub struct BookingPool {
 
 impl BookingPool {
     pub fn new(backend: Backend, hold_ttl: Duration) -> Self {
+        // Each outcome's series exists from the start (a zero, not a gap).
+        for outcome in ["placed", "rejected"] {
+            metrics::counter!("usher_holds_total", "outcome" => outcome).increment(0);
+        }
+        for outcome in ["confirmed", "declined"] {
+            metrics::counter!("usher_bookings_total", "outcome" => outcome).increment(0);
+        }
         Self { backend, hold_ttl }
     }
 

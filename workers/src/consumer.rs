@@ -120,6 +120,11 @@ pub struct Consumer<H> {
 
 impl<H: Handler> Consumer<H> {
     pub fn new(backend: Backend, handler: H, config: ConsumerConfig) -> Self {
+        // Every outcome is on /metrics from the start, so rates and alerts see a zero
+        // rather than no series.
+        for outcome in ["done", "retried", "dead_lettered"] {
+            metrics::counter!("usher_messages_total", "pool" => handler.pool(), "outcome" => outcome).increment(0);
+        }
         Self { backend, handler: Arc::new(handler), config }
     }
 

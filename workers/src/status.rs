@@ -5,8 +5,8 @@
 //! often than every 15 s.
 
 use domain::PortError;
-use infra::BackendKind;
 use infra::Backend;
+use infra::BackendKind;
 use infra::status::queues;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -16,6 +16,10 @@ pub struct TicketPool {
 
 impl TicketPool {
     pub fn new(backend: Backend) -> Self {
+        // Each event's series exists from the start (a zero, not a gap).
+        for event in ["created", "solved"] {
+            metrics::counter!("usher_tickets_total", "event" => event).increment(0);
+        }
         Self { backend }
     }
 }
