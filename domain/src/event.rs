@@ -131,10 +131,13 @@ impl CloudEvent {
     }
 
     /// The message attributes an event travels with to subscribed queues: its `type` (for
-    /// filter policies) and, when traced, its `traceparent` (for the consumer's span).
+    /// filter policies), its `request_id` (the correlation id, for operators and the
+    /// consumer's log lines) and, when traced, its `traceparent` (for the consumer's span).
     pub fn attributes(&self) -> crate::queue::Attributes {
-        let mut attributes =
-            crate::queue::Attributes::from([(crate::queue::ATTR_TYPE.to_owned(), self.event_type.as_str().to_owned())]);
+        let mut attributes = crate::queue::Attributes::from([
+            (crate::queue::ATTR_TYPE.to_owned(), self.event_type.as_str().to_owned()),
+            (crate::queue::ATTR_REQUEST_ID.to_owned(), self.correlationid.clone()),
+        ]);
         if let Some(traceparent) = &self.traceparent {
             attributes.insert(crate::queue::ATTR_TRACEPARENT.to_owned(), traceparent.clone());
         }
