@@ -182,3 +182,70 @@ async fn a_worker_only_process_serves_metrics_and_health() {
     stop.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// Every `usher_*` name in a PromQL expression (a histogram's `_bucket` series under its
+/// family's name).
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("usher_") {
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let name = &tail[..end];
+        names.insert(name.strip_suffix("_bucket").unwrap_or(name).to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// What `/metrics` serves beyond the contract's list.
+const OTHER_METRICS: [&str; 3] =
+    ["usher_consumer_lag_seconds", "usher_outbox_delivered_total", "usher_payments_voided_total"];
+
+#[test]
+fn the_dashboard_is_grafana_json_over_metrics_usher_serves() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/grafana/usher.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("well-formed JSON");
+    assert_eq!(dashboard["uid"], "usher-overview");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let rows: Vec<&str> = panels.iter().filter(|p| p["type"] == "row").map(|p| p["title"].as_str().unwrap()).collect();
+    assert_eq!(rows, ["RED per route (ingress)", "Queues", "Pools", "Outbox", "Business"]);
+    let known: BTreeSet<&str> = CONTRACT_METRICS.iter().chain(OTHER_METRICS.iter()).copied().collect();
+    let mut used = BTreeSet::new();
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let targets = panel["targets"].as_array().expect("every panel queries");
+        assert!(!targets.is_empty(), "{panel}");
+        for target in targets {
+            for name in metric_names(target["expr"].as_str().unwrap()) {
+                assert!(known.contains(name.as_str()), "{name} is not a metric Usher serves");
+                used.insert(name);
+            }
+        }
+    }
+    for name in CONTRACT_METRICS.iter().filter(|n| !n.ends_with("_bucket")) {
+        assert!(used.contains(*name), "the dashboard shows no {name}");
+    }
+}
+
+#[test]
+fn the_alert_rules_use_metrics_usher_serves() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/alerts.yml");
+    let rules = std::fs::read_to_string(path).unwrap();
+    let names = metric_names(&rules);
+    assert_eq!(
+        names,
+        BTreeSet::from(
+            [
+                "usher_dlq_depth",
+                "usher_queue_oldest_age_seconds",
+                "usher_http_requests_total",
+                "usher_http_request_duration_seconds",
+                "usher_outbox_oldest_age_seconds"
+            ]
+            .map(str::to_owned)
+        )
+    );
+    for alert in ["UsherDeadLetters", "UsherQueueBehind", "UsherHttp5xx", "UsherHttpSlow", "UsherOutboxBehind"] {
+        assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
+    }
+}
