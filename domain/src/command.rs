@@ -140,6 +140,11 @@ mod tests {
         assert!(json.contains(r#""type":"booking.hold.place""#));
         assert_eq!(CommandEnvelope::parse(&json).unwrap(), env);
         assert!(CommandEnvelope::parse(r#"{"garbage":true}"#).is_err());
+        assert!(!env.message().attributes.contains_key(ATTR_TRACEPARENT), "untraced: no attribute");
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = CommandEnvelope { traceparent: Some(tp.to_owned()), ..env };
+        assert_eq!(traced.message().attributes[ATTR_TRACEPARENT], tp);
+        assert_eq!(CommandEnvelope::parse(&traced.to_json()).unwrap(), traced);
     }
 
     #[test]

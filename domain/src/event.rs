@@ -180,6 +180,23 @@ mod tests {
     }
 
     #[test]
+    fn the_traceparent_extension_rides_in_the_body_and_the_attributes_when_set() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let plain = CloudEvent::new(EventType::HoldPlaced, "booking", "hold_1", "req_1", json!({}), from_millis(0));
+        assert!(!plain.to_json().contains("traceparent"));
+        assert!(!plain.attributes().contains_key(crate::queue::ATTR_TRACEPARENT));
+        assert_eq!(plain.attributes()[crate::queue::ATTR_REQUEST_ID], "req_1");
+        let traced = plain.clone().traced(Some(tp));
+        let v: Value = serde_json::from_str(&traced.to_json()).unwrap();
+        assert_eq!(v["traceparent"], tp);
+        assert_eq!(traced.attributes()[crate::queue::ATTR_TRACEPARENT], tp);
+        assert_eq!(traced.attributes()[crate::queue::ATTR_TYPE], "usher.booking.hold.placed");
+        assert_eq!(traced.id, plain.id, "the trace does not change the event's identity");
+        let back: CloudEvent = serde_json::from_str(&traced.to_json()).unwrap();
+        assert_eq!(back, traced);
+    }
+
+    #[test]
     fn every_type_name_parses_back() {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
