@@ -49,10 +49,13 @@ pub fn init_with(provider: SdkTracerProvider) {
     }
 }
 
-/// Exports what is still buffered; call once before the process exits.
+/// Exports what is still buffered and stops the exporter; call once before the process
+/// exits.
 pub fn flush() {
     if let Some(provider) = PROVIDER.get() {
-        let _ = provider.force_flush();
+        if let Err(e) = provider.shutdown() {
+            eprintln!("usher: spans may be lost: {e}");
+        }
     }
 }
 
