@@ -11,6 +11,7 @@
 # example on the same moto; once run 1 has built `usher`, the rest of the apply test
 # (compare with `usher setup`, `usher dev --no-setup` books a seat).
 # USHER_SKIP_DEPLOY_CHECKS=1 leaves the deploy checks out (they need terraform).
+# scripts/alert-rules.sh runs first (promtool; USHER_SKIP_ALERT_RULES=1 skips it).
 # Extra arguments go to both cargo test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,7 @@ exec scripts/moto.sh -- bash -c '
     }
     deploy static
     deploy apply
+    scripts/alert-rules.sh
     echo "== embedded backend (and the aws port contract suite, and usher-lambda)"
     cargo test --workspace --locked "$@"
     # The apply test uses the `usher` binary run 1 built. A target dir shared with another
@@ -61,6 +63,6 @@ exec scripts/moto.sh -- bash -c '
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
-        --test booking_flow --test downstream --test tickets --test api --test faults --test web "$@"
+        --test booking_flow --test downstream --test tickets --test api --test faults --test web --test operate --test tracing "$@"
     finish_deploy || { echo "deploy checks failed" >&2; exit 1; }
 ' usher-tests "$@"

@@ -5,8 +5,8 @@ use crate::Config;
 use anyhow::Context;
 use domain::request::ADMISSION_GRACE;
 use infra::Backend;
-use ingress::Ingress;
 use ingress::auth::JwtSecret;
+use ingress::{Ingress, Operations};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use workers::consumer::ConsumerConfig;
 use workers::pools::{PoolConsumer, PoolKind};
 use workers::relay::Relay;
+use workers::status::{Sampler, sample_every};
 use workers::sweep::Sweeper;
 
 /// The relay's longest nap when this process committed nothing new; commits here wake it
@@ -80,6 +81,8 @@ pub struct App {
     backend: Backend,
     secret: JwtSecret,
     ingress: Option<Ingress>,
+    /// `/metrics` and `/health/*` on `USHER_METRICS_ADDR`, when there is no API to serve them.
+    operations: Option<Operations>,
     components: Components,
 }
 
@@ -101,11 +104,25 @@ impl App {
         } else {
             None
         };
-        Ok(App { config, backend, secret, ingress, components })
+        let operations = if components.ingress {
+            None
+        } else {
+            let addr = config.workers.metrics_addr;
+            let bound = Operations::build(addr, backend.clone())
+                .await
+                .with_context(|| format!("cannot listen on {addr} (USHER_METRICS_ADDR)"))?;
+            Some(bound)
+        };
+        Ok(App { config, backend, secret, ingress, operations, components })
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.ingress.as_ref().map(Ingress::local_addr)
+    }
+
+    /// Where a process without the API serves `/metrics` and `/health/*`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.operations.as_ref().map(Operations::local_addr)
     }
 
     pub fn backend(&self) -> &Backend {
@@ -133,6 +150,17 @@ impl App {
             // Delivers what the pools' commands committed to the outbox.
             let relay = Relay::new(self.backend.clone(), RELAY_IDLE);
             tasks.spawn(relay.run_until_stopped(shutdown.clone()));
+        }
+        // One sampler per process keeps the queue gauges current.
+        let sampler = Sampler::new(self.backend.clone(), sample_every(self.config.backend.backend));
+        tasks.spawn(sampler.run_until_stopped(shutdown.clone()));
+        if let Some(operations) = self.operations {
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = operations.run_until_stopped(stop).await {
+                    tracing::error!(error = %e, "the metrics server failed");
+                }
+            });
         }
         if self.components.sweep {
             let sweeper = Sweeper::new(self.backend.clone(), self.components.sweep_every, self.components.sweep_grace);

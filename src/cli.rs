@@ -16,7 +16,7 @@ pub(crate) use crate::bench::Scenario;
 /// Every setting is an environment variable (USHER_BACKEND, USHER_HTTP_ADDR, USHER_DATA_DIR,
 /// USHER_ENV, USHER_JWT_SECRET, USHER_JWT_PREVIOUS_SECRET, USHER_HOLD_TTL,
 /// USHER_IDEMPOTENCY_TTL, USHER_MAX_RECEIVES, USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS,
-/// USHER_LOG); see the README.
+/// USHER_METRICS_ADDR, USHER_LOG, OTEL_EXPORTER_OTLP_ENDPOINT); see the README.
 #[derive(Debug, Parser)]
 #[command(name = "usher", version)]
 pub(crate) struct Cli {
@@ -38,7 +38,8 @@ pub(crate) enum Cmd {
     },
     /// The HTTP API only.
     Ingress,
-    /// Consumers only.
+    /// Consumers only. With no API to serve them, /metrics and /health/* are served on
+    /// USHER_METRICS_ADDR (default 127.0.0.1:9090).
     Worker {
         #[arg(long, value_enum, default_value = "all")]
         pool: Pool,
@@ -87,6 +88,18 @@ pub(crate) enum Cmd {
         /// Seats of the contended show (`contention`): a multiple of 50 above 50.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=26_000))]
         seats: u16,
+    },
+    /// Every queue (visible, in flight, oldest message age, DLQ depth) and the outbox backlog.
+    ///
+    /// On AWS the oldest age is unknown ("-", null in JSON): SQS cannot tell it without
+    /// receiving messages; CloudWatch's ApproximateAgeOfOldestMessage alarm watches it.
+    Status {
+        /// Redraw every 2 s, like top; q (or Ctrl-C) quits.
+        #[arg(long)]
+        watch: bool,
+        /// Print {"queues": [...], "outbox": {...}} as JSON.
+        #[arg(long, conflicts_with = "watch")]
+        json: bool,
     },
     /// Lists, inspects, replays and purges dead-letter queues.
     Dlq {

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let ran = runtime.block_on(run(cli));
+    // Spans still buffered for the OTLP exporter leave before the process does.
+    infra::logging::flush();
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("usher: {}", format!("{e:#}").replace('\n', " "));
@@ -81,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bench::run(secret, plan).await
         }
         Cmd::Dlq { command } => operate::dlq(config.backend, command).await,
+        Cmd::Status { watch, json } => operate::status(config.backend, watch, json).await,
         Cmd::Health { addr } => operate::health(addr.unwrap_or(config.ingress.http_addr)),
     }
 }
@@ -115,6 +119,9 @@ async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyh
     };
     if seeded {
         tracing::info!("seeded the demo catalog");
+    }
+    if let Some(addr) = app.metrics_addr() {
+        println!("usher serves /metrics and /health on http://{addr}");
     }
     if let Some(addr) = app.http_addr() {
         println!("usher is listening on http://{addr}");

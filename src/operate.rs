@@ -1,4 +1,5 @@
-//! The operator commands that run and exit: `usher dlq …` and `usher health`.
+//! The operator commands that run and exit: `usher dlq …`, `usher status` and
+//! `usher health`.
 
 use crate::cli::{DlqCmd, parse_queue};
 use anyhow::{Context, bail};
@@ -91,4 +92,121 @@ pub(crate) fn health(mut addr: std::net::SocketAddr) -> anyhow::Result<()> {
     }
     println!("ok");
     Ok(())
+}
+
+/// How often `usher status --watch` redraws.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+pub(crate) async fn status(settings: Settings, watch: bool, json: bool) -> anyhow::Result<()> {
+    let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
+    if json {
+        let status = infra::status::gather(&backend).await.context("cannot read the status")?;
+        println!("{}", serde_json::to_string(&status)?);
+        return Ok(());
+    }
+    if !watch {
+        let status = infra::status::gather(&backend).await.context("cannot read the status")?;
+        print!("{}", render_status(&status));
+        return Ok(());
+    }
+    let keys = Keys::listen();
+    let mut ticks = tokio::time::interval(WATCH_EVERY);
+    let result = loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = keys.quit() => break Ok(()),
+        }
+        match infra::status::gather(&backend).await {
+            // Home, draw, clear what is left of the previous frame.
+            Ok(status) => print!(
+                "\x1b[H\x1b[2J{}\nupdated {} · every 2 s · q quits\n",
+                render_status(&status),
+                domain::clock::format(domain::clock::now())
+            ),
+            Err(e) => break Err(anyhow::Error::new(e).context("cannot read the status")),
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    };
+    drop(keys);
+    result
+}
+
+/// The status as a table: one line per queue, then the outbox.
+pub(crate) fn render_status(status: &infra::status::Status) -> String {
+    let age = |a: Option<f64>| a.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"));
+    let mut out = format!("{:<18} {:>8} {:>10} {:>11} {:>6}\n", "QUEUE", "VISIBLE", "IN FLIGHT", "OLDEST AGE", "DLQ");
+    for q in &status.queues {
+        out += &format!(
+            "{:<18} {:>8} {:>10} {:>11} {:>6}\n",
+            q.queue,
+            q.visible,
+            q.in_flight,
+            age(q.oldest_age_seconds),
+            q.dlq_depth
+        );
+    }
+    out += &format!("outbox: {} pending, oldest {}\n", status.outbox.pending, age(status.outbox.oldest_age_seconds));
+    out
+}
+
+/// `q` on a terminal's stdin, read unbuffered: the terminal is put in non-canonical mode
+/// with `stty` for as long as this lives, and restored on drop.
+struct Keys {
+    saved: Option<String>,
+    quit: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Keys {
+    fn listen() -> Keys {
+        use std::io::{IsTerminal, Read};
+        let saved = std::io::stdin()
+            .is_terminal()
+            .then(|| stty(&["-g"]))
+            .flatten()
+            .filter(|_| stty(&["-icanon", "-echo", "min", "1"]).is_some());
+        let quit = std::sync::Arc::new(tokio::sync::Notify::new());
+        if saved.is_some() {
+            let pressed = std::sync::Arc::clone(&quit);
+            // Blocks on stdin; left behind at exit, it holds nothing that needs cleaning up.
+            std::thread::spawn(move || {
+                let mut byte = [0u8; 1];
+                while std::io::stdin().read(&mut byte).is_ok_and(|n| n == 1) {
+                    if byte[0].eq_ignore_ascii_case(&b'q') {
+                        // A stored permit: the next `quit()` returns even if none waits now.
+                        pressed.notify_one();
+                        return;
+                    }
+                }
+            });
+        }
+        Keys { saved, quit }
+    }
+
+    async fn quit(&self) {
+        if self.saved.is_none() {
+            return std::future::pending().await;
+        }
+        self.quit.notified().await;
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = stty(&[saved.trim()]);
+        }
+    }
+}
+
+/// Runs `stty` on the terminal (stdin); its output, or `None` if it failed.
+fn stty(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("stty")
+        .args(args)
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -273,6 +273,7 @@ async fn the_sweep_requeues_a_command_whose_admitter_died() {
         request_id: request_id.clone(),
         actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
         issued_at: now,
+        traceparent: None,
         command: Command::PlaceHold { show_id: show.as_str().into(), seat_ids: vec!["H1".into()] },
     };
     let admission = Admission {

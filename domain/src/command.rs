@@ -3,7 +3,7 @@
 use crate::actor::Actor;
 use crate::clock::Timestamp;
 use crate::ids::{HoldId, RequestId, SeatId, ShowId, TicketId, UserId};
-use crate::queue::{ATTR_REQUEST_ID, ATTR_TYPE, Attributes, OutgoingMessage, Queue};
+use crate::queue::{ATTR_REQUEST_ID, ATTR_TRACEPARENT, ATTR_TYPE, Attributes, OutgoingMessage, Queue};
 use crate::ticket::{Priority, TicketChange, TicketStatus};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,10 @@ pub struct CommandEnvelope {
     pub request_id: RequestId,
     pub actor: Actor,
     pub issued_at: Timestamp,
+    /// The W3C trace context of the request that admitted it (or of the worker that sent
+    /// it), carried as the message's `traceparent` attribute too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub command: Command,
 }
 
@@ -103,12 +107,16 @@ impl CommandEnvelope {
         serde_json::from_str(body)
     }
 
-    /// The message that carries this command, with its `type` and `request_id` attributes.
+    /// The message that carries this command, with its `type`, `request_id` and (when
+    /// traced) `traceparent` attributes.
     pub fn message(&self) -> OutgoingMessage {
-        let attributes = Attributes::from([
+        let mut attributes = Attributes::from([
             (ATTR_TYPE.to_owned(), self.command.type_name().to_owned()),
             (ATTR_REQUEST_ID.to_owned(), self.request_id.to_string()),
         ]);
+        if let Some(traceparent) = &self.traceparent {
+            attributes.insert(ATTR_TRACEPARENT.to_owned(), traceparent.clone());
+        }
         OutgoingMessage::new(self.to_json(), attributes)
     }
 }
@@ -125,12 +133,18 @@ mod tests {
             request_id: "req_1".into(),
             actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
             issued_at: from_millis(1),
+            traceparent: None,
             command: Command::PlaceHold { show_id: "show_1".into(), seat_ids: vec!["A1".into()] },
         };
         let json = env.to_json();
         assert!(json.contains(r#""type":"booking.hold.place""#));
         assert_eq!(CommandEnvelope::parse(&json).unwrap(), env);
         assert!(CommandEnvelope::parse(r#"{"garbage":true}"#).is_err());
+        assert!(!env.message().attributes.contains_key(ATTR_TRACEPARENT), "untraced: no attribute");
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = CommandEnvelope { traceparent: Some(tp.to_owned()), ..env };
+        assert_eq!(traced.message().attributes[ATTR_TRACEPARENT], tp);
+        assert_eq!(CommandEnvelope::parse(&traced.to_json()).unwrap(), traced);
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct CloudEvent {
     pub datacontenttype: String,
     pub data: Value,
     pub correlationid: String,
+    /// The CloudEvents distributed-tracing extension: the W3C trace context of the work
+    /// that caused the event, so downstream consumers continue the same trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Namespace for event ids (uuid v5): any fixed uuid works, this one is Usher's.
@@ -112,11 +116,32 @@ impl CloudEvent {
             datacontenttype: "application/json".to_owned(),
             data,
             correlationid: correlation.to_owned(),
+            traceparent: None,
         }
+    }
+
+    /// The same event, carrying the trace context `traceparent` (none leaves it off).
+    pub fn traced(mut self, traceparent: Option<&str>) -> Self {
+        self.traceparent = traceparent.map(str::to_owned);
+        self
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an event always serializes")
+    }
+
+    /// The message attributes an event travels with to subscribed queues: its `type` (for
+    /// filter policies), its `request_id` (the correlation id, for operators and the
+    /// consumer's log lines) and, when traced, its `traceparent` (for the consumer's span).
+    pub fn attributes(&self) -> crate::queue::Attributes {
+        let mut attributes = crate::queue::Attributes::from([
+            (crate::queue::ATTR_TYPE.to_owned(), self.event_type.as_str().to_owned()),
+            (crate::queue::ATTR_REQUEST_ID.to_owned(), self.correlationid.clone()),
+        ]);
+        if let Some(traceparent) = &self.traceparent {
+            attributes.insert(crate::queue::ATTR_TRACEPARENT.to_owned(), traceparent.clone());
+        }
+        attributes
     }
 }
 
@@ -152,6 +177,23 @@ mod tests {
         let c = CloudEvent::new(EventType::HoldExpired, "booking", "hold_1", "req_1", json!({}), from_millis(0));
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
+    }
+
+    #[test]
+    fn the_traceparent_extension_rides_in_the_body_and_the_attributes_when_set() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let plain = CloudEvent::new(EventType::HoldPlaced, "booking", "hold_1", "req_1", json!({}), from_millis(0));
+        assert!(!plain.to_json().contains("traceparent"));
+        assert!(!plain.attributes().contains_key(crate::queue::ATTR_TRACEPARENT));
+        assert_eq!(plain.attributes()[crate::queue::ATTR_REQUEST_ID], "req_1");
+        let traced = plain.clone().traced(Some(tp));
+        let v: Value = serde_json::from_str(&traced.to_json()).unwrap();
+        assert_eq!(v["traceparent"], tp);
+        assert_eq!(traced.attributes()[crate::queue::ATTR_TRACEPARENT], tp);
+        assert_eq!(traced.attributes()[crate::queue::ATTR_TYPE], "usher.booking.hold.placed");
+        assert_eq!(traced.id, plain.id, "the trace does not change the event's identity");
+        let back: CloudEvent = serde_json::from_str(&traced.to_json()).unwrap();
+        assert_eq!(back, traced);
     }
 
     #[test]

@@ -145,6 +145,7 @@ mod tests {
             request_id: "req_1".into(),
             actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
             issued_at: from_millis(0),
+            traceparent: None,
             command: Command::ExpireHold { hold_id: "hold_1".into(), expires_at: from_millis(10_000) },
         };
         let m = ScheduledMessage::command(&envelope, from_millis(10_000));

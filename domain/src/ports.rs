@@ -13,7 +13,7 @@ use crate::ids::{BookingId, HoldId, MovieId, RequestId, SeatId, ShowId, TicketId
 use crate::notification::Notification;
 use crate::outbox::{Decision, OutboxBacklog, OutboxItem};
 use crate::payment::PaymentReceipt;
-use crate::queue::{OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
+use crate::queue::{OutgoingMessage, QueueAddr, QueueStats, Receipt, ReceivedMessage};
 use crate::report::{DailyReport, ShowCounters, TicketStats};
 use crate::request::{CommandContext, RequestRecord, StatusDoc};
 use crate::ticket::{Ticket, TicketChange, TicketCursor, TicketStatus};
@@ -56,6 +56,10 @@ pub trait MessageQueue: Send + Sync {
 
     /// How many messages the queue holds, visible or in flight (approximate on SQS).
     async fn depth(&self, queue: QueueAddr) -> Result<u64, PortError>;
+
+    /// What the queue holds, by state, without receiving anything (approximate on SQS,
+    /// which also cannot tell the oldest message's age: `oldest_age` is `None` there).
+    async fn stats(&self, queue: QueueAddr) -> Result<QueueStats, PortError>;
 
     /// Deletes every message in the queue.
     async fn purge(&self, queue: QueueAddr) -> Result<(), PortError>;

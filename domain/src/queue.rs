@@ -82,6 +82,24 @@ pub const ATTR_FAILURE_REASON: &str = "failure_reason";
 pub const ATTR_FAILED_AT: &str = "failed_at";
 /// How many times the source queue delivered the message before it was dead-lettered.
 pub const ATTR_RECEIVE_COUNT: &str = "receive_count";
+/// The W3C trace context (`traceparent`) of what caused the message, so the worker's
+/// span continues the trace of the HTTP request (or of the command that emitted an event).
+pub const ATTR_TRACEPARENT: &str = "traceparent";
+
+/// What a queue holds right now, as operators read it (`usher status`, the queue gauges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready to be received.
+    pub visible: u64,
+    /// Received and not yet deleted, or waiting out a retry's backoff.
+    pub in_flight: u64,
+    /// Sent with a delay that has not yet passed (a hold's expiry).
+    pub delayed: u64,
+    /// How long the oldest message that is visible or in flight has been waiting since it
+    /// became deliverable. `None` when the queue is empty of those, or when the backend
+    /// cannot tell without receiving (SQS has no such attribute: see docs/contract.md §6).
+    pub oldest_age: Option<Duration>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {

@@ -100,6 +100,9 @@ pub struct CommandContext {
     pub request_id: RequestId,
     pub actor: Actor,
     pub now: Timestamp,
+    /// The W3C trace context of the worker applying the command; the events it decides
+    /// carry it (the CloudEvents `traceparent` extension).
+    pub traceparent: Option<String>,
 }
 
 /// How a command ended.

@@ -58,6 +58,11 @@ pub fn event_schema(t: EventType) -> Value {
             "subject": { "type": "string", "description": "The aggregate the event is about." },
             "datacontenttype": { "const": "application/json" },
             "correlationid": { "type": "string", "description": "The request that caused the event." },
+            "traceparent": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": "CloudEvents distributed-tracing extension: the W3C trace context of the work that caused the event. Continue it to join the request's trace."
+            },
             "data": data,
         }
     });

@@ -22,7 +22,7 @@ use domain::payment::PaymentReceipt;
 use domain::ports::{
     Abandoned, Admission, Admitted, BookingStore, Completion, EventBus, MessageQueue, RequestStore, Stranded,
 };
-use domain::queue::{OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
+use domain::queue::{OutgoingMessage, QueueAddr, QueueStats, Receipt, ReceivedMessage};
 use domain::request::CommandContext;
 use domain::request::RequestRecord;
 use std::collections::HashMap;
@@ -176,6 +176,10 @@ impl MessageQueue for Faulty<dyn MessageQueue> {
 
     async fn depth(&self, queue: QueueAddr) -> Result<u64, PortError> {
         self.inner.depth(queue).await
+    }
+
+    async fn stats(&self, queue: QueueAddr) -> Result<QueueStats, PortError> {
+        self.inner.stats(queue).await
     }
 
     async fn purge(&self, queue: QueueAddr) -> Result<(), PortError> {

@@ -6,7 +6,10 @@
 //! - [`aws`]: SQS, SNS and DynamoDB.
 //! - `contract`: the port contract suite every adapter runs (`port_contract_tests!`), one
 //!   module per port; compiled only for tests (the `contract` feature).
-//! - [`logging`]: JSON log lines on stderr, filtered by `USHER_LOG`.
+//! - [`logging`]: JSON log lines on stderr, filtered by `USHER_LOG`; OpenTelemetry spans
+//!   (OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set) and the W3C `traceparent`
+//!   helpers that carry a trace across the queue.
+//! - [`status`]: every queue and the outbox backlog, for operators.
 //! - [`faults`]: fault injection at the port boundary, for tests.
 
 pub mod aws;
@@ -16,6 +19,7 @@ pub mod contract;
 pub mod embedded;
 pub mod faults;
 pub mod logging;
+pub mod status;
 
 pub use config::{BackendKind, ConfigError, Settings};
 

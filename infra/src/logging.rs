@@ -1,14 +1,117 @@
-//! Logs as every Usher process writes them: JSON lines on stderr, filtered by `USHER_LOG`
-//! (default `info`), with the current span's fields on each line.
+//! Logs and traces as every Usher process writes them: JSON lines on stderr, filtered by
+//! `USHER_LOG` (default `info`), with the fields of the spans they happen in (`trace_id`,
+//! `request_id`, `message_id`, …); and OpenTelemetry spans, exported over OTLP/HTTP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the exporter reads the other standard `OTEL_*`
+//! variables itself).
+//!
+//! Spans always get W3C trace ids, exported or not, so that a request's `traceparent`
+//! rides in its command message and events (docs/contract.md §6) and log lines can be
+//! joined by `trace_id` even without a collector.
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The provider of the installed subscriber, kept to flush its spans at exit.
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Installs the subscriber once; later calls (tests) keep the first.
 pub fn init() {
+    let mut provider = SdkTracerProvider::builder().with_resource(resource());
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty()) {
+        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+            Ok(exporter) => provider = provider.with_batch_exporter(exporter),
+            Err(e) => eprintln!("usher: spans are not exported: {e}"),
+        }
+    }
+    init_with(provider.build());
+}
+
+/// Installs the subscriber with this provider (a test's in-memory exporter); later calls
+/// keep the first.
+pub fn init_with(provider: SdkTracerProvider) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("USHER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(true)
+    let tracer = provider.tracer("usher");
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_current_span(true))
+        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_tracked_inactivity(false))
         .try_init();
+    if installed.is_ok() {
+        let _ = PROVIDER.set(provider);
+    }
+}
+
+/// Exports what is still buffered and stops the exporter; call once before the process
+/// exits.
+pub fn flush() {
+    if let Some(provider) = PROVIDER.get() {
+        if let Err(e) = provider.shutdown() {
+            eprintln!("usher: spans may be lost: {e}");
+        }
+    }
+}
+
+fn resource() -> opentelemetry_sdk::Resource {
+    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES still win: the builder reads them.
+    let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "usher".to_owned());
+    opentelemetry_sdk::Resource::builder().with_service_name(name).build()
+}
+
+/// The W3C `traceparent` of `span`, when it belongs to a trace (no subscriber with the
+/// OpenTelemetry layer installed: none).
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_ref = context.span();
+    let sc = span_ref.span_context();
+    sc.is_valid().then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
+}
+
+/// The `traceparent` of the current span (what a command or event it causes carries).
+pub fn current_traceparent() -> Option<String> {
+    traceparent(&tracing::Span::current())
+}
+
+/// Makes `span` continue the trace of `traceparent` (its remote parent) and records the
+/// span's `trace_id` field, if it has one. Call before the span is first entered. A
+/// missing or malformed `traceparent` leaves the span the root of a new trace.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(traceparent) = traceparent {
+        let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+        let parent = TraceContextPropagator::new().extract(&carrier);
+        if parent.span().span_context().is_valid() {
+            let _ = span.set_parent(parent);
+        }
+    }
+    if let Some(trace_id) = trace_id(span) {
+        span.record("trace_id", trace_id);
+    }
+}
+
+/// The hex trace id of `span`, if it is traced.
+pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_ref = context.span();
+    let sc = span_ref.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_subscriber_nothing_is_traced_and_nothing_breaks() {
+        let span = tracing::info_span!("x", trace_id = tracing::field::Empty);
+        continue_trace(&span, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        continue_trace(&span, Some("garbage"));
+        assert_eq!(traceparent(&span), None);
+    }
 }

@@ -88,7 +88,13 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
     let now = state.backend.clock.now();
     let request_id = RequestId::generate();
     let doc = StatusDoc::accepted(request_id.clone(), command.type_name(), now);
-    let envelope = CommandEnvelope { request_id: request_id.clone(), actor: caller.actor(), issued_at: now, command };
+    let envelope = CommandEnvelope {
+        request_id: request_id.clone(),
+        actor: caller.actor(),
+        issued_at: now,
+        traceparent: infra::logging::current_traceparent(),
+        command,
+    };
     let response_body = serde_json::to_string(&AcceptedBody {
         request_id: &request_id,
         status: "accepted",
@@ -106,7 +112,12 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
         queue_with_claim: true,
     };
 
-    match state.backend.requests.admit(admission).await? {
+    let admitted = state.backend.requests.admit(admission).await?;
+    if matches!(admitted, Admitted::Queued | Admitted::Claimed) {
+        // The request's span (and so its log lines) names the request it admitted.
+        tracing::Span::current().record("request_id", tracing::field::display(&request_id));
+    }
+    match admitted {
         Admitted::Queued => {
             tracing::info!(request_id = %request_id, kind = envelope.command.type_name(), "command admitted");
             Ok(accepted(StatusCode::ACCEPTED, response_body, &request_id, false))

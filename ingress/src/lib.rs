@@ -11,6 +11,8 @@
 //! - [`web`]: the web page (`/`, `/ops`, `/assets/*`), static files embedded in the binary,
 //!   and `POST /dev/token`, which only `usher dev` serves.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`Operations`]: `/metrics` and `/health/*` alone, for processes that serve no API
+//!   (`usher worker`, on `USHER_METRICS_ADDR`).
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json` (and `docs/openapi.json`).
 //!
 //! [`Ingress::build`] binds the address and [`Ingress::run_until_stopped`] serves until
@@ -95,8 +97,24 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::route_not_found)
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one HTTP request: it continues the caller's W3C `traceparent` (or starts a
+/// trace), and the command it admits carries that trace on (docs/contract.md §6). Its
+/// `trace_id` and `request_id` fields go on every log line written while it is handled.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        trace_id = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+    );
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    infra::logging::continue_trace(&span, traceparent);
+    span
 }
 
 /// The API, bound to its address and ready to serve.
@@ -140,5 +158,33 @@ impl Ingress {
             .await?;
         tracing::info!("ingress stopped");
         Ok(())
+    }
+}
+
+/// `/metrics` and `/health/*` without the API, for processes that run only workers.
+pub struct Operations {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    backend: Backend,
+}
+
+impl Operations {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn build(addr: SocketAddr, backend: Backend) -> Result<Operations, std::io::Error> {
+        metrics::install();
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(Operations { listener, local_addr, backend })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
+        tracing::info!(addr = %self.local_addr, "metrics and health listening");
+        axum::serve(self.listener, routes::ops::operations(self.backend))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
     }
 }

@@ -1,21 +1,35 @@
 //! Prometheus metrics at `/metrics` (no token): HTTP requests by route and status here,
-//! and whatever the rest of the process records (the workers' lag and message counts).
-//! One recorder per process, installed the first time it is asked for.
+//! and whatever the rest of the process records (queue gauges, message outcomes, handler
+//! durations, the outbox, business counters: docs/contract.md §6). One recorder per
+//! process, installed the first time it is asked for. Durations (`*_seconds` histograms)
+//! are Prometheus histograms with [`BUCKETS`], so they aggregate across instances.
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// Bucket bounds of every `*_seconds` histogram: from a fast read (5 ms) to a slow
+/// handler (10 s), with 0.5 s (the p95 alert's threshold) a bound of its own.
+pub const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
 /// Installs the process-wide recorder on first use. `None` if another one was installed
 /// first (then metrics go there, and `/metrics` is empty).
 pub fn install() -> Option<&'static PrometheusHandle> {
-    RECORDER.get_or_init(|| PrometheusBuilder::new().install_recorder().ok()).as_ref()
+    RECORDER
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
 }
 
 /// Prometheus metrics, no token.
@@ -26,8 +40,9 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     tag = "operations",
     responses((
         status = 200,
-        description = "Prometheus text exposition (0.0.4): `usher_http_requests_total`, \
-            `usher_http_request_duration_seconds` and, where workers run, their lag and message counts.",
+        description = "Prometheus text exposition (0.0.4): `usher_http_requests_total`, the histogram \
+            `usher_http_request_duration_seconds`, the queue and DLQ gauges and, where workers run, message \
+            outcomes, handler durations, the outbox backlog and business counters (docs/contract.md §6).",
         body = String,
         content_type = "text/plain; version=0.0.4"
     ))
@@ -44,8 +59,9 @@ pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("usher_http_requests_total", &labels).increment(1);
+    let labels = [("method", method), ("route", route)];
     metrics::histogram!("usher_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    let [method, route] = labels;
+    metrics::counter!("usher_http_requests_total", &[method, route, ("status", status)]).increment(1);
     response
 }

@@ -112,6 +112,7 @@ async fn a_good_command_succeeds_and_garbage_is_dead_lettered_without_being_repo
         request_id: request_id.clone(),
         actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
         issued_at: now,
+        traceparent: None,
         command: Command::CreateTicket {
             subject: "Seat A1 is broken".into(),
             description: "It wobbles".into(),

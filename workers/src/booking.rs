@@ -24,6 +24,13 @@ pub struct BookingPool {
 
 impl BookingPool {
     pub fn new(backend: Backend, hold_ttl: Duration) -> Self {
+        // Each outcome's series exists from the start (a zero, not a gap).
+        for outcome in ["placed", "rejected"] {
+            metrics::counter!("usher_holds_total", "outcome" => outcome).increment(0);
+        }
+        for outcome in ["confirmed", "declined"] {
+            metrics::counter!("usher_bookings_total", "outcome" => outcome).increment(0);
+        }
         Self { backend, hold_ttl }
     }
 
@@ -112,6 +119,28 @@ impl CommandPool for BookingPool {
             }
             other => return Err(HandlerError::Poison(format!("{} is not a booking command", other.type_name()))),
         };
+        count_outcome(&envelope.command, &completion);
         Ok((Some(completion), Effects::default()))
+    }
+}
+
+/// `usher_holds_total{outcome}` and `usher_bookings_total{outcome}`, once per committed
+/// outcome: a redelivery finds the request terminal (`first` false) and counts nothing.
+/// Any business failure of a confirm counts as `declined`.
+fn count_outcome(command: &Command, completion: &Completion) {
+    if !completion.first {
+        return;
+    }
+    let succeeded = completion.doc.status == RequestStatus::Succeeded;
+    match command {
+        Command::PlaceHold { .. } => {
+            let outcome = if succeeded { "placed" } else { "rejected" };
+            metrics::counter!("usher_holds_total", "outcome" => outcome).increment(1);
+        }
+        Command::ConfirmBooking { .. } => {
+            let outcome = if succeeded { "confirmed" } else { "declined" };
+            metrics::counter!("usher_bookings_total", "outcome" => outcome).increment(1);
+        }
+        _ => {}
     }
 }

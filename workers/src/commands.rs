@@ -18,7 +18,13 @@ use infra::Backend;
 pub fn parse(message: &ReceivedMessage, now: Timestamp) -> Result<(CommandEnvelope, CommandContext), HandlerError> {
     let envelope =
         CommandEnvelope::parse(&message.body).map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
-    let ctx = CommandContext { request_id: envelope.request_id.clone(), actor: envelope.actor.clone(), now };
+    let ctx = CommandContext {
+        request_id: envelope.request_id.clone(),
+        actor: envelope.actor.clone(),
+        now,
+        // The span this message is handled in: the events it decides continue its trace.
+        traceparent: infra::logging::current_traceparent(),
+    };
     Ok((envelope, ctx))
 }
 
@@ -73,7 +79,11 @@ pub async fn mark_dead_lettered(
     }
     let now = backend.clock.now();
     let kind = if kind.is_empty() { record.doc.kind.as_str() } else { kind };
-    let decided = domain::request::dead_lettered(request_id, kind, pool, reason, now);
+    let mut decided = domain::request::dead_lettered(request_id, kind, pool, reason, now);
+    let traceparent = infra::logging::current_traceparent();
+    for event in &mut decided.1 {
+        event.traceparent.clone_from(&traceparent);
+    }
     Ok(backend.requests.complete(request_id, decided.into(), now).await?.first)
 }
 

@@ -1,8 +1,9 @@
-//! The workers' section of the configuration: how long a hold lasts and how retries back
-//! off. The binary composes it with the others; the redrive limit (`USHER_MAX_RECEIVES`)
+//! The workers' section of the configuration: how long a hold lasts, how retries back
+//! off, and where a worker-only process serves its metrics. The binary composes it with the others; the redrive limit (`USHER_MAX_RECEIVES`)
 //! is the backend's, since the queues enforce it too.
 
 use infra::config::{ConfigError, number, present};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -13,6 +14,9 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// `USHER_RETRY_MAX_MS`: the backoff's cap (full jitter below it).
     pub retry_max: Duration,
+    /// `USHER_METRICS_ADDR`, default `127.0.0.1:9090`: where a process that runs workers
+    /// but no API (`usher worker`) serves `/metrics` and `/health/*`.
+    pub metrics_addr: SocketAddr,
 }
 
 impl WorkerConfig {
@@ -26,7 +30,15 @@ impl WorkerConfig {
                 reason: "must not be below USHER_RETRY_BASE_MS".to_owned(),
             });
         }
+        let metrics_addr = match get("USHER_METRICS_ADDR") {
+            None => SocketAddr::from(([127, 0, 0, 1], 9090)),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                variable: "USHER_METRICS_ADDR",
+                reason: format!("expected an address like 127.0.0.1:9090, got {v:?}"),
+            })?,
+        };
         Ok(Self {
+            metrics_addr,
             hold_ttl: Duration::from_secs(number(&get, "USHER_HOLD_TTL", 600, 1, 86_400)?),
             retry_base,
             retry_max,
@@ -50,11 +62,13 @@ mod tests {
         assert_eq!(c.hold_ttl, Duration::from_secs(600));
         assert_eq!(c.retry_base, Duration::from_millis(1000));
         assert_eq!(c.retry_max, Duration::from_millis(60_000));
+        assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:9090");
     }
 
     #[test]
     fn a_bad_value_names_its_variable() {
         assert_eq!(with(&[("USHER_HOLD_TTL", "ten")]).unwrap_err().variable, "USHER_HOLD_TTL");
+        assert_eq!(with(&[("USHER_METRICS_ADDR", ":9090")]).unwrap_err().variable, "USHER_METRICS_ADDR");
         let backwards = with(&[("USHER_RETRY_BASE_MS", "500"), ("USHER_RETRY_MAX_MS", "100")]);
         assert_eq!(backwards.unwrap_err().variable, "USHER_RETRY_MAX_MS");
         assert!(with(&[("USHER_HOLD_TTL", "30")]).is_ok());

@@ -5,6 +5,9 @@
 //! follow-up messages the handlers asked for are sent; then the batch is deleted in one
 //! call. A message is deleted once its effect and outbox entries are committed, never
 //! before, and never later than that for want of a bus: the relay publishes the events.
+//!
+//! Each message is handled in its own span, which continues the trace its `traceparent`
+//! attribute names and is timed into `usher_handler_duration_seconds{pool}`.
 
 use crate::backoff::Backoff;
 use async_trait::async_trait;
@@ -12,8 +15,8 @@ use domain::PortError;
 use domain::clock;
 use domain::error::Disposition;
 use domain::queue::{
-    ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, OutgoingMessage, Queue, QueueAddr, Receipt,
-    ReceivedMessage,
+    ATTR_FAILED_AT, ATTR_FAILURE_REASON, ATTR_RECEIVE_COUNT, ATTR_REQUEST_ID, ATTR_TRACEPARENT, ATTR_TYPE,
+    OutgoingMessage, Queue, QueueAddr, Receipt, ReceivedMessage,
 };
 use infra::Backend;
 use std::collections::HashMap;
@@ -131,6 +134,11 @@ pub struct Consumer<H> {
 
 impl<H: Handler> Consumer<H> {
     pub fn new(backend: Backend, handler: H, config: ConsumerConfig) -> Self {
+        // Every outcome is on /metrics from the start, so rates and alerts see a zero
+        // rather than no series.
+        for outcome in ["done", "retried", "dead_lettered"] {
+            metrics::counter!("usher_messages_total", "pool" => handler.pool(), "outcome" => outcome).increment(0);
+        }
         Self { backend, handler: Arc::new(handler), config, loops: AtomicUsize::new(0), tracker: TaskTracker::new() }
     }
 
@@ -189,13 +197,14 @@ impl<H: Handler> Consumer<H> {
                 Ok(messages) if messages.is_empty() => {
                     failures = 0;
                     metrics::gauge!("usher_consumer_lag_seconds", "pool" => self.handler.pool()).set(0.0);
+                    infra::status::observe_lag(self.config.queue, 0.0);
                     if self.stop_loop() {
                         return;
                     }
                 }
                 Ok(messages) => {
                     failures = 0;
-                    record_lag(self.handler.pool(), &messages);
+                    record_lag(self.handler.pool(), self.config.queue, &messages);
                     if messages.len() >= BATCH {
                         self.start_loop(&shutdown);
                     }
@@ -222,8 +231,17 @@ impl<H: Handler> Consumer<H> {
         let mut running = JoinSet::new();
         for (index, message) in messages.iter().cloned().enumerate() {
             let handler = Arc::clone(&self.handler);
-            let span = tracing::info_span!("message", pool = handler.pool(), message_id = %message.message_id);
-            running.spawn(async move { (index, handler.handle(&message).await) }.instrument(span));
+            let span = message_span(handler.pool(), &message);
+            running.spawn(
+                async move {
+                    let started = std::time::Instant::now();
+                    let outcome = handler.handle(&message).await;
+                    metrics::histogram!("usher_handler_duration_seconds", "pool" => handler.pool())
+                        .record(started.elapsed().as_secs_f64());
+                    (index, outcome)
+                }
+                .instrument(span),
+            );
         }
         let mut outcomes: Vec<Option<Result<Effects, HandlerError>>> = (0..messages.len()).map(|_| None).collect();
         while let Some(joined) = running.join_next().await {
@@ -332,13 +350,29 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+/// The span one message is handled in: it continues the trace of what sent the message
+/// (its `traceparent` attribute), and its fields go on every log line of the handler.
+fn message_span(pool: &'static str, message: &ReceivedMessage) -> tracing::Span {
+    let span = tracing::info_span!(
+        "message",
+        pool,
+        message_id = %message.message_id,
+        request_id = message.attributes.get(ATTR_REQUEST_ID).map(String::as_str),
+        message_type = message.attributes.get(ATTR_TYPE).map(String::as_str),
+        trace_id = tracing::field::Empty,
+    );
+    infra::logging::continue_trace(&span, message.attributes.get(ATTR_TRACEPARENT).map(String::as_str));
+    span
+}
+
 /// How long the oldest message of a batch waited on its queue before this receive: the
 /// pool's lag. Zero when a receive comes back empty.
-fn record_lag(pool: &'static str, messages: &[ReceivedMessage]) {
+fn record_lag(pool: &'static str, queue: Queue, messages: &[ReceivedMessage]) {
     let now = clock::now();
     let oldest = messages.iter().map(|m| m.sent_at).min().unwrap_or(now);
     let lag = (now - oldest).as_seconds_f64().max(0.0);
     metrics::gauge!("usher_consumer_lag_seconds", "pool" => pool).set(lag);
+    infra::status::observe_lag(queue, lag);
 }
 
 fn truncate(s: &str, max: usize) -> String {

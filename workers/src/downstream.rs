@@ -34,7 +34,12 @@ impl Handler for NotificationsPool {
         let event = parse(message)?;
         let rendered = notification::render(&event);
         // The `usher.notification.sent` events commit with the notifications, in the outbox.
-        let sent: Vec<CloudEvent> = rendered.iter().map(|n| notification::sent(n, &event.correlationid)).collect();
+        // They continue the trace of this message's span.
+        let traceparent = infra::logging::current_traceparent();
+        let sent: Vec<CloudEvent> = rendered
+            .iter()
+            .map(|n| notification::sent(n, &event.correlationid).traced(traceparent.as_deref()))
+            .collect();
         let first = self.backend.notifications.record_notifications(&event.id, &rendered, &sent).await?;
         if first {
             for n in &rendered {

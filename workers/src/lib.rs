@@ -15,6 +15,7 @@
 //! - [`sweep`]: re-queues admitted commands with no message behind them; marks requests
 //!   whose messages the queue's redrive moved; forgets expired idempotency keys.
 //! - [`dlq`]: list, peek, replay and purge dead-letter queues.
+//! - [`status`]: the sampler that sets the queue gauges (from `infra::status`).
 
 pub mod backoff;
 pub mod booking;
@@ -25,5 +26,6 @@ pub mod dlq;
 pub mod downstream;
 pub mod pools;
 pub mod relay;
+pub mod status;
 pub mod sweep;
 pub mod tickets;

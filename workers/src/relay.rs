@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// Entries one round takes.
 const BATCH: usize = 100;
 
+/// How often the backlog is also written to the log (the CloudWatch alarm's source).
+const BACKLOG_LOG_EVERY: Duration = Duration::from_secs(60);
+
 pub struct Relay {
     backend: Backend,
     /// The longest nap between rounds when nothing new was committed here.
@@ -48,10 +51,15 @@ impl Relay {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
         let mut gauged = tokio::time::Instant::now() - self.gauge_every;
+        let mut logged = tokio::time::Instant::now() - BACKLOG_LOG_EVERY;
         loop {
             if gauged.elapsed() >= self.gauge_every {
-                self.record_backlog().await;
+                let log = logged.elapsed() >= BACKLOG_LOG_EVERY;
+                self.record_backlog(log).await;
                 gauged = tokio::time::Instant::now();
+                if log {
+                    logged = gauged;
+                }
             }
             let round = self.relay_once().await;
             let pause = match round {
@@ -143,13 +151,19 @@ impl Relay {
         Ok(report)
     }
 
-    async fn record_backlog(&self) {
+    /// Sets the backlog gauges; with `log`, also writes the `outbox backlog` log line that
+    /// CloudWatch turns into the outbox-age alarm's metric (a log metric filter in
+    /// terraform's observability module: no API call from here).
+    async fn record_backlog(&self, log: bool) {
         match self.backend.outbox.backlog().await {
             Ok(backlog) => {
                 let age =
                     backlog.oldest.map(|t| (self.backend.clock.now() - t).as_seconds_f64().max(0.0)).unwrap_or(0.0);
                 metrics::gauge!("usher_outbox_pending").set(backlog.pending as f64);
                 metrics::gauge!("usher_outbox_oldest_age_seconds").set(age);
+                if log {
+                    tracing::info!(pending = backlog.pending, oldest_age_seconds = age, "outbox backlog");
+                }
             }
             Err(e) => tracing::warn!(error = %e, "cannot measure the outbox backlog"),
         }

@@ -6,8 +6,8 @@ use crate::consumer::{Effects, HandlerError};
 use async_trait::async_trait;
 use domain::command::{Command, CommandEnvelope};
 use domain::ports::Completion;
-use domain::request::CommandContext;
-use domain::ticket::{POOL, Ticket};
+use domain::request::{CommandContext, RequestStatus};
+use domain::ticket::{POOL, Ticket, TicketStatus};
 use infra::Backend;
 
 pub struct TicketPool {
@@ -16,6 +16,10 @@ pub struct TicketPool {
 
 impl TicketPool {
     pub fn new(backend: Backend) -> Self {
+        // Each event's series exists from the start (a zero, not a gap).
+        for event in ["created", "solved"] {
+            metrics::counter!("usher_tickets_total", "event" => event).increment(0);
+        }
         Self { backend }
     }
 }
@@ -46,6 +50,21 @@ impl CommandPool for TicketPool {
                 }
             },
         };
+        count_outcome(&envelope.command, &completion);
         Ok((Some(completion), Effects::default()))
     }
+}
+
+/// `usher_tickets_total{event}`: once per committed creation and per committed move to
+/// `solved` (a redelivery finds the request terminal, `first` false, and counts nothing).
+fn count_outcome(command: &Command, completion: &Completion) {
+    if !completion.first || completion.doc.status != RequestStatus::Succeeded {
+        return;
+    }
+    let event = match command {
+        Command::CreateTicket { .. } => "created",
+        Command::TransitionTicket { to: TicketStatus::Solved, .. } => "solved",
+        _ => return,
+    };
+    metrics::counter!("usher_tickets_total", "event" => event).increment(1);
 }

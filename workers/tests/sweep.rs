@@ -28,6 +28,7 @@ async fn stranded(b: &Backend, age: Duration) -> RequestId {
         request_id: request_id.clone(),
         actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
         issued_at: at,
+        traceparent: None,
         command: Command::ReleaseHold { hold_id: HoldId::from("hold_gone") },
     };
     let admission = Admission {

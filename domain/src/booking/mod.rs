@@ -278,7 +278,8 @@ pub fn hold_placed(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<Cloud
         ctx.request_id.as_str(),
         event::data(&data),
         ctx.now,
-    );
+    )
+    .traced(ctx.traceparent.as_deref());
     (Outcome::Succeeded(result), vec![event])
 }
 
@@ -301,14 +302,16 @@ pub fn hold_rejected(
         ctx.request_id.as_str(),
         event::data(&data),
         ctx.now,
-    );
+    )
+    .traced(ctx.traceparent.as_deref());
     (Outcome::Failed(error), vec![event])
 }
 
 pub fn hold_released(ctx: &CommandContext, hold: &SeatHold) -> (Outcome, Vec<CloudEvent>) {
     let data = event::data(&ended(hold));
     let event =
-        CloudEvent::new(EventType::HoldReleased, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now);
+        CloudEvent::new(EventType::HoldReleased, POOL, hold.hold_id.as_str(), ctx.request_id.as_str(), data, ctx.now)
+            .traced(ctx.traceparent.as_deref());
     (Outcome::Succeeded(json!({ "hold_id": hold.hold_id })), vec![event])
 }
 
@@ -339,7 +342,8 @@ pub fn booking_confirmed(ctx: &CommandContext, booking: &Booking, hold_id: &Hold
         ctx.request_id.as_str(),
         event::data(&data),
         ctx.now,
-    );
+    )
+    .traced(ctx.traceparent.as_deref());
     (Outcome::Succeeded(result), vec![event])
 }
 
@@ -352,7 +356,8 @@ pub fn booking_failed(ctx: &CommandContext, hold_id: &HoldId, error: BusinessErr
         ctx.request_id.as_str(),
         event::data(&data),
         ctx.now,
-    );
+    )
+    .traced(ctx.traceparent.as_deref());
     (Outcome::Failed(error), vec![event])
 }
 
@@ -410,6 +415,7 @@ pub fn decide_place(
         request_id: ctx.request_id.clone(),
         actor: ctx.actor.clone(),
         issued_at: ctx.now,
+        traceparent: ctx.traceparent.clone(),
         command: Command::ExpireHold { hold_id: hold.hold_id.clone(), expires_at },
     };
     let mut decision: Decision = hold_placed(ctx, &hold).into();

@@ -292,6 +292,7 @@ impl Ticket {
             ),
         };
         CloudEvent::new(event_type, POOL, self.ticket_id.as_str(), ctx.request_id.as_str(), data, ctx.now)
+            .traced(ctx.traceparent.as_deref())
     }
 }
 
@@ -323,7 +324,8 @@ pub fn created(ctx: &CommandContext, ticket: &Ticket) -> (Outcome, Vec<CloudEven
         ctx.request_id.as_str(),
         data,
         ctx.now,
-    );
+    )
+    .traced(ctx.traceparent.as_deref());
     (Outcome::Succeeded(json!({ "ticket_id": ticket.ticket_id })), vec![event])
 }
 

@@ -49,10 +49,8 @@ impl SnsBus {
 
     async fn publish_chunk(&self, topic_arn: &str, chunk: &[(&CloudEvent, String)]) -> Result<(), PortError> {
         send_entries("sns.publish_batch", chunk.len(), move |pending| async move {
-            let entries = pending
-                .iter()
-                .map(|&i| publish_entry(i, chunk[i].0.event_type, &chunk[i].1))
-                .collect::<Result<Vec<_>, _>>()?;
+            let entries =
+                pending.iter().map(|&i| publish_entry(i, chunk[i].0, &chunk[i].1)).collect::<Result<Vec<_>, _>>()?;
             let out = self
                 .client
                 .publish_batch()
@@ -67,18 +65,19 @@ impl SnsBus {
     }
 }
 
-fn publish_entry(id: usize, event_type: EventType, body: &str) -> Result<PublishBatchRequestEntry, PortError> {
-    let type_attr = MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(event_type.as_str())
-        .build()
-        .map_err(|e| build_error("sns message attribute", e))?;
-    PublishBatchRequestEntry::builder()
-        .id(id.to_string())
-        .message(body)
-        .message_attributes(ATTR_TYPE, type_attr)
-        .build()
-        .map_err(|e| build_error("sns publish entry", e))
+/// One event with its attributes (`type`, and `traceparent` when traced): with raw
+/// delivery they arrive as the subscribed queue's message attributes.
+fn publish_entry(id: usize, event: &CloudEvent, body: &str) -> Result<PublishBatchRequestEntry, PortError> {
+    let mut entry = PublishBatchRequestEntry::builder().id(id.to_string()).message(body);
+    for (name, value) in event.attributes() {
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .map_err(|e| build_error("sns message attribute", e))?;
+        entry = entry.message_attributes(name, value);
+    }
+    entry.build().map_err(|e| build_error("sns publish entry", e))
 }
 
 /// Splits events into batches SNS accepts: at most ten, at most [`BATCH_BYTES`].
@@ -87,7 +86,8 @@ fn batches(events: &[CloudEvent]) -> Vec<Vec<(&CloudEvent, String)>> {
     let mut bytes = 0;
     for event in events {
         let body = event.to_json();
-        let size = body.len() + ATTR_TYPE.len() + event.event_type.as_str().len() + "String".len();
+        let size =
+            body.len() + event.attributes().iter().map(|(k, v)| k.len() + v.len() + "String".len()).sum::<usize>();
         match out.last_mut() {
             Some(batch) if batch.len() < BATCH && bytes + size <= BATCH_BYTES => {
                 batch.push((event, body));

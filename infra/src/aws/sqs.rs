@@ -14,7 +14,7 @@ use aws_sdk_sqs::types::{
 use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::ports::MessageQueue;
-use domain::queue::{Attributes, OutgoingMessage, Queue, QueueAddr, Receipt, ReceivedMessage};
+use domain::queue::{Attributes, OutgoingMessage, Queue, QueueAddr, QueueStats, Receipt, ReceivedMessage};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -307,6 +307,14 @@ impl MessageQueue for SqsQueues {
     }
 
     async fn depth(&self, queue: QueueAddr) -> Result<u64, PortError> {
+        let stats = self.stats(queue).await?;
+        Ok(stats.visible + stats.in_flight + stats.delayed)
+    }
+
+    /// One `GetQueueAttributes` call. SQS exposes no age of the oldest message (only
+    /// CloudWatch's `ApproximateAgeOfOldestMessage`, a separate paid API), and finding it
+    /// by receiving would hide messages from the workers: `oldest_age` stays `None`.
+    async fn stats(&self, queue: QueueAddr) -> Result<QueueStats, PortError> {
         let url = self.url(queue).await?;
         let out = self
             .client
@@ -322,9 +330,12 @@ impl MessageQueue for SqsQueues {
         let count = |name: QueueAttributeName| {
             attrs.and_then(|a| a.get(&name)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         };
-        Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
-            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            + count(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+        Ok(QueueStats {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+            oldest_age: None,
+        })
     }
 
     async fn purge(&self, queue: QueueAddr) -> Result<(), PortError> {

@@ -4,7 +4,7 @@
 use super::{VIS, drain, event};
 use crate::Backend;
 use domain::event::{CloudEvent, EventType};
-use domain::queue::{ATTR_TYPE, Queue};
+use domain::queue::{ATTR_TRACEPARENT, ATTR_TYPE, Queue};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -28,5 +28,19 @@ pub async fn fan_out_by_filter(b: Backend) {
     assert_eq!(notifications.len(), 2);
     let decoded: CloudEvent = serde_json::from_str(&notifications[0].body).expect("raw delivery of the event JSON");
     assert!(events.iter().any(|e| e.id == decoded.id));
+    assert!(analytics.iter().all(|m| !m.attributes.contains_key(ATTR_TRACEPARENT)), "untraced events carry none");
     assert!(b.queues.receive(Queue::BookingCommands.source(), 10, Duration::ZERO, VIS).await.unwrap().is_empty());
+}
+
+/// A traced event keeps its `traceparent` in the body and as a message attribute, so the
+/// consumer can continue the trace before it parses anything.
+pub async fn traceparent_rides_along(b: Backend) {
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = event(EventType::BookingConfirmed, "bk_traced").traced(Some(traceparent));
+    b.bus.publish(std::slice::from_ref(&traced)).await.unwrap();
+    let got = drain(&b, Queue::Analytics.source(), 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attributes.get(ATTR_TRACEPARENT).map(String::as_str), Some(traceparent));
+    let decoded: CloudEvent = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(decoded.traceparent.as_deref(), Some(traceparent));
 }

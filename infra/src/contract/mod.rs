@@ -33,8 +33,8 @@ macro_rules! port_contract_tests {
     ($fresh:path) => {
         $crate::port_contract_tests!(@port $fresh; queues:
             queue_round_trip, visibility_hides_and_redelivers, change_visibility_reveals,
-            delayed_send, large_batches, redrive_moves_to_dlq, purge_empties);
-        $crate::port_contract_tests!(@port $fresh; bus: fan_out_by_filter);
+            delayed_send, large_batches, redrive_moves_to_dlq, purge_empties, stats_by_state);
+        $crate::port_contract_tests!(@port $fresh; bus: fan_out_by_filter, traceparent_rides_along);
         $crate::port_contract_tests!(@port $fresh; requests:
             admission_rules, admission_can_queue_with_the_claim, expired_keys_are_free, abandon_frees_the_key,
             abandon_keeps_a_queued_claim, complete_is_conditional, outbox_keeps_what_commits,
@@ -81,5 +81,5 @@ fn event(t: EventType, subject: &str) -> CloudEvent {
 
 fn ctx(id: &RequestId, who: &str) -> CommandContext {
     let actor = Actor { sub: UserId::new(who), role: Role::Customer };
-    CommandContext { request_id: id.clone(), actor, now: clock::now() }
+    CommandContext { request_id: id.clone(), actor, now: clock::now(), traceparent: None }
 }

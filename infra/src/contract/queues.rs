@@ -1,5 +1,5 @@
 //! The `MessageQueue` contract: round trips, visibility, delays, batches over ten,
-//! the queue's own redrive to its DLQ, purge.
+//! the queue's own redrive to its DLQ, purge, and the stats operators read.
 
 use super::{VIS, drain};
 use crate::Backend;
@@ -103,4 +103,27 @@ pub async fn purge_empties(b: Backend) {
     assert_eq!(b.queues.depth(dlq).await.unwrap(), 2);
     b.queues.purge(dlq).await.unwrap();
     assert_eq!(b.queues.depth(dlq).await.unwrap(), 0);
+}
+
+/// Visible, in flight and delayed are counted apart; the oldest age, where the backend
+/// knows it (not SQS), covers what has waited, not what is still delayed.
+pub async fn stats_by_state(b: Backend) {
+    let empty = b.queues.stats(Q).await.expect("stats");
+    assert_eq!((empty.visible, empty.in_flight, empty.delayed, empty.oldest_age), (0, 0, 0, None));
+    let mut later = msg("later");
+    later.delay = Duration::from_secs(120);
+    b.queues.send_batch(Q, vec![msg("a"), msg("b"), msg("c"), later]).await.unwrap();
+    let taken = drain(&b, Q, 1).await;
+    assert!(!taken.is_empty());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stats = b.queues.stats(Q).await.unwrap();
+    assert_eq!(stats.visible + stats.in_flight, 3, "{stats:?}");
+    assert_eq!(stats.in_flight, taken.len() as u64, "{stats:?}");
+    assert_eq!(stats.delayed, 1, "{stats:?}");
+    if let Some(age) = stats.oldest_age {
+        assert!(age >= Duration::from_secs(1) && age < Duration::from_secs(60), "{age:?}");
+    }
+    assert_eq!(b.queues.depth(Q).await.unwrap(), 4);
+    let dlq = b.queues.stats(Q.queue.dlq()).await.unwrap();
+    assert_eq!(dlq.visible + dlq.in_flight + dlq.delayed, 0);
 }

@@ -21,6 +21,7 @@ fn admission(owner: &str, key: &str, body: serde_json::Value, now: Timestamp) ->
         request_id: request_id.clone(),
         actor: Actor { sub: UserId::new(owner), role: Role::Customer },
         issued_at: now,
+        traceparent: None,
         command: Command::ReleaseHold { hold_id: HoldId::from("hold_x") },
     };
     Admission {
@@ -163,6 +164,7 @@ pub async fn outbox_keeps_what_commits(b: Backend) {
         request_id: id.clone(),
         actor: Actor { sub: UserId::new("olga"), role: Role::Customer },
         issued_at: clock::now(),
+        traceparent: None,
         command: Command::ExpireHold { hold_id: HoldId::from("hold_o"), expires_at: clock::now() },
     };
     let later = ScheduledMessage::command(&envelope, clock::now() + Duration::from_secs(60));

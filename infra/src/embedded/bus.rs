@@ -9,7 +9,7 @@ use domain::PortError;
 use domain::clock;
 use domain::event::CloudEvent;
 use domain::ports::EventBus;
-use domain::queue::{ATTR_TYPE, Attributes, OutgoingMessage, Queue, QueueAddr};
+use domain::queue::{OutgoingMessage, Queue, QueueAddr};
 use rusqlite::{Connection, params};
 use std::path::Path;
 
@@ -56,10 +56,7 @@ impl EventBus for Embedded {
             let messages: Vec<OutgoingMessage> = events
                 .iter()
                 .filter(|e| subscription.accepts(e))
-                .map(|e| {
-                    let attributes = Attributes::from([(ATTR_TYPE.to_owned(), e.event_type.as_str().to_owned())]);
-                    OutgoingMessage::new(e.to_json(), attributes)
-                })
+                .map(|e| OutgoingMessage::new(e.to_json(), e.attributes()))
                 .collect();
             if !messages.is_empty() {
                 deliveries.push((subscription.queue.name(), messages));

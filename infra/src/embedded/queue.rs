@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::ports::MessageQueue;
-use domain::queue::{Attributes, OutgoingMessage, QueueAddr, Receipt, ReceivedMessage};
+use domain::queue::{Attributes, OutgoingMessage, QueueAddr, QueueStats, Receipt, ReceivedMessage};
 use rusqlite::{Connection, params};
 use std::time::Duration;
 
@@ -237,6 +237,42 @@ impl MessageQueue for Embedded {
                 conn.query_row("SELECT COUNT(*) FROM messages WHERE queue = ?1", [name], |r| r.get::<_, i64>(0))
                     .map(|n| n as u64)
                     .map_err(sql_error)
+            })
+            .await
+    }
+
+    /// One read over the queue's rows. A message waits since it became deliverable: its
+    /// `visible_at` until first received (which covers a delay), its send time after.
+    async fn stats(&self, queue: QueueAddr) -> Result<QueueStats, PortError> {
+        let name = queue.name();
+        self.db
+            .read(move |conn| {
+                let now = clock::to_millis(clock::now());
+                let (visible, in_flight, delayed, waiting_since) = conn
+                    .query_row(
+                        "SELECT COALESCE(SUM(visible_at <= ?2), 0),
+                                COALESCE(SUM(visible_at > ?2 AND receive_count > 0), 0),
+                                COALESCE(SUM(visible_at > ?2 AND receive_count = 0), 0),
+                                MIN(CASE WHEN receive_count > 0 THEN sent_at
+                                         WHEN visible_at <= ?2 THEN visible_at END)
+                         FROM messages WHERE queue = ?1",
+                        params![name, now],
+                        |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, i64>(2)?,
+                                r.get::<_, Option<i64>>(3)?,
+                            ))
+                        },
+                    )
+                    .map_err(sql_error)?;
+                Ok(QueueStats {
+                    visible: visible as u64,
+                    in_flight: in_flight as u64,
+                    delayed: delayed as u64,
+                    oldest_age: waiting_since.map(|t| Duration::from_millis((now - t).max(0) as u64)),
+                })
             })
             .await
     }

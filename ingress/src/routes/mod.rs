@@ -4,7 +4,7 @@
 //!
 //! | module | routes |
 //! | --- | --- |
-//! | [`ops`] | `/health/*`, `/metrics`, `/openapi.json` |
+//! | [`ops`] | `/health/*`, `/metrics`, `/openapi.json`, `GET /v1/admin/status` |
 //! | [`catalog`] | `/v1/movies`, `/v1/shows`, seat maps |
 //! | [`seat_events`] | `GET /v1/shows/{show_id}/seats/events` (the live seat map, server-sent events) |
 //! | [`holds`] | `POST /v1/holds`, `POST /v1/holds/{hold_id}/release` |

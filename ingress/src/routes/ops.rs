@@ -1,12 +1,17 @@
-//! What operators and orchestrators read, with no token: liveness, readiness, the
-//! Prometheus metrics and this API's OpenAPI document.
+//! What operators and orchestrators read: with no token, liveness, readiness, the
+//! Prometheus metrics and this API's OpenAPI document; with an admin token, the status of
+//! every queue and of the outbox (`GET /v1/admin/status`, what `usher status` prints).
 
-use crate::openapi::BackendUnavailable;
+use crate::auth::Admin;
+use crate::openapi::{BackendUnavailable, Forbidden, Unauthorized};
 use crate::problem::ApiError;
 use crate::{AppState, metrics, openapi};
-use axum::Json;
 use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
 use domain::PortError;
+use infra::Backend;
+use infra::status::Status;
 use serde::Serialize;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,6 +23,36 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ready))
         .routes(routes!(metrics::render))
         .routes(routes!(openapi::document))
+        .routes(routes!(admin_status))
+}
+
+/// Health and metrics alone, on a backend: what a worker-only process serves.
+pub(crate) fn operations(backend: Backend) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(|State(backend): State<Backend>| async move { check_ready(&backend).await }))
+        .route("/metrics", get(metrics::render))
+        .with_state(backend)
+}
+
+/// Every queue (visible, in flight, oldest age, DLQ depth) and the outbox backlog.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/status",
+    operation_id = "admin_status",
+    tag = "operations",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every queue and the outbox backlog, as `usher status --json` prints them. \
+            `oldest_age_seconds` is null when nothing waits, and on AWS for queues this process does not consume \
+            (SQS has no attribute for it).", body = Status),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = BackendUnavailable),
+    )
+)]
+pub async fn admin_status(State(state): State<AppState>, _admin: Admin) -> Result<Json<Status>, ApiError> {
+    Ok(Json(infra::status::gather(&state.backend).await?))
 }
 
 /// A backend that takes longer than this to answer a ping is not ready.
@@ -56,7 +91,11 @@ pub async fn live() -> Json<Health> {
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    match tokio::time::timeout(READY_TIMEOUT, state.backend.ready()).await {
+    check_ready(&state.backend).await
+}
+
+async fn check_ready(backend: &Backend) -> Result<Json<Health>, ApiError> {
+    match tokio::time::timeout(READY_TIMEOUT, backend.ready()).await {
         Ok(Ok(())) => Ok(Json(OK)),
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(PortError::Unavailable(format!("no answer within {READY_TIMEOUT:?}")).into()),

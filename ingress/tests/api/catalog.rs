@@ -72,6 +72,7 @@ async fn the_seat_map_reads_holds_at_the_current_time() {
             request_id: id.into(),
             actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
             now: clock::now(),
+            traceparent: None,
         });
     }
     let show = show_id.as_str().into();

@@ -57,6 +57,9 @@ impl MessageQueue for UnreachableQueue {
     async fn depth(&self, _: QueueAddr) -> Result<u64, PortError> {
         Err(down())
     }
+    async fn stats(&self, _: QueueAddr) -> Result<domain::queue::QueueStats, PortError> {
+        Err(down())
+    }
     async fn purge(&self, _: QueueAddr) -> Result<(), PortError> {
         Err(down())
     }

@@ -144,6 +144,7 @@ fn alice_hold_admission(claimed_at: domain::clock::Timestamp) -> Admission {
             request_id,
             actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
             issued_at: claimed_at,
+            traceparent: None,
             command,
         },
         response: StoredResponse { status: 202, body },

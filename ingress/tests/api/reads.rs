@@ -65,6 +65,7 @@ async fn a_wait_ends_as_soon_as_the_request_is_terminal() {
         request_id: RequestId::from(id.as_str()),
         actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
         now: clock::now(),
+        traceparent: None,
     };
     let expires_at = clock::now() + time::Duration::minutes(10);
     app.backend.bookings.place_hold(&ctx, &show_id.as_str().into(), &["A1".into()], expires_at).await.unwrap();
@@ -101,6 +102,7 @@ async fn customers_read_only_their_own_bookings() {
         request_id: RequestId::from(id),
         actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
         now: clock::now(),
+        traceparent: None,
     };
     let held = app
         .backend

@@ -47,15 +47,16 @@ module "service" {
 }
 
 module "observability" {
-  source         = "../observability"
-  env            = var.env
-  queue_names    = module.messaging.queue_names
-  dlq_names      = module.messaging.dlq_names
-  alb_arn_suffix = module.service.alb_arn_suffix
-  cluster_name   = module.service.cluster_name
-  ecs_services   = module.service.ecs_services
-  alarm_emails   = var.alarm_emails
-  tags           = local.tags
+  source          = "../observability"
+  env             = var.env
+  queue_names     = module.messaging.queue_names
+  dlq_names       = module.messaging.dlq_names
+  alb_arn_suffix  = module.service.alb_arn_suffix
+  cluster_name    = module.service.cluster_name
+  ecs_services    = module.service.ecs_services
+  pool_log_groups = module.service.pool_log_groups
+  alarm_emails    = var.alarm_emails
+  tags            = local.tags
 }
 
 locals {

@@ -1,5 +1,6 @@
-# The alarms CONTRACT.md section 6 asks for (the same as the repo's Prometheus rules: DLQ
-# depth > 0, oldest message > 60 s, 5xx > 1 %, p95 > 500 ms) and one dashboard.
+# The alarms CONTRACT.md section 6 asks for (the same as the repo's Prometheus rules in
+# ops/prometheus/alerts.yml: DLQ depth > 0, oldest message > 60 s, 5xx > 1 %,
+# p95 > 500 ms, outbox age > 60 s) and one dashboard.
 
 data "aws_region" "current" {}
 
@@ -53,6 +54,45 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
   tags                = var.tags
+}
+
+# The outbox lives in DynamoDB, which has no metric for its oldest item: every worker's
+# relay logs `outbox backlog` with `oldest_age_seconds` once a minute, and a metric filter
+# on the pools' log groups makes that a metric (no API calls, no custom-metric charges
+# beyond the one metric).
+resource "aws_cloudwatch_log_metric_filter" "outbox_oldest" {
+  for_each = var.pool_log_groups
+
+  name           = "${var.env}-usher-outbox-oldest-${each.key}"
+  log_group_name = each.value
+  pattern        = "{ $.fields.message = \"outbox backlog\" }"
+
+  metric_transformation {
+    name      = "OutboxOldestAgeSeconds"
+    namespace = "Usher/${var.env}"
+    value     = "$.fields.oldest_age_seconds"
+    unit      = "Seconds"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "outbox_oldest" {
+  count = length(var.pool_log_groups) > 0 ? 1 : 0
+
+  alarm_name          = "${var.env}-usher-outbox-over-60s"
+  alarm_description   = "Committed events waited over 60 s for the relay: the bus (SNS) fails or is slow. Nothing is lost; subscribers are late. See the workers' `cannot publish pending events` logs."
+  namespace           = "Usher/${var.env}"
+  metric_name         = "OutboxOldestAgeSeconds"
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 60
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.outbox_oldest]
 }
 
 resource "aws_cloudwatch_metric_alarm" "http_5xx" {

@@ -28,6 +28,12 @@ variable "ecs_services" {
   type        = list(string)
 }
 
+variable "pool_log_groups" {
+  description = "service.pool_log_groups: pool => log group, where the relay logs the outbox backlog."
+  type        = map(string)
+  default     = {}
+}
+
 variable "kms_key_id" {
   description = "KMS key of the alarm topic."
   type        = string

@@ -203,6 +203,15 @@ resource "aws_ecs_task_definition" "worker" {
     readonlyRootFilesystem = true
     environment            = local.common_environment
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp" }]
+    # A worker serves /metrics and /health/* on USHER_METRICS_ADDR (127.0.0.1:9090 by
+    # default: inside the task only, for the health check and a scraping sidecar).
+    healthCheck = {
+      command     = ["CMD", "/usr/local/bin/usher", "health", "--addr", "127.0.0.1:9090"]
+      interval    = 15
+      timeout     = 5
+      retries     = 3
+      startPeriod = 10
+    }
     logConfiguration = {
       logDriver = "awslogs"
       options = {

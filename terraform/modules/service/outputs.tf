@@ -57,3 +57,8 @@ output "lambda_aliases" {
   description = "The pools on Lambda: pool => ARN of the alias `live` the queue invokes."
   value       = { for k, a in aws_lambda_alias.live : k => a.arn }
 }
+
+output "pool_log_groups" {
+  description = "Pool => its CloudWatch log group (the relay's `outbox backlog` lines feed the outbox alarm)."
+  value       = { for k in keys(var.pools) : k => aws_cloudwatch_log_group.service[k].name }
+}

@@ -1,0 +1,251 @@
+//! Operating Usher (docs/contract.md §6): every metric of the contract after one booking,
+//! `usher status` and `GET /v1/admin/status`, and the metrics a worker-only process serves.
+//! Runs on the aws backend too (`USHER_TEST_BACKEND=aws`, scripts/test.sh).
+
+mod support;
+
+use domain::actor::Role;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use support::{cli, spawn};
+use usher::{App, Components, Config, Pool};
+
+/// Every metric name docs/contract.md §6 lists.
+const CONTRACT_METRICS: [&str; 14] = [
+    "usher_http_requests_total",
+    "usher_http_request_duration_seconds",
+    "usher_queue_visible",
+    "usher_queue_in_flight",
+    "usher_queue_oldest_age_seconds",
+    "usher_dlq_depth",
+    "usher_messages_total",
+    "usher_handler_duration_seconds",
+    "usher_outbox_pending",
+    "usher_outbox_oldest_age_seconds",
+    "usher_holds_total",
+    "usher_bookings_total",
+    "usher_tickets_total",
+    // Histograms, not summaries: their buckets are series of their own.
+    "usher_http_request_duration_seconds_bucket",
+];
+
+/// The metric names on a Prometheus text page, with their `# TYPE`.
+fn families(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_contract_metric_is_present_after_one_booking() {
+    let app = spawn().await;
+    let alice = app.token("alice", Role::Customer);
+    let show = app.show_id().await;
+    let held = app.hold(&alice, &show, &["C1"]).await;
+    assert_eq!(held["status"], "succeeded", "{held}");
+    let hold_id = held["result"]["hold_id"].as_str().unwrap();
+    let booked = app.run(&alice, "/v1/bookings", json!({ "hold_id": hold_id, "payment_token": "tok_visa" })).await;
+    assert_eq!(booked["status"], "succeeded", "{booked}");
+
+    // The analytics pool handles the booking's events after it commits.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = app.client.get(None, "/metrics").await.text().await.unwrap();
+        if text.contains(r#"usher_handler_duration_seconds_count{pool="analytics"}"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A family by its `# TYPE` line, and every series by its own name (`_bucket`, …).
+    let kinds = families(&text);
+    let mut names: BTreeSet<String> = kinds.iter().map(|(name, _)| name.clone()).collect();
+    names.extend(
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.split(['{', ' ']).next().unwrap().to_owned()),
+    );
+    for name in CONTRACT_METRICS {
+        assert!(names.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    for histogram in ["usher_http_request_duration_seconds", "usher_handler_duration_seconds"] {
+        assert!(
+            kinds.contains(&(histogram.to_owned(), "histogram".to_owned())),
+            "{histogram} is a histogram: {kinds:?}"
+        );
+    }
+    assert!(!kinds.iter().any(|(_, kind)| kind == "summary"), "no summaries: {kinds:?}");
+    // The labels the contract names, and the committed outcomes counted.
+    for series in [
+        r#"usher_queue_visible{queue="booking-commands"}"#,
+        r#"usher_dlq_depth{queue="analytics"}"#,
+        r#"usher_holds_total{outcome="placed"}"#,
+        r#"usher_bookings_total{outcome="confirmed"}"#,
+        r#"usher_tickets_total{event="solved"}"#,
+        r#"usher_handler_duration_seconds_bucket{pool="booking",le="0.5"}"#,
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
+    let line = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).map(str::to_owned).unwrap_or_default();
+    let value = |prefix: &str| line(prefix).rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(-1.0);
+    assert!(value(r#"usher_holds_total{outcome="placed"}"#) >= 1.0, "{text}");
+    assert!(value(r#"usher_bookings_total{outcome="confirmed"}"#) >= 1.0, "{text}");
+    assert!(value(r#"usher_messages_total{pool="booking",outcome="done"}"#) >= 2.0, "{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_every_queue_and_the_outbox_on_the_cli_and_the_api() {
+    let app = spawn().await;
+    let alice = app.token("alice", Role::Customer);
+    let show = app.show_id().await;
+    let held = app.hold(&alice, &show, &["D1"]).await;
+    assert_eq!(held["status"], "succeeded", "{held}");
+
+    let (ok, stdout, stderr) = cli(&app, &["status", "--json"]);
+    assert!(ok, "{stderr}");
+    let status: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(keys(&status), BTreeSet::from(["queues".to_owned(), "outbox".to_owned()]));
+    let queues = status["queues"].as_array().unwrap();
+    let names: Vec<&str> = queues.iter().map(|q| q["queue"].as_str().unwrap()).collect();
+    assert_eq!(names, ["booking-commands", "ticket-commands", "notifications", "analytics"]);
+    for q in queues {
+        let expected = ["queue", "visible", "in_flight", "oldest_age_seconds", "dlq_depth"];
+        assert_eq!(keys(q), expected.iter().map(|k| k.to_string()).collect(), "{q}");
+        assert!(q["visible"].is_u64() && q["in_flight"].is_u64() && q["dlq_depth"].is_u64(), "{q}");
+        assert!(q["oldest_age_seconds"].is_null() || q["oldest_age_seconds"].as_f64().unwrap() >= 0.0, "{q}");
+    }
+    assert_eq!(keys(&status["outbox"]), BTreeSet::from(["pending".to_owned(), "oldest_age_seconds".to_owned()]));
+    assert!(status["outbox"]["pending"].is_u64());
+
+    // The hold's expiry waits, delayed, on the booking queue: neither visible nor in flight.
+    let booking = &queues[0];
+    assert_eq!(booking["visible"].as_u64().unwrap() + booking["in_flight"].as_u64().unwrap(), 0, "{booking}");
+
+    let (ok, table, stderr) = cli(&app, &["status"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("QUEUE") && lines[0].contains("IN FLIGHT") && lines[0].contains("DLQ"), "{table}");
+    for (line, name) in lines[1..5].iter().zip(names) {
+        assert!(line.starts_with(name), "{table}");
+    }
+    assert!(lines[5].starts_with("outbox: "), "{table}");
+    let (ok, _, stderr) = cli(&app, &["status", "--watch", "--json"]);
+    assert!(!ok && stderr.contains("--json"), "--watch and --json do not mix: {stderr}");
+
+    // The same document over HTTP, for admins only.
+    let admin = app.token("root", Role::Admin);
+    let over_http = app.client.get_json(&admin, "/v1/admin/status").await;
+    assert_eq!(keys(&over_http), keys(&status));
+    assert_eq!(over_http["queues"].as_array().unwrap().len(), 4);
+    assert_eq!(keys(&over_http["queues"][0]), keys(&status["queues"][0]));
+    assert_eq!(app.client.get(Some(&alice), "/v1/admin/status").await.status(), 403);
+    assert_eq!(app.client.get(None, "/v1/admin/status").await.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_only_process_serves_metrics_and_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        backend: testkit::settings::app(dir.path()),
+        ingress: testkit::settings::ingress(),
+        workers: testkit::settings::workers(),
+    };
+    config.workers.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    infra::Backend::setup(&config.backend).await.unwrap();
+    let components =
+        Components { ingress: false, pools: vec![Pool::Analytics], sweep: false, ..Components::everything() };
+    let app = App::build(config, components).await.unwrap();
+    assert_eq!(app.http_addr(), None, "no API");
+    let addr = app.metrics_addr().expect("metrics are served");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{addr}{path}")).send();
+    assert_eq!(get("/health/live").await.unwrap().status(), 200);
+    assert_eq!(get("/health/ready").await.unwrap().status(), 200);
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = get("/metrics").await.unwrap().text().await.unwrap();
+        if text.contains("usher_dlq_depth") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(r#"usher_messages_total{pool="analytics",outcome="done"}"#), "{text}");
+    assert!(text.contains(r#"usher_dlq_depth{queue="analytics"}"#), "{text}");
+    assert_eq!(get("/v1/movies").await.unwrap().status(), 404, "only operations routes");
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// Every `usher_*` name in a PromQL expression (a histogram's `_bucket` series under its
+/// family's name).
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("usher_") {
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let name = &tail[..end];
+        names.insert(name.strip_suffix("_bucket").unwrap_or(name).to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// What `/metrics` serves beyond the contract's list.
+const OTHER_METRICS: [&str; 3] =
+    ["usher_consumer_lag_seconds", "usher_outbox_delivered_total", "usher_payments_voided_total"];
+
+#[test]
+fn the_dashboard_is_grafana_json_over_metrics_usher_serves() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/grafana/usher.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("well-formed JSON");
+    assert_eq!(dashboard["uid"], "usher-overview");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let rows: Vec<&str> = panels.iter().filter(|p| p["type"] == "row").map(|p| p["title"].as_str().unwrap()).collect();
+    assert_eq!(rows, ["RED per route (ingress)", "Queues", "Pools", "Outbox", "Business"]);
+    let known: BTreeSet<&str> = CONTRACT_METRICS.iter().chain(OTHER_METRICS.iter()).copied().collect();
+    let mut used = BTreeSet::new();
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let targets = panel["targets"].as_array().expect("every panel queries");
+        assert!(!targets.is_empty(), "{panel}");
+        for target in targets {
+            for name in metric_names(target["expr"].as_str().unwrap()) {
+                assert!(known.contains(name.as_str()), "{name} is not a metric Usher serves");
+                used.insert(name);
+            }
+        }
+    }
+    for name in CONTRACT_METRICS.iter().filter(|n| !n.ends_with("_bucket")) {
+        assert!(used.contains(*name), "the dashboard shows no {name}");
+    }
+}
+
+#[test]
+fn the_alert_rules_use_metrics_usher_serves() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/alerts.yml");
+    let rules = std::fs::read_to_string(path).unwrap();
+    let names = metric_names(&rules);
+    assert_eq!(
+        names,
+        BTreeSet::from(
+            [
+                "usher_dlq_depth",
+                "usher_queue_oldest_age_seconds",
+                "usher_http_requests_total",
+                "usher_http_request_duration_seconds",
+                "usher_outbox_oldest_age_seconds"
+            ]
+            .map(str::to_owned)
+        )
+    );
+    for alert in ["UsherDeadLetters", "UsherQueueBehind", "UsherHttp5xx", "UsherHttpSlow", "UsherOutboxBehind"] {
+        assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
+    }
+}

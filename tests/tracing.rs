@@ -1,0 +1,120 @@
+//! One booking is one trace (docs/contract.md §6): the HTTP request's `traceparent`
+//! continues into the booking worker's span through the command message, and into the
+//! analytics and notifications workers' spans through the events. Spans are read with the
+//! OpenTelemetry SDK's in-memory exporter, installed as this test binary's subscriber.
+
+mod support;
+
+use domain::actor::Role;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::spawn;
+
+/// A caller's trace, as a W3C `traceparent` header sends it.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
+}
+
+/// The finished spans of `trace_id` named `name` whose `pool` attribute is `pool`.
+fn spans<'a>(all: &'a [SpanData], trace_id: &str, name: &str, pool: Option<&str>) -> Vec<&'a SpanData> {
+    all.iter()
+        .filter(|s| s.span_context.trace_id().to_string() == trace_id && s.name == name)
+        .filter(|s| pool.is_none_or(|p| attribute(s, "pool").as_deref() == Some(p)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
+    let exporter = InMemorySpanExporter::default();
+    infra::logging::init_with(SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build());
+    let app = spawn().await;
+    let alice = app.token("alice", Role::Customer);
+    let show = app.show_id().await;
+
+    // A hold without a traceparent starts a trace of its own at ingress.
+    let held = app.hold(&alice, &show, &["E1"]).await;
+    assert_eq!(held["status"], "succeeded", "{held}");
+    let hold_id = held["result"]["hold_id"].as_str().unwrap().to_owned();
+
+    // The confirm carries the caller's trace.
+    let response = app
+        .http
+        .post(app.url("/v1/bookings"))
+        .bearer_auth(&alice)
+        .header("Idempotency-Key", "traced-confirm")
+        .header("traceparent", TRACEPARENT)
+        .json(&json!({ "hold_id": hold_id, "payment_token": "tok_visa" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let request_id = response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
+    let booked = app.terminal(&alice, &request_id).await;
+    assert_eq!(booked["status"], "succeeded", "{booked}");
+
+    // The downstream pools finish after the booking does.
+    let mut finished = Vec::new();
+    for _ in 0..100 {
+        finished = exporter.get_finished_spans().unwrap();
+        // Analytics takes two events of this trace: the booking's and the notification's.
+        let count = |pool| spans(&finished, TRACE_ID, "message", Some(pool)).len();
+        if count("analytics") >= 2 && count("notifications") >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ingress = spans(&finished, TRACE_ID, "request", None);
+    let ingress = ingress
+        .iter()
+        .find(|s| attribute(s, "path").as_deref() == Some("/v1/bookings"))
+        .expect("the ingress span of the confirm continues the caller's trace");
+    assert_eq!(ingress.parent_span_id.to_string(), "00f067aa0ba902b7", "a child of the caller's span");
+    assert_eq!(attribute(ingress, "request_id").as_deref(), Some(request_id.as_str()));
+
+    let worker = spans(&finished, TRACE_ID, "message", Some("booking"));
+    assert_eq!(worker.len(), 1, "one booking worker span in the trace: {worker:?}");
+    assert_eq!(worker[0].parent_span_id, ingress.span_context.span_id(), "the worker continues ingress's span");
+    assert_eq!(attribute(worker[0], "request_id").as_deref(), Some(request_id.as_str()));
+
+    // The booking's events carry the worker's span on to both downstream pools; analytics
+    // also takes the `usher.notification.sent` event, which continues the notifications
+    // worker's span. Every span of the trace hangs off another one of it, or the caller's.
+    for pool in ["analytics", "notifications"] {
+        let downstream = spans(&finished, TRACE_ID, "message", Some(pool));
+        assert!(
+            downstream.iter().any(|s| s.parent_span_id == worker[0].span_context.span_id()),
+            "{pool} continues the booking worker's span: {downstream:?}"
+        );
+    }
+    let in_trace: Vec<&SpanData> =
+        finished.iter().filter(|s| s.span_context.trace_id().to_string() == TRACE_ID).collect();
+    for span in &in_trace {
+        let parent = span.parent_span_id.to_string();
+        assert!(
+            parent == "00f067aa0ba902b7" || in_trace.iter().any(|p| p.span_context.span_id() == span.parent_span_id),
+            "{} has a parent outside the trace",
+            span.name
+        );
+    }
+    let notified = spans(&finished, TRACE_ID, "message", Some("notifications"));
+    let analytics = spans(&finished, TRACE_ID, "message", Some("analytics"));
+    assert!(
+        analytics.iter().any(|a| notified.iter().any(|n| a.parent_span_id == n.span_context.span_id())),
+        "the notification.sent event continues the trace into analytics"
+    );
+
+    // The hold, sent without a traceparent, is a trace of its own, across the queue too.
+    let hold_request = held["request_id"].as_str().unwrap();
+    let hold_ingress = finished
+        .iter()
+        .find(|s| s.name == "request" && attribute(s, "request_id").as_deref() == Some(hold_request))
+        .expect("the hold's ingress span");
+    let hold_trace = hold_ingress.span_context.trace_id().to_string();
+    assert_ne!(hold_trace, TRACE_ID);
+    assert_eq!(spans(&finished, &hold_trace, "message", Some("booking")).len(), 1, "the hold's worker joins its trace");
+    app.stop().await;
+}
