@@ -20,11 +20,13 @@ use std::time::Duration;
 pub struct BookingPool {
     backend: Backend,
     hold_ttl: Duration,
+    /// `USHER_MAX_HELD_SEATS`: the cap each hold's transaction checks.
+    max_held_seats: usize,
 }
 
 impl BookingPool {
-    pub fn new(backend: Backend, hold_ttl: Duration) -> Self {
-        Self { backend, hold_ttl }
+    pub fn new(backend: Backend, hold_ttl: Duration, max_held_seats: usize) -> Self {
+        Self { backend, hold_ttl, max_held_seats }
     }
 
     /// Authorizes the hold's amount (keyed by the hold, so the hold is charged once
@@ -103,7 +105,7 @@ impl CommandPool for BookingPool {
         let bookings = &self.backend.bookings;
         let completion = match &envelope.command {
             Command::PlaceHold { show_id, seat_ids } => {
-                bookings.place_hold(ctx, show_id, seat_ids, ctx.now + self.hold_ttl).await?
+                bookings.place_hold(ctx, show_id, seat_ids, ctx.now + self.hold_ttl, self.max_held_seats).await?
             }
             Command::ReleaseHold { hold_id } => bookings.release_hold(ctx, hold_id).await?,
             Command::ConfirmBooking { hold_id, payment_token } => self.confirm(ctx, hold_id, payment_token).await?,

@@ -106,6 +106,8 @@ CREATE TABLE IF NOT EXISTS holds (
     status      TEXT    NOT NULL,
     request_id  TEXT    NOT NULL
 );
+-- The hold cap counts a customer's active holds in the hold's transaction.
+CREATE INDEX IF NOT EXISTS active_holds_by_customer ON holds (customer_id) WHERE status = 'active';
 
 CREATE TABLE IF NOT EXISTS bookings (
     booking_id   TEXT PRIMARY KEY,
