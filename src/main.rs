@@ -40,7 +40,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Ingress => {
             infra::logging::init();
-            serve(config, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, None).await
+            let components =
+                Components { pools: Vec::new(), sweep: false, dev_secret: false, ..Components::everything() };
+            serve(config, components, None).await
         }
         Cmd::Worker { pool, concurrency } => {
             infra::logging::init();
@@ -48,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ingress: false,
                 pools: vec![pool],
                 concurrency: concurrency.into(),
+                dev_secret: false,
                 ..Components::everything()
             };
             serve(config, components, None).await
@@ -61,8 +64,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if sub.is_empty() || sub.len() > 255 {
                 bail!("--sub must be 1 to 255 characters");
             }
-            let secret = usher::secret::resolve(&config)?;
-            println!("{}", ingress::auth::mint_token(&secret, &sub, role, ttl));
+            let secret = usher::secret::resolve(&config, usher::secret::Source::DevFile)?;
+            let to = ingress::auth::Audience {
+                issuer: config.ingress.jwt_issuer.clone(),
+                audience: config.ingress.jwt_audience.clone(),
+            };
+            println!("{}", ingress::auth::mint_token_for(&secret, &sub, role, ttl, &to));
             Ok(())
         }
         Cmd::Dlq { command } => operate::dlq(config.backend, command).await,

@@ -184,6 +184,12 @@ pub trait RequestStore: Send + Sync {
 
     async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError>;
 
+    /// A long poll: the record once its status is terminal, or as it stands when `wait`
+    /// has passed, whichever comes first (`None`: no such request). An adapter that can
+    /// learn of the change wakes on it (embedded: on the commit that completes the
+    /// request); one that cannot polls with a backoff (DynamoDB).
+    async fn wait_terminal(&self, request_id: &RequestId, wait: Duration) -> Result<Option<RequestRecord>, PortError>;
+
     /// `accepted` → `processing`; any other status is left alone.
     async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError>;
 

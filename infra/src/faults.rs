@@ -195,6 +195,14 @@ impl RequestStore for Faulty<dyn RequestStore> {
         self.inner.mark_queued(request_ids).await
     }
 
+    async fn wait_terminal(
+        &self,
+        request_id: &RequestId,
+        wait: std::time::Duration,
+    ) -> Result<Option<RequestRecord>, PortError> {
+        self.inner.wait_terminal(request_id, wait).await
+    }
+
     async fn abandon(
         &self,
         owner: &UserId,

@@ -195,7 +195,7 @@ impl BookingStore for Embedded {
         max_held_seats: usize,
     ) -> Result<Completion, PortError> {
         let (ctx, show_id, seat_ids) = (ctx.clone(), show_id.clone(), seat_ids.to_vec());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }
@@ -214,7 +214,7 @@ impl BookingStore for Embedded {
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
         let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }
@@ -236,7 +236,7 @@ impl BookingStore for Embedded {
         payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
         let (ctx, hold_id, payment) = (ctx.clone(), hold_id.clone(), payment.clone());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }
