@@ -2,7 +2,8 @@
 # Fuzzes the HTTP API with schemathesis over the OpenAPI document `usher dev` serves:
 # every check, every phase (examples, coverage, fuzzing, stateful), at least
 # FUZZ_MAX_EXAMPLES cases per operation (default 40: over 1,000 cases in all), with an
-# admin token minted by `usher token`. Any failure fails the script.
+# admin token minted by `usher token` (given through the document's `bearer` scheme in
+# fuzz/schemathesis.toml, so the missing-credential checks are real). Any failure fails the script.
 #
 # - schemathesis is installed with pip into a venv cached at ~/.cache/usher/schemathesis.
 # - `usher` is the already built binary: USHER_BIN, else $CARGO_TARGET_DIR/debug/usher
@@ -53,15 +54,16 @@ for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || { cat "$work/dev.log" >&2; exit 1; }
     sleep 0.2
 done
-token="$("$usher" token --sub fuzz-admin --role admin --ttl 1h)"
+USHER_FUZZ_TOKEN="$("$usher" token --sub fuzz-admin --role admin --ttl 1h)"
+export USHER_FUZZ_TOKEN
 
 echo "fuzz-api.sh: schemathesis $("$venv/bin/schemathesis" --version | awk '{print $NF}') against http://127.0.0.1:$port/openapi.json"
-SCHEMATHESIS_HOOKS="scripts.fuzz.hooks" PYTHONPATH="$PWD" "$venv/bin/schemathesis" run \
+SCHEMATHESIS_HOOKS="scripts.fuzz.hooks" PYTHONPATH="$PWD" "$venv/bin/schemathesis" \
+    --config-file scripts/fuzz/schemathesis.toml run \
     "http://127.0.0.1:$port/openapi.json" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --max-examples "${FUZZ_MAX_EXAMPLES:-40}" \
-    --header "Authorization: Bearer $token" \
     --seed "${FUZZ_SEED:-12}" \
     --workers 2 \
     --request-timeout 30 \

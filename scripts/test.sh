@@ -3,9 +3,7 @@
 # loopback port, installing moto[server] with pip if it is missing, then:
 #   1. the whole workspace: unit, port contract (embedded and aws), API, end-to-end and
 #      usher-lambda tests on the embedded backend;
-#   2. schemathesis over the OpenAPI document of `usher dev`, with the binary run 1
-#      built (scripts/fuzz-api.sh; USHER_SKIP_FUZZ=1 leaves it out);
-#   3. the end-to-end and API tests again with the app on the aws backend
+#   2. the end-to-end and API tests again with the app on the aws backend
 #      (USHER_TEST_BACKEND=aws).
 # Beside them run the deploy checks (scripts/deploy-checks.sh): from the start, the static
 # ones (terraform fmt/validate, checkov, hadolint) and the terraform apply of the local
@@ -57,8 +55,6 @@ exec scripts/moto.sh -- bash -c '
     usher_bin="${CARGO_TARGET_DIR:-target}/debug/usher"
     ln -f "$usher_bin" "$logs/usher.new" 2>/dev/null || cp "$usher_bin" "$logs/usher.new"
     mv "$logs/usher.new" "$logs/usher"
-    echo "== schemathesis over the OpenAPI document (scripts/fuzz-api.sh)"
-    USHER_BIN="$logs/usher" scripts/fuzz-api.sh
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \

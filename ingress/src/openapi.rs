@@ -39,7 +39,7 @@ pub const BEARER: &str = "bearer";
     ),
     servers((url = "http://127.0.0.1:8080", description = "`usher dev` on the default `USHER_HTTP_ADDR`")),
     components(
-        schemas(Problem, ProblemCode),
+        schemas(Problem, ProblemCode, crate::idempotency::AcceptedBody),
         responses(
             Accepted,
             InvalidPath,

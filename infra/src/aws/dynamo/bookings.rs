@@ -48,8 +48,11 @@ fn held_by_key(customer: &UserId) -> Item {
     item([("hold_id", s(format!("{HELD_BY}{customer}")))])
 }
 
-/// The live holds a customer's cap record lists (seat count, expiry), and its version.
-fn held_from(item: Option<&Item>) -> Result<(Vec<(HoldId, usize, Timestamp)>, u64), PortError> {
+/// One entry of a cap record: a hold, its seat count and its expiry.
+type LiveHold = (HoldId, usize, Timestamp);
+
+/// The live holds a customer's cap record lists, and its version.
+fn held_from(item: Option<&Item>) -> Result<(Vec<LiveHold>, u64), PortError> {
     let Some(item) = item else { return Ok((Vec::new(), 0)) };
     let mut live = Vec::new();
     for (name, value) in item {
@@ -182,7 +185,7 @@ impl DynamoStore {
     fn count_hold(
         &self,
         hold: &SeatHold,
-        live: &[(HoldId, usize, Timestamp)],
+        live: &[LiveHold],
         version: u64,
         now: Timestamp,
     ) -> Result<TransactWriteItem, PortError> {
