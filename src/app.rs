@@ -59,6 +59,9 @@ pub struct Components {
     pub sweep_grace: Duration,
     /// Serve `POST /dev/token` (the web page's sign-in): `usher dev` only.
     pub dev_tokens: bool,
+    /// Without `USHER_JWT_SECRET`, make (or reuse) a secret in the data dir: `usher dev`
+    /// only. Otherwise serving the API needs the variable.
+    pub dev_secret: bool,
 }
 
 impl Components {
@@ -72,7 +75,12 @@ impl Components {
             sweep_every: Duration::from_secs(5),
             sweep_grace: ADMISSION_GRACE,
             dev_tokens: false,
+            dev_secret: true,
         }
+    }
+
+    fn secret_source(&self) -> crate::secret::Source {
+        if self.dev_secret { crate::secret::Source::DevFileCreated } else { crate::secret::Source::Environment }
     }
 }
 
@@ -95,7 +103,12 @@ impl App {
 
     /// As [`App::build`], on a backend already connected (tests wrap one with faults).
     pub async fn build_on(config: Config, components: Components, backend: Backend) -> anyhow::Result<App> {
-        let secret = crate::secret::resolve(&config)?;
+        let secret = if components.ingress || components.dev_secret {
+            crate::secret::resolve(&config, components.secret_source())?
+        } else {
+            // Workers verify no tokens; a secret that nothing uses stays in memory.
+            config.ingress.jwt_secret.clone().map_or_else(JwtSecret::generate, JwtSecret::new)
+        };
         let ingress = if components.ingress {
             let bound = Ingress::build(&config.ingress, secret.clone(), backend.clone())
                 .await

@@ -21,7 +21,7 @@ use anyhow::{Context, bail, ensure};
 use domain::actor::Role;
 use domain::clock;
 use hdrhistogram::Histogram;
-use ingress::auth::{JwtSecret, mint_token};
+use ingress::auth::{Audience, JwtSecret, mint_token_for};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -51,6 +51,19 @@ pub(crate) enum Scenario {
     Baseline,
 }
 
+/// Mints the bench's tokens as `usher token` would: the configured secret, issuer and
+/// audience.
+pub(crate) struct Minter {
+    pub secret: JwtSecret,
+    pub to: Audience,
+}
+
+impl Minter {
+    fn token(&self, sub: &str, role: Role) -> String {
+        mint_token_for(&self.secret, sub, role, TOKEN_TTL, &self.to)
+    }
+}
+
 /// What `usher bench` was asked to do.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -71,7 +84,7 @@ struct Accepted {
 struct Run {
     http: reqwest::Client,
     base: String,
-    secret: JwtSecret,
+    minter: Minter,
     /// Distinguishes this run's customers and keys from earlier runs on the same store.
     tag: String,
     scenario: Scenario,
@@ -84,7 +97,7 @@ struct Run {
     sent: AtomicUsize,
 }
 
-pub(crate) async fn run(secret: JwtSecret, plan: Plan) -> anyhow::Result<()> {
+pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
     ensure!(plan.requests > 0, "--requests must be at least 1");
     ensure!(plan.connections > 0, "--connections must be at least 1");
     let base = plan.url.trim_end_matches('/').to_owned();
@@ -93,7 +106,7 @@ pub(crate) async fn run(secret: JwtSecret, plan: Plan) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()
         .context("cannot build the HTTP client")?;
-    let admin = mint_token(&secret, "bench-admin", Role::Admin, TOKEN_TTL);
+    let admin = minter.token("bench-admin", Role::Admin);
     if plan.scenario != Scenario::Baseline {
         let ready = http.get(format!("{base}/health/ready")).send().await;
         match ready {
@@ -106,7 +119,7 @@ pub(crate) async fn run(secret: JwtSecret, plan: Plan) -> anyhow::Result<()> {
     let run = Arc::new(Run {
         http,
         base,
-        secret,
+        minter,
         tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         scenario: plan.scenario,
         shows,
@@ -339,7 +352,7 @@ async fn mixed(run: &Run, n: usize, customer: &str, scheduled: Instant) {
 
 /// POSTs one command as `customer`; records its accept latency when it is answered 202.
 async fn command(run: &Run, customer: &str, path: &str, body: Value, scheduled: Instant) -> Option<String> {
-    let token = mint_token(&run.secret, customer, Role::Customer, TOKEN_TTL);
+    let token = run.minter.token(customer, Role::Customer);
     let key = uuid::Uuid::new_v4().to_string();
     run.sent.fetch_add(1, Ordering::Relaxed);
     let answer = run
@@ -372,7 +385,7 @@ async fn command(run: &Run, customer: &str, path: &str, body: Value, scheduled: 
 
 /// Long-polls a hold's status document; its hold id when it succeeded.
 async fn outcome(run: &Run, customer: &str, request_id: &str) -> Option<String> {
-    let token = mint_token(&run.secret, customer, Role::Customer, TOKEN_TTL);
+    let token = run.minter.token(customer, Role::Customer);
     for _ in 0..12 {
         let url = format!("{}/v1/requests/{request_id}?wait=10", run.base);
         let doc: Value = run.http.get(url).bearer_auth(&token).send().await.ok()?.json().await.ok()?;

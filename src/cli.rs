@@ -14,9 +14,12 @@ pub(crate) use crate::bench::Scenario;
 /// Usher: a queue-driven worker fleet behind a minimal ingress API.
 ///
 /// Every setting is an environment variable (USHER_BACKEND, USHER_HTTP_ADDR, USHER_DATA_DIR,
-/// USHER_ENV, USHER_JWT_SECRET, USHER_JWT_PREVIOUS_SECRET, USHER_HOLD_TTL,
-/// USHER_IDEMPOTENCY_TTL, USHER_MAX_RECEIVES, USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS,
-/// USHER_METRICS_ADDR, USHER_LOG, OTEL_EXPORTER_OTLP_ENDPOINT); see the README.
+/// USHER_ENV, USHER_JWT_SECRET, USHER_JWT_PREVIOUS_SECRET, USHER_JWT_ISSUER,
+/// USHER_JWT_AUDIENCE, USHER_HOLD_TTL, USHER_MAX_HELD_SEATS, USHER_IDEMPOTENCY_TTL,
+/// USHER_MAX_RECEIVES, USHER_RETRY_BASE_MS, USHER_RETRY_MAX_MS, USHER_RATE_LIMIT (0: no
+/// limit), USHER_RATE_BURST, USHER_MAX_CONNECTIONS, USHER_MAX_WAITERS, USHER_METRICS_ADDR,
+/// USHER_LOG, OTEL_EXPORTER_OTLP_ENDPOINT); see the README. USHER_JWT_SECRET (at least 32
+/// bytes) is required by `usher ingress`; only `usher dev` makes its own.
 #[derive(Debug, Parser)]
 #[command(name = "usher", version)]
 pub(crate) struct Cli {
@@ -163,15 +166,17 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| format!("expected a duration like 30m or 1h, got {s:?}"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let per_unit: u64 = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("unknown unit {unit:?}; use s, m, h or d")),
     };
+    const LONGEST: &str = "must be between 1s and 366d";
+    let secs = n.checked_mul(per_unit).ok_or_else(|| LONGEST.to_owned())?;
     if secs == 0 || secs > 366 * 86_400 {
-        return Err("must be between 1s and 366d".to_owned());
+        return Err(LONGEST.to_owned());
     }
     Ok(Duration::from_secs(secs))
 }
@@ -181,4 +186,18 @@ pub(crate) fn parse_queue(name: &str) -> anyhow::Result<Queue> {
         let known: Vec<&str> = Queue::ALL.iter().map(|q| q.name()).collect();
         format!("unknown queue {name:?}; expected one of {}", known.join(", "))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ttl_is_checked_for_overflow_and_range() {
+        assert_eq!(parse_ttl("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("366d"), Ok(Duration::from_secs(366 * 86_400)));
+        for bad in ["0s", "367d", "18446744073709551615d", "5124095576030432h", "99999999999999999999", "1w", "h"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
 }

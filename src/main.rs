@@ -45,7 +45,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Ingress => {
             infra::logging::init();
-            serve(config, Components { pools: Vec::new(), sweep: false, ..Components::everything() }, None).await
+            let components =
+                Components { pools: Vec::new(), sweep: false, dev_secret: false, ..Components::everything() };
+            serve(config, components, None).await
         }
         Cmd::Worker { pool, concurrency } => {
             infra::logging::init();
@@ -53,6 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ingress: false,
                 pools: vec![pool],
                 concurrency: concurrency.into(),
+                dev_secret: false,
                 ..Components::everything()
             };
             serve(config, components, None).await
@@ -66,12 +69,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if sub.is_empty() || sub.len() > 255 {
                 bail!("--sub must be 1 to 255 characters");
             }
-            let secret = usher::secret::resolve(&config)?;
-            println!("{}", ingress::auth::mint_token(&secret, &sub, role, ttl));
+            let secret = usher::secret::resolve(&config, usher::secret::Source::DevFile)?;
+            let to = ingress::auth::Audience {
+                issuer: config.ingress.jwt_issuer.clone(),
+                audience: config.ingress.jwt_audience.clone(),
+            };
+            println!("{}", ingress::auth::mint_token_for(&secret, &sub, role, ttl, &to));
             Ok(())
         }
         Cmd::Bench { url, requests, connections, rate, scenario, seats } => {
-            let secret = usher::secret::resolve(&config)?;
+            let secret = usher::secret::resolve(&config, usher::secret::Source::DevFile)?;
+            let to = ingress::auth::Audience {
+                issuer: config.ingress.jwt_issuer.clone(),
+                audience: config.ingress.jwt_audience.clone(),
+            };
             let url = url.unwrap_or_else(|| format!("http://{}", config.ingress.http_addr));
             let plan = bench::Plan {
                 url,
@@ -81,7 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 scenario,
                 seats: seats.into(),
             };
-            bench::run(secret, plan).await
+            bench::run(bench::Minter { secret, to }, plan).await
         }
         Cmd::Dlq { command } => operate::dlq(config.backend, command).await,
         Cmd::Status { watch, json } => operate::status(config.backend, watch, json).await,

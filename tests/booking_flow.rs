@@ -292,3 +292,25 @@ async fn the_sweep_requeues_a_command_whose_admitter_died() {
     assert_eq!(doc["status"], "succeeded", "{doc}");
     app.stop().await;
 }
+
+/// A customer's live holds cover at most `USHER_MAX_HELD_SEATS` seats: past it a hold
+/// fails with `hold_limit_reached` in its status document, and releasing makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hold_cap_stops_one_customer_holding_every_seat() {
+    let app = spawn_with(|config, _| config.workers.max_held_seats = 4).await;
+    let carol = app.token("carol", Role::Customer);
+    let show = app.show_id().await;
+    let first = app.hold(&carol, &show, &["A1", "A2", "A3"]).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let over = app.hold(&carol, &show, &["A4", "A5"]).await;
+    assert_eq!(over["status"], "failed", "{over}");
+    assert_eq!(over["error"]["code"], "hold_limit_reached");
+    assert_eq!((over["error"]["held_seats"].as_u64(), over["error"]["max_held_seats"].as_u64()), (Some(3), Some(4)));
+    // Another customer is not affected.
+    let dave = app.token("dave", Role::Customer);
+    assert_eq!(app.hold(&dave, &show, &["A4", "A5"]).await["status"], "succeeded");
+    let hold_id = first["result"]["hold_id"].as_str().unwrap();
+    let id = app.command(&carol, &format!("/v1/holds/{hold_id}/release"), json!({})).await;
+    assert_eq!(app.terminal(&carol, &id).await["status"], "succeeded");
+    assert_eq!(app.hold(&carol, &show, &["A6", "A7", "A8", "A9"]).await["status"], "succeeded");
+}

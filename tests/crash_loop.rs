@@ -278,7 +278,8 @@ async fn crash_loop_keeps_every_invariant() {
     let mut ledger: Vec<Attempt> = Vec::new();
     let mut shows = Vec::new();
     let mut dev = Dev::start(support::USHER, dir.path()).await;
-    let secret = usher::secret::resolve(&usher::Config::embedded(dir.path())).expect("the dev secret");
+    let secret = usher::secret::resolve(&usher::Config::embedded(dir.path()), usher::secret::Source::DevFile)
+        .expect("the dev secret");
     let customers: Vec<String> = (0..8).map(|c| format!("crash{c}")).collect();
     let tokens: Arc<BTreeMap<String, String>> = Arc::new(
         customers

@@ -90,7 +90,7 @@ async fn start_binary(command: &str, dir: &std::path::Path) -> (tokio::process::
         .arg(command)
         .env("USHER_DATA_DIR", dir)
         .env("USHER_HTTP_ADDR", "127.0.0.1:0")
-        .env("USHER_JWT_SECRET", "web-test-secret")
+        .env("USHER_JWT_SECRET", "web-test-secret-of-at-least-32-bytes")
         .env("USHER_LOG", "warn")
         .env_remove("USHER_BACKEND")
         .stdout(Stdio::piped())

@@ -196,6 +196,12 @@ pub trait RequestStore: Send + Sync {
 
     async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError>;
 
+    /// A long poll: the record once its status is terminal, or as it stands when `wait`
+    /// has passed, whichever comes first (`None`: no such request). An adapter that can
+    /// learn of the change wakes on it (embedded: on the commit that completes the
+    /// request); one that cannot polls with a backoff (DynamoDB).
+    async fn wait_terminal(&self, request_id: &RequestId, wait: Duration) -> Result<Option<RequestRecord>, PortError>;
+
     /// `accepted` → `processing`; any other status is left alone.
     async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError>;
 
@@ -243,14 +249,18 @@ pub trait CatalogStore: Send + Sync {
 #[async_trait]
 pub trait BookingStore: Send + Sync {
     /// All or nothing: every seat must exist and be available at `ctx.now` (an expired
-    /// hold counts as available). Fails with `show_not_found`, `seat_not_found` or
-    /// `seats_unavailable`.
+    /// hold counts as available), and the live holds of `ctx.actor` must cover at most
+    /// `max_held_seats` seats with these added, counted in the same transaction so that
+    /// racing holds cannot beat the cap. Fails with `show_not_found`, `seat_not_found`,
+    /// `seats_unavailable` or `hold_limit_reached`. Releasing, expiring or confirming a
+    /// hold takes its seats off the count.
     async fn place_hold(
         &self,
         ctx: &CommandContext,
         show_id: &ShowId,
         seat_ids: &[SeatId],
         expires_at: Timestamp,
+        max_held_seats: usize,
     ) -> Result<Completion, PortError>;
 
     /// Frees a live hold of `ctx.actor`'s; `hold_not_found` otherwise.

@@ -201,6 +201,14 @@ impl RequestStore for Faulty<dyn RequestStore> {
         self.inner.mark_queued(request_ids).await
     }
 
+    async fn wait_terminal(
+        &self,
+        request_id: &RequestId,
+        wait: std::time::Duration,
+    ) -> Result<Option<RequestRecord>, PortError> {
+        self.inner.wait_terminal(request_id, wait).await
+    }
+
     async fn abandon(
         &self,
         owner: &UserId,
@@ -253,8 +261,9 @@ impl BookingStore for Faulty<dyn BookingStore> {
         show_id: &ShowId,
         seat_ids: &[SeatId],
         expires_at: Timestamp,
+        max_held_seats: usize,
     ) -> Result<Completion, PortError> {
-        self.faults.around(Op::Commit, self.inner.place_hold(ctx, show_id, seat_ids, expires_at)).await
+        self.faults.around(Op::Commit, self.inner.place_hold(ctx, show_id, seat_ids, expires_at, max_held_seats)).await
     }
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {

@@ -1,4 +1,5 @@
-//! Bearer JWTs (HS256, claims `sub`, `role`, `exp`): minting them, checking them, and the
+//! Bearer JWTs (HS256, claims `sub`, `role`, `exp`, and `nbf`, `iss`, `aud` when present
+//! or configured): minting them, checking them, and the
 //! extractors that hand a handler its authenticated [`Caller`] or reject the request with
 //! 401 (no or bad token) or 403 (the wrong role).
 
@@ -53,12 +54,37 @@ struct Claims {
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
 }
 
 /// Signs a token for `sub` with `role`, valid for `ttl` from now.
 pub fn mint_token(secret: &JwtSecret, sub: &str, role: Role, ttl: Duration) -> String {
+    mint_token_for(secret, sub, role, ttl, &Audience::default())
+}
+
+/// Who a token is for: `USHER_JWT_ISSUER` and `USHER_JWT_AUDIENCE`, when configured.
+#[derive(Debug, Clone, Default)]
+pub struct Audience {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// As [`mint_token`], with `iss` and `aud` from `to` when set. A `ttl` so long that the
+/// expiry does not fit is clamped to the far future (`usher token` refuses it first).
+pub fn mint_token_for(secret: &JwtSecret, sub: &str, role: Role, ttl: Duration, to: &Audience) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let claims = Claims { sub: sub.to_owned(), role, exp: (now + ttl).as_secs(), iat: Some(now.as_secs()) };
+    let exp = now.as_secs().saturating_add(ttl.as_secs());
+    let claims = Claims {
+        sub: sub.to_owned(),
+        role,
+        exp,
+        iat: Some(now.as_secs()),
+        iss: to.issuer.clone(),
+        aud: to.audience.clone(),
+    };
     let key = EncodingKey::from_secret(secret.expose().as_bytes());
     // HMAC accepts any key length and the claims are plain strings and numbers.
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
@@ -78,8 +104,26 @@ impl TokenVerifier {
     pub fn new(secret: &JwtSecret) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self { key: DecodingKey::from_secret(secret.expose().as_bytes()), previous: None, validation }
+    }
+
+    /// Requires `iss` and `aud` to be present and to match, for each one that is set.
+    pub fn requiring(mut self, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+            self.validation.validate_aud = true;
+            required.push("aud");
+        }
+        self.validation.set_required_spec_claims(&required);
+        self
     }
 
     /// Also accepts tokens signed with `previous` (the secret before a rotation).
@@ -99,6 +143,10 @@ impl TokenVerifier {
         }
         let data = decoded.map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => ApiError::Unauthorized("the token has expired".into()),
+            ErrorKind::ImmatureSignature => ApiError::Unauthorized("the token is not valid yet (nbf)".into()),
+            ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                ApiError::Unauthorized("the token is for another issuer or audience".into())
+            }
             _ => ApiError::Unauthorized("the token is not valid".into()),
         })?;
         let Claims { sub, role, .. } = data.claims;
@@ -241,7 +289,7 @@ mod tests {
         // A third secret is still refused, and so is an expired token of the previous one.
         let stranger = mint_token(&secret("other"), "eve", Role::Admin, Duration::from_secs(60));
         assert!(matches!(verifier.verify(&stranger), Err(ApiError::Unauthorized(_))));
-        let claims = Claims { sub: "alice".into(), role: Role::Customer, exp: 1_000, iat: None };
+        let claims = Claims { sub: "alice".into(), role: Role::Customer, exp: 1_000, iat: None, iss: None, aud: None };
         let key = EncodingKey::from_secret(b"old-secret");
         let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
         assert_eq!(verifier.verify(&expired).unwrap_err().to_string(), "the token has expired");
@@ -252,11 +300,46 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let s = secret("k1");
-        let claims = Claims { sub: "alice".into(), role: Role::Customer, exp: 1_000, iat: None };
+        let claims = Claims { sub: "alice".into(), role: Role::Customer, exp: 1_000, iat: None, iss: None, aud: None };
         let key = EncodingKey::from_secret(b"k1");
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
         let err = TokenVerifier::new(&s).verify(&token).unwrap_err();
         assert_eq!(err.to_string(), "the token has expired");
+    }
+
+    fn signed(claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(b"k1")).unwrap()
+    }
+
+    fn in_secs(delta: i64) -> u64 {
+        (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + delta) as u64
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let verifier = TokenVerifier::new(&secret("k1"));
+        let early =
+            signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(600), "nbf": in_secs(300)}));
+        assert_eq!(verifier.verify(&early).unwrap_err().to_string(), "the token is not valid yet (nbf)");
+        let ready =
+            signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(600), "nbf": in_secs(-1)}));
+        assert!(verifier.verify(&ready).is_ok());
+    }
+
+    #[test]
+    fn issuer_and_audience_when_set_must_match() {
+        let s = secret("k1");
+        let verifier = TokenVerifier::new(&s).requiring(Some("usher"), Some("api"));
+        let to = Audience { issuer: Some("usher".into()), audience: Some("api".into()) };
+        let ok = mint_token_for(&s, "alice", Role::Customer, Duration::from_secs(60), &to);
+        assert_eq!(verifier.verify(&ok).unwrap().sub, UserId::new("alice"));
+        let bare = mint_token(&s, "alice", Role::Customer, Duration::from_secs(60));
+        assert!(matches!(verifier.verify(&bare), Err(ApiError::Unauthorized(_))), "iss and aud are required");
+        let other = Audience { issuer: Some("usher".into()), audience: Some("elsewhere".into()) };
+        let wrong = mint_token_for(&s, "alice", Role::Customer, Duration::from_secs(60), &other);
+        assert_eq!(verifier.verify(&wrong).unwrap_err().to_string(), "the token is for another issuer or audience");
+        // Unset, neither is checked.
+        assert!(TokenVerifier::new(&s).verify(&ok).is_ok());
     }
 
     #[test]

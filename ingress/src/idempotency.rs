@@ -1,6 +1,7 @@
 //! Admitting a command under an `Idempotency-Key` (docs/contract.md §2): claim the key
 //! and create the status document in one store write, queue the command, answer 202; a
-//! retry of the same request gets the first answer again, byte for byte.
+//! retry of the same request gets the first answer again, byte for byte. A caller over
+//! its rate limit ([`crate::limits`]) is refused before anything is stored.
 //!
 //! Where the store holds the queues too (embedded), the claim, the document and the
 //! message are one transaction ([`Admitted::Queued`]); otherwise (DynamoDB beside SQS) the
@@ -85,6 +86,8 @@ pub fn status_url(request_id: &RequestId) -> String {
 /// Admits `request` once per `(caller, key)` and answers as the contract says.
 pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response, ApiError> {
     let CommandRequest { caller, key, path, body, command } = request;
+    // Before anything is stored: a refused command leaves its key free.
+    state.rate_limit.check(&caller.sub)?;
     let now = state.backend.clock.now();
     let request_id = RequestId::generate();
     let doc = StatusDoc::accepted(request_id.clone(), command.type_name(), now);

@@ -41,12 +41,27 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+            } else if timed_out(&rejection) {
+                ApiError::RequestTimeout
             } else {
                 ApiError::InvalidBody { field: None, detail: rejection.body_text() }
             }
         })?;
         parse(&bytes)
     }
+}
+
+/// Whether reading the body failed because the body timeout (the router's
+/// `RequestBodyTimeoutLayer`) ran out.
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Parses a body. An empty body reads as `{}`, so a bodiless POST is told which field

@@ -6,6 +6,7 @@
 //! - [`auth`]: Bearer JWTs (HS256) and the [`auth::Caller`] / [`auth::Admin`] extractors.
 //! - [`json`]: the body extractor: 64 KiB limit, JSON only, errors that name the field.
 //! - [`idempotency`]: the `Idempotency-Key` header and admitting a command exactly once.
+//! - [`limits`]: the per-caller rate limit on commands.
 //! - [`problem`]: [`ApiError`], the one place errors become `application/problem+json`.
 //! - [`routes`]: the handlers, one module per resource, each registering its routes.
 //! - [`web`]: the web page (`/`, `/ops`, `/assets/*`), static files embedded in the binary,
@@ -16,19 +17,23 @@
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json` (and `docs/openapi.json`).
 //!
 //! [`Ingress::build`] binds the address and [`Ingress::run_until_stopped`] serves until
-//! the shutdown token fires, then lets in-flight requests finish.
+//! the shutdown token fires, then lets in-flight requests finish (for at most the
+//! shutdown grace). Slow clients are cut off: headers within 10 s, a body within 30 s, a
+//! cap on open connections and on concurrent long polls (docs/contract.md §5).
 //!
 //! # Error codes
 //! `unauthorized` (401), `forbidden` (403), `not_found` and `<resource>_not_found` (404),
 //! `method_not_allowed` (405), `invalid_body`, `invalid_query`, `invalid_path`,
 //! `idempotency_key_missing`, `idempotency_key_invalid` (400), `payload_too_large` (413),
 //! `idempotency_key_reused` (422), `idempotency_request_in_progress` (409, `Retry-After`),
-//! `backend_unavailable` (503, `Retry-After`). Input errors carry the offending `field`.
+//! `request_timeout` (408), `rate_limited` (429, `Retry-After`), `backend_unavailable`
+//! (503, `Retry-After`). Input errors carry the offending `field`.
 
 pub mod auth;
 pub mod config;
 pub mod idempotency;
 pub mod json;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -42,12 +47,19 @@ pub use problem::ApiError;
 use auth::TokenVerifier;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use infra::Backend;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// What every handler shares. Cheap to clone.
@@ -65,6 +77,13 @@ pub struct AppState {
     /// `usher dev` only: the secret `POST /dev/token` mints the web page's tokens with.
     /// `None` (as in `usher ingress`) leaves that route out of the router altogether.
     pub dev_tokens: Option<JwtSecret>,
+    /// `USHER_RATE_LIMIT` / `USHER_RATE_BURST`, per caller, on commands.
+    pub rate_limit: Arc<limits::RateLimit>,
+    /// One permit per concurrent long poll (`USHER_MAX_WAITERS`); without one, a status
+    /// document is answered at once.
+    pub waiters: Arc<Semaphore>,
+    /// How long a client may take to send a body before it is answered 408.
+    pub body_timeout: Duration,
 }
 
 impl AppState {
@@ -73,12 +92,16 @@ impl AppState {
             backend,
             verifier: Arc::new(
                 TokenVerifier::new(secret)
-                    .accepting_previous(config.jwt_previous_secret.clone().map(JwtSecret::new).as_ref()),
+                    .accepting_previous(config.jwt_previous_secret.clone().map(JwtSecret::new).as_ref())
+                    .requiring(config.jwt_issuer.as_deref(), config.jwt_audience.as_deref()),
             ),
             idempotency_ttl: config.idempotency_ttl,
             shutdown: CancellationToken::new(),
             agents_seen: Arc::default(),
             dev_tokens: None,
+            rate_limit: Arc::new(limits::RateLimit::new(config.rate_limit, config.rate_burst)),
+            waiters: Arc::new(Semaphore::new(config.max_waiters)),
+            body_timeout: config.body_timeout,
         }
     }
 }
@@ -86,6 +109,7 @@ impl AppState {
 /// Every route of the API (see [`routes::api`]) and the web page (see [`web`]), with
 /// metrics, fallbacks and limits.
 pub fn router(state: AppState) -> Router {
+    let body_timeout = state.body_timeout;
     let (routes, _document) = routes::api().split_for_parts();
     let mut routes = routes.merge(web::pages());
     if state.dev_tokens.is_some() {
@@ -97,8 +121,19 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::route_not_found)
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(axum::middleware::from_fn(within_request_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// A request still unanswered after [`config::REQUEST_TIMEOUT`] is answered 503, a problem
+/// document like any other: only a backend that stopped answering gets it there.
+async fn within_request_timeout(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(config::REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::from(domain::PortError::Unavailable("the request timed out".into())).into_response(),
+    }
 }
 
 /// The span of one HTTP request: it continues the caller's W3C `traceparent` (or starts a
@@ -122,6 +157,7 @@ pub struct Ingress {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    config: IngressConfig,
 }
 
 impl Ingress {
@@ -131,7 +167,7 @@ impl Ingress {
         let listener = TcpListener::bind(config.http_addr).await?;
         let local_addr = listener.local_addr()?;
         let state = AppState::new(config, &secret, backend);
-        Ok(Ingress { listener, local_addr, state })
+        Ok(Ingress { listener, local_addr, state, config: config.clone() })
     }
 
     /// Serves `POST /dev/token` (mint a token for any `sub` and role, for the web page's
@@ -146,17 +182,61 @@ impl Ingress {
         self.local_addr
     }
 
-    /// Serves until `shutdown` fires, then stops accepting and lets in-flight requests end.
+    /// Serves until `shutdown` fires, then stops accepting, answers long polls at once and
+    /// lets in-flight requests end; connections still open after `shutdown_grace` (a
+    /// stalled client) are dropped.
+    ///
+    /// Connections are accepted here rather than by `axum::serve`, which sets no timer:
+    /// hyper's HTTP/1 server closes a connection whose headers take longer than
+    /// `header_timeout`, and at most `max_connections` are served at once (the rest wait
+    /// in the listen backlog).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
-        let stopping = self.state.shutdown.clone();
-        tracing::info!(addr = %self.local_addr, "ingress listening");
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(async move {
-                shutdown.cancelled().await;
-                stopping.cancel();
-            })
-            .await?;
-        tracing::info!("ingress stopped");
+        let Ingress { listener, local_addr, state, config } = self;
+        let stopping = state.shutdown.clone();
+        let app = router(state);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(config.header_timeout);
+        let slots = Arc::new(Semaphore::new(config.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
+        tracing::info!(addr = %local_addr, "ingress listening");
+        loop {
+            while connections.try_join_next().is_some() {}
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
+                () = shutdown.cancelled() => break,
+            };
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause rather than spin.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = shutdown.cancelled() => break,
+            };
+            let service = TowerToHyperService::new(app.clone());
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            connections.spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(slot);
+            });
+        }
+        drop(listener);
+        // Long polls answer at once; idle keep-alive connections close.
+        stopping.cancel();
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("ingress stopped"),
+            () = tokio::time::sleep(config.shutdown_grace) => {
+                tracing::warn!(open = connections.len(), "ingress stopped; dropping connections still open after the grace");
+            }
+        }
+        connections.shutdown().await;
         Ok(())
     }
 }

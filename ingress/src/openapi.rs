@@ -32,7 +32,8 @@ pub const BEARER: &str = "bearer";
             error.\n\n\
             Every error is an RFC 9457 `application/problem+json` document with a stable `code` (see the `Problem` \
             and `ProblemCode` schemas). An unknown route is 404 (`not_found`), a known route with another \
-            method 405 (`method_not_allowed`).\n\n\
+            method 405 (`method_not_allowed`). A request whose body does not arrive within 30 s is answered 408 \
+            (`request_timeout`) where an answer can still be sent.\n\n\
             Auth: `Authorization: Bearer <JWT>` (HS256, claims `sub`, `role` = `customer`|`agent`|`admin`, `exp`). \
             `/health/*`, `/metrics` and `/openapi.json` need no token. Customers read only their own requests, \
             bookings and tickets; a resource the caller may not see reads as absent (404)."
@@ -40,7 +41,7 @@ pub const BEARER: &str = "bearer";
     servers((url = "http://127.0.0.1:8080", description = "`usher dev` on the default `USHER_HTTP_ADDR`")),
     components(
         // SeatChanges is the `data` of the seat map's events, which no JSON body refers to.
-        schemas(Problem, ProblemCode, SeatChanges),
+        schemas(Problem, ProblemCode, SeatChanges, crate::idempotency::AcceptedBody),
         responses(
             Accepted,
             InvalidPath,
@@ -49,6 +50,7 @@ pub const BEARER: &str = "bearer";
             PayloadTooLarge,
             IdempotencyRequestInProgress,
             IdempotencyKeyReused,
+            RateLimited,
             BackendUnavailable
         )
     ),
@@ -159,9 +161,20 @@ pub(crate) enum CommandRejections {
     TooLarge(#[ref_response] PayloadTooLarge),
     #[response(status = 422)]
     Reused(#[ref_response] IdempotencyKeyReused),
+    #[response(status = 429)]
+    Limited(#[ref_response] RateLimited),
     #[response(status = 503)]
     Unavailable(#[ref_response] BackendUnavailable),
 }
+
+/// `rate_limited`: the caller sent commands faster than `USHER_RATE_LIMIT` per second
+/// (bursts of `USHER_RATE_BURST`); nothing was stored and the key is still free.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))
+)]
+pub struct RateLimited(#[allow(dead_code)] Problem<'static>);
 
 /// What every read of one resource by id may answer besides its 200 and its own 404.
 #[derive(IntoResponses)]
@@ -316,10 +329,12 @@ mod tests {
             for header in ["Location", "Idempotent-Replayed"] {
                 assert!(accepted["headers"][header].is_object(), "{path}: 202 lacks {header}");
             }
-            for status in ["400", "401", "409", "413", "422", "503"] {
+            for status in ["400", "401", "409", "413", "422", "429", "503"] {
                 assert!(responses[status].is_object(), "{path}: no {status}");
             }
-            for (status, code) in [("409", "idempotency_request_in_progress"), ("503", "backend_unavailable")] {
+            for (status, code) in
+                [("409", "idempotency_request_in_progress"), ("429", "rate_limited"), ("503", "backend_unavailable")]
+            {
                 let response = &doc["components"]["responses"][reusable_name(&responses[status])];
                 assert!(response["headers"]["Retry-After"].is_object(), "{path}: {status} lacks Retry-After");
                 assert!(response_description(&doc, &responses[status]).contains(code));

@@ -44,6 +44,12 @@ pub enum ApiError {
     IdempotencyRequestInProgress,
     #[error("the backend cannot be reached right now; retry shortly")]
     BackendUnavailable(#[source] PortError),
+    /// The caller sent commands faster than `USHER_RATE_LIMIT` (with `USHER_RATE_BURST`).
+    #[error("too many commands from this caller; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The request (headers and body) was not read, or not answered, in time.
+    #[error("the request took too long")]
+    RequestTimeout,
 }
 
 impl From<PortError> for ApiError {
@@ -77,6 +83,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyRequestInProgress => StatusCode::CONFLICT,
             ApiError::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -97,6 +105,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyRequestInProgress => "idempotency_request_in_progress",
             ApiError::BackendUnavailable(_) => "backend_unavailable",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RequestTimeout => "request_timeout",
         }
     }
 
@@ -115,6 +125,8 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
             ApiError::IdempotencyRequestInProgress => "Request in progress",
             ApiError::BackendUnavailable(_) => "Backend unavailable",
+            ApiError::RateLimited { .. } => "Rate limited",
+            ApiError::RequestTimeout => "Request timeout",
         }
     }
 
@@ -158,7 +170,13 @@ pub const PROBLEM_CODES: &[(&str, u16, &str)] = &[
         "the first request with this key is still being admitted; retry after `Retry-After`",
     ),
     ("payload_too_large", 413, "the body is over 64 KiB"),
+    ("request_timeout", 408, "the body was not received within the body timeout (30 s)"),
     ("idempotency_key_reused", 422, "this key was used for a different request (method, path or body)"),
+    (
+        "rate_limited",
+        429,
+        "the caller sent commands faster than its rate limit; nothing was stored, retry after `Retry-After`",
+    ),
     ("backend_unavailable", 503, "the backend cannot be reached; retry after `Retry-After`"),
 ];
 
@@ -228,6 +246,9 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::BackendUnavailable(_) | ApiError::IdempotencyRequestInProgress => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

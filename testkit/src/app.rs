@@ -7,8 +7,8 @@ use crate::client::Client;
 use domain::actor::Role;
 use domain::queue::{QueueAddr, ReceivedMessage};
 use infra::{Backend, Settings};
-use ingress::Ingress;
 use ingress::auth::{JwtSecret, mint_token};
+use ingress::{Ingress, IngressConfig};
 use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,10 +47,24 @@ impl TestApp {
         Self::ingress_in(dir, settings, backend).await
     }
 
+    /// The HTTP API alone on a fresh embedded backend, with its configuration changed by
+    /// `tweak` first (timeouts, limits).
+    pub async fn ingress_with(tweak: impl FnOnce(&mut IngressConfig)) -> TestApp {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let settings = Settings::embedded(dir.path());
+        let backend = Backend::connect(&settings).await.expect("the backend connects");
+        let mut config = crate::settings::ingress();
+        tweak(&mut config);
+        Self::ingress_configured(dir, settings, backend, &config).await
+    }
+
     async fn ingress_in(dir: TempDir, settings: Settings, backend: Backend) -> TestApp {
+        Self::ingress_configured(dir, settings, backend, &crate::settings::ingress()).await
+    }
+
+    async fn ingress_configured(dir: TempDir, settings: Settings, backend: Backend, config: &IngressConfig) -> TestApp {
         let secret = JwtSecret::generate();
-        let api =
-            Ingress::build(&crate::settings::ingress(), secret.clone(), backend.clone()).await.expect("the app binds");
+        let api = Ingress::build(config, secret.clone(), backend.clone()).await.expect("the app binds");
         let addr = api.local_addr();
         Self::start(dir, settings, backend, secret, addr, |stop| api.run_until_stopped(stop))
     }
@@ -91,11 +105,16 @@ impl TestApp {
     }
 
     /// Stops the app and expects it to stop cleanly within 30 s.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_within(Duration::from_secs(30)).await;
+    }
+
+    /// Stops the app and expects it to stop cleanly within `bound`.
+    pub async fn stop_within(mut self, bound: Duration) {
         self.shutdown.cancel();
         let running = self.running.take().expect("running until stopped");
-        let stopped = tokio::time::timeout(Duration::from_secs(30), running).await;
-        stopped.expect("stops within 30 s").expect("joins").expect("stops cleanly");
+        let stopped = tokio::time::timeout(bound, running).await;
+        stopped.unwrap_or_else(|_| panic!("stops within {bound:?}")).expect("joins").expect("stops cleanly");
     }
 }
 

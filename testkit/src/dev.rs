@@ -22,6 +22,9 @@ impl Dev {
             .env("USHER_DATA_DIR", dir)
             .env("USHER_HTTP_ADDR", "127.0.0.1:0")
             .env("USHER_LOG", "warn")
+            // Load drivers: one token sends thousands of commands and holds many seats.
+            .env("USHER_RATE_LIMIT", "0")
+            .env("USHER_MAX_HELD_SEATS", "1000000")
             .env_remove("USHER_BACKEND")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -20,10 +20,12 @@ use std::time::Duration;
 pub struct BookingPool {
     backend: Backend,
     hold_ttl: Duration,
+    /// `USHER_MAX_HELD_SEATS`: the cap each hold's transaction checks.
+    max_held_seats: usize,
 }
 
 impl BookingPool {
-    pub fn new(backend: Backend, hold_ttl: Duration) -> Self {
+    pub fn new(backend: Backend, hold_ttl: Duration, max_held_seats: usize) -> Self {
         // Each outcome's series exists from the start (a zero, not a gap).
         for outcome in ["placed", "rejected"] {
             metrics::counter!("usher_holds_total", "outcome" => outcome).increment(0);
@@ -31,7 +33,7 @@ impl BookingPool {
         for outcome in ["confirmed", "declined"] {
             metrics::counter!("usher_bookings_total", "outcome" => outcome).increment(0);
         }
-        Self { backend, hold_ttl }
+        Self { backend, hold_ttl, max_held_seats }
     }
 
     /// Authorizes the hold's amount (keyed by the hold, so the hold is charged once
@@ -110,7 +112,7 @@ impl CommandPool for BookingPool {
         let bookings = &self.backend.bookings;
         let completion = match &envelope.command {
             Command::PlaceHold { show_id, seat_ids } => {
-                bookings.place_hold(ctx, show_id, seat_ids, ctx.now + self.hold_ttl).await?
+                bookings.place_hold(ctx, show_id, seat_ids, ctx.now + self.hold_ttl, self.max_held_seats).await?
             }
             Command::ReleaseHold { hold_id } => bookings.release_hold(ctx, hold_id).await?,
             Command::ConfirmBooking { hold_id, payment_token } => self.confirm(ctx, hold_id, payment_token).await?,

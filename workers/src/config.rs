@@ -1,7 +1,9 @@
-//! The workers' section of the configuration: how long a hold lasts, how retries back
-//! off, and where a worker-only process serves its metrics. The binary composes it with the others; the redrive limit (`USHER_MAX_RECEIVES`)
+//! The workers' section of the configuration: how long a hold lasts, how many seats a
+//! customer's live holds may cover, how retries back off, and where a worker-only process
+//! serves its metrics. The binary composes it with the others; the redrive limit (`USHER_MAX_RECEIVES`)
 //! is the backend's, since the queues enforce it too.
 
+use domain::booking::DEFAULT_MAX_HELD_SEATS;
 use infra::config::{ConfigError, number, present};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,6 +12,9 @@ use std::time::Duration;
 pub struct WorkerConfig {
     /// `USHER_HOLD_TTL` seconds, default 10 minutes.
     pub hold_ttl: Duration,
+    /// `USHER_MAX_HELD_SEATS`, default 20: the seats one customer's live holds may cover
+    /// at once; the booking pool passes it to each hold's transaction.
+    pub max_held_seats: usize,
     /// `USHER_RETRY_BASE_MS`: the first retry's backoff, doubling per receive.
     pub retry_base: Duration,
     /// `USHER_RETRY_MAX_MS`: the backoff's cap (full jitter below it).
@@ -40,6 +45,7 @@ impl WorkerConfig {
         Ok(Self {
             metrics_addr,
             hold_ttl: Duration::from_secs(number(&get, "USHER_HOLD_TTL", 600, 1, 86_400)?),
+            max_held_seats: number(&get, "USHER_MAX_HELD_SEATS", DEFAULT_MAX_HELD_SEATS as u64, 1, 1_000_000)? as usize,
             retry_base,
             retry_max,
         })
@@ -60,6 +66,7 @@ mod tests {
     fn defaults_follow_the_contract() {
         let c = with(&[]).unwrap();
         assert_eq!(c.hold_ttl, Duration::from_secs(600));
+        assert_eq!(c.max_held_seats, 20);
         assert_eq!(c.retry_base, Duration::from_millis(1000));
         assert_eq!(c.retry_max, Duration::from_millis(60_000));
         assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:9090");
@@ -72,5 +79,7 @@ mod tests {
         let backwards = with(&[("USHER_RETRY_BASE_MS", "500"), ("USHER_RETRY_MAX_MS", "100")]);
         assert_eq!(backwards.unwrap_err().variable, "USHER_RETRY_MAX_MS");
         assert!(with(&[("USHER_HOLD_TTL", "30")]).is_ok());
+        assert_eq!(with(&[("USHER_MAX_HELD_SEATS", "0")]).unwrap_err().variable, "USHER_MAX_HELD_SEATS");
+        assert_eq!(with(&[("USHER_MAX_HELD_SEATS", "4")]).unwrap().max_held_seats, 4);
     }
 }

@@ -63,7 +63,7 @@ impl PoolConsumer {
         let config = ConsumerConfig { queue: pool.queue(), ..config };
         match pool {
             PoolKind::Booking => {
-                let handler = BookingPool::new(backend.clone(), workers.hold_ttl);
+                let handler = BookingPool::new(backend.clone(), workers.hold_ttl, workers.max_held_seats);
                 PoolConsumer::Booking(Consumer::new(backend, handler, config))
             }
             PoolKind::Tickets => {

@@ -20,6 +20,39 @@ use serde_json::json;
 use std::collections::BTreeSet;
 
 pub const MAX_SEATS_PER_HOLD: usize = 10;
+/// The default of `USHER_MAX_HELD_SEATS`: how many seats one customer's live holds may
+/// cover at once (docs/contract.md §3).
+pub const DEFAULT_MAX_HELD_SEATS: usize = 20;
+
+/// The hold cap as a hold's decision sees it: the seats the customer's live holds cover
+/// now (read in the hold's transaction) and the most they may cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldSeats {
+    pub held: usize,
+    pub max: usize,
+}
+
+impl HeldSeats {
+    /// Counts the seats of the live holds among `holds`, each given as its seat count and
+    /// `expires_at` (the store keeps only active ones; an expired one no longer counts).
+    pub fn counting(holds: impl IntoIterator<Item = (usize, Timestamp)>, now: Timestamp, max: usize) -> Self {
+        let held = holds.into_iter().filter(|(_, expires_at)| *expires_at > now).map(|(seats, _)| seats).sum();
+        Self { held, max }
+    }
+
+    /// Whether `more` seats fit under the cap; `hold_limit_reached` otherwise.
+    pub fn check(&self, more: usize) -> Result<(), BusinessError> {
+        if self.held.saturating_add(more) <= self.max {
+            return Ok(());
+        }
+        Err(BusinessError::new(
+            ErrorCode::HoldLimitReached,
+            format!("live holds may cover at most {} seats; {} are held already", self.max, self.held),
+        )
+        .with("held_seats", self.held)
+        .with("max_held_seats", self.max))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -384,8 +417,9 @@ pub fn amount_of(show: &Show, hold: &SeatHold) -> u64 {
     show.price_cents.saturating_mul(hold.seat_ids.len() as u64)
 }
 
-/// Places a hold on `requested` if every seat exists and is available at `ctx.now`.
-/// Returns the hold to store (with its seats to claim) and the decision, which on success
+/// Places a hold on `requested` if every seat exists and is available at `ctx.now`, and
+/// the customer's live holds (`held`, read in the same transaction) stay within the cap
+/// with these seats added (`hold_limit_reached` otherwise). Returns the hold to store (with its seats to claim) and the decision, which on success
 /// carries the hold's delayed expiry message.
 pub fn decide_place(
     ctx: &CommandContext,
@@ -394,12 +428,13 @@ pub fn decide_place(
     requested: &[SeatId],
     current: &[SeatRecord],
     expires_at: Timestamp,
+    held: HeldSeats,
 ) -> (Option<SeatHold>, Decision) {
     if show.is_none() {
         let error = BusinessError::new(ErrorCode::ShowNotFound, format!("no show {show_id}"));
         return (None, hold_rejected(ctx, show_id, requested, error).into());
     }
-    if let Err(error) = check_hold(requested, current, ctx.now) {
+    if let Err(error) = check_hold(requested, current, ctx.now).and_then(|()| held.check(requested.len())) {
         return (None, hold_rejected(ctx, show_id, requested, error).into());
     }
     let hold = SeatHold {

@@ -110,16 +110,43 @@ fn a_placed_hold_schedules_its_own_expiry() {
         price_cents: 500,
     };
     let free = vec![seat("A1", false, None)];
+    let room = HeldSeats { held: 0, max: DEFAULT_MAX_HELD_SEATS };
     let (hold, decision) =
-        decide_place(&ctx("alice", 10), &show.show_id, Some(&show), &["A1".into()], &free, from_millis(900));
+        decide_place(&ctx("alice", 10), &show.show_id, Some(&show), &["A1".into()], &free, from_millis(900), room);
     let hold = hold.expect("placed");
     assert_eq!(decision.events[0].event_type, EventType::HoldPlaced);
     assert_eq!(decision.messages.len(), 1);
     assert_eq!(decision.messages[0].deliver_at, from_millis(900));
     assert!(decision.messages[0].body.contains(hold.hold_id.as_str()));
-    let (none, rejected) = decide_place(&ctx("bob", 10), &show.show_id, None, &["A1".into()], &free, from_millis(9));
+    let (none, rejected) =
+        decide_place(&ctx("bob", 10), &show.show_id, None, &["A1".into()], &free, from_millis(9), room);
     assert!(none.is_none() && rejected.messages.is_empty());
     assert!(matches!(rejected.outcome, Outcome::Failed(ref e) if e.code == "show_not_found"));
+    // A customer at the cap is refused, with the counts, and nothing is scheduled.
+    let full = HeldSeats { held: 20, max: 20 };
+    let (none, capped) =
+        decide_place(&ctx("carol", 10), &show.show_id, Some(&show), &["A1".into()], &free, from_millis(900), full);
+    assert!(none.is_none() && capped.messages.is_empty());
+    assert_eq!(capped.events[0].event_type, EventType::HoldRejected);
+    match capped.outcome {
+        Outcome::Failed(e) => {
+            assert_eq!(e.code, "hold_limit_reached");
+            assert_eq!(e.extra["held_seats"], 20);
+            assert_eq!(e.extra["max_held_seats"], 20);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_hold_cap_counts_live_holds_only() {
+    let now = from_millis(1_000);
+    // Two live holds (3 + 2 seats) and one that expired at `now`.
+    let held = HeldSeats::counting([(3, from_millis(2_000)), (2, from_millis(1_001)), (9, now)], now, 10);
+    assert_eq!(held, HeldSeats { held: 5, max: 10 });
+    assert!(held.check(5).is_ok());
+    assert_eq!(held.check(6).unwrap_err().code, "hold_limit_reached");
+    assert!(HeldSeats { held: usize::MAX, max: 10 }.check(1).is_err());
 }
 
 #[test]

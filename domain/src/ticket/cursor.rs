@@ -30,7 +30,13 @@ impl TicketCursor {
             (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
         let plain = String::from_utf8(bytes?).ok()?;
         let (millis, id) = plain.split_once(':')?;
-        if id.is_empty() {
+        // Exactly what `encode` writes (and what the OpenAPI pattern states): an optional
+        // minus, 1 to 15 digits, and an id of visible ASCII.
+        let digits = millis.strip_prefix('-').unwrap_or(millis);
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
             return None;
         }
         Some(Self { created_at: crate::clock::from_millis(millis.parse().ok()?), ticket_id: TicketId::from(id) })

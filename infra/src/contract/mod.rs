@@ -41,7 +41,8 @@ macro_rules! port_contract_tests {
             reopen_dead_lettered);
         $crate::port_contract_tests!(@port $fresh; bookings:
             hold_is_all_or_nothing, expired_hold_counts_available, release_and_confirm,
-            concurrent_holds_never_overlap, one_charge_per_hold, a_retaken_seat_expires_the_hold);
+            concurrent_holds_never_overlap, one_charge_per_hold, a_retaken_seat_expires_the_hold,
+            the_hold_cap_counts_live_holds, racing_holds_cannot_beat_the_cap);
         $crate::port_contract_tests!(@port $fresh; downstream:
             notifications_once_per_event, notifications_newest_first, notifications_per_recipient,
             analytics_counts_each_event_once, analytics_order_does_not_matter, analytics_concurrent_writers,

@@ -8,7 +8,7 @@ use super::outbox;
 use super::requests::{complete_in, terminal_completion};
 use async_trait::async_trait;
 use domain::PortError;
-use domain::booking::{self, Booking, BookingStatus, HoldStatus, SeatHold, SeatRecord};
+use domain::booking::{self, Booking, BookingStatus, HeldSeats, HoldStatus, SeatHold, SeatRecord};
 use domain::clock::{self, Timestamp};
 use domain::event::CloudEvent;
 use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
@@ -64,6 +64,26 @@ fn load_seats(conn: &Connection, show_id: &ShowId, seat_ids: &[SeatId]) -> Resul
         }
     }
     Ok(seats)
+}
+
+/// What the customer's live holds cover now, for the hold cap. Read in the hold's write
+/// job: the one writer serializes racing holds, so the count cannot go stale before the
+/// commit.
+fn held_seats(conn: &Connection, customer: &UserId, now: Timestamp, max: usize) -> Result<HeldSeats, PortError> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT json_array_length(seat_ids), expires_at FROM holds
+             WHERE customer_id = ?1 AND status = 'active' AND expires_at > ?2",
+        )
+        .map_err(sql_error)?;
+    let rows = select
+        .query_map(params![customer.as_str(), clock::to_millis(now)], |r| {
+            Ok((r.get::<_, i64>(0)?, clock::from_millis(r.get(1)?)))
+        })
+        .map_err(sql_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql_error)?;
+    Ok(HeldSeats::counting(rows.into_iter().map(|(n, at)| (usize::try_from(n).unwrap_or(0), at)), now, max))
 }
 
 /// Frees the seats a hold still claims (never a seat that a later hold took over).
@@ -172,16 +192,18 @@ impl BookingStore for Embedded {
         show_id: &ShowId,
         seat_ids: &[SeatId],
         expires_at: Timestamp,
+        max_held_seats: usize,
     ) -> Result<Completion, PortError> {
         let (ctx, show_id, seat_ids) = (ctx.clone(), show_id.clone(), seat_ids.to_vec());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }
             let show = load_show(conn, &show_id)?;
             let current = load_seats(conn, &show_id, &seat_ids)?;
+            let held = held_seats(conn, &ctx.actor.sub, ctx.now, max_held_seats)?;
             let (hold, decision) =
-                booking::decide_place(&ctx, &show_id, show.as_ref(), &seat_ids, &current, expires_at);
+                booking::decide_place(&ctx, &show_id, show.as_ref(), &seat_ids, &current, expires_at, held);
             if let Some(hold) = &hold {
                 insert_hold(conn, hold, ctx.now)?;
             }
@@ -192,7 +214,7 @@ impl BookingStore for Embedded {
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
         let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }
@@ -214,7 +236,7 @@ impl BookingStore for Embedded {
         payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
         let (ctx, hold_id, payment) = (ctx.clone(), hold_id.clone(), payment.clone());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }

@@ -15,6 +15,7 @@ mod queue;
 mod requests;
 mod tickets;
 mod users;
+mod waiters;
 
 use crate::{Backend, Settings};
 use db::Db;
@@ -106,6 +107,8 @@ CREATE TABLE IF NOT EXISTS holds (
     status      TEXT    NOT NULL,
     request_id  TEXT    NOT NULL
 );
+-- The hold cap counts a customer's active holds in the hold's transaction.
+CREATE INDEX IF NOT EXISTS active_holds_by_customer ON holds (customer_id) WHERE status = 'active';
 
 CREATE TABLE IF NOT EXISTS bookings (
     booking_id   TEXT PRIMARY KEY,
@@ -152,26 +155,49 @@ pub struct Embedded {
     subscriptions: Vec<bus::Subscription>,
     /// Wakes the relay when a write job of this process added outbox entries.
     outbox_added: Notify,
+    /// Long polls on status documents, woken by the commits that complete their request.
+    waiters: waiters::Waiters,
 }
 
 /// Opens (creating if needed) `<data dir>/usher.db`, its schema and its subscriptions.
 pub fn open(settings: &Settings) -> Result<Arc<Embedded>, PortError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+    create_private_dir(&settings.data_dir).map_err(|e| {
         PortError::Unavailable(format!("cannot create the data dir {}: {e}", settings.data_dir.display()))
     })?;
     open_file(&settings.data_dir.join("usher.db"), settings.max_receives)
 }
 
+/// Creates `dir` (and its parents) if missing; a directory made here is owner-only
+/// (0700): it holds the store and, for `usher dev`, the JWT secret.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError> {
     let schema = [SCHEMA, notifications::SCHEMA, analytics::SCHEMA, outbox::SCHEMA].concat();
     let db = Db::open(path, &schema)?;
+    // Owner-only; SQLite gives its -wal and -shm files the same mode.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| PortError::Unavailable(format!("cannot make {} owner-only: {e}", path.display())))?;
     let subscriptions = bus::ensure_subscriptions(path)?;
     let arrivals = domain::queue::Queue::ALL
         .into_iter()
         .flat_map(|q| [q.source(), q.dlq()])
         .map(|addr| (addr.name(), Arc::new(Notify::new())))
         .collect();
-    Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, arrivals, subscriptions, outbox_added: Notify::new() }))
+    Ok(Arc::new(Embedded {
+        db,
+        redrive_after: max_receives + 1,
+        arrivals,
+        subscriptions,
+        outbox_added: Notify::new(),
+        waiters: waiters::Waiters::default(),
+    }))
 }
 
 impl Embedded {

@@ -48,6 +48,11 @@ fn load(conn: &Connection, request_id: &RequestId) -> Result<Option<(RequestReco
         .map_err(sql_error)
 }
 
+/// The status document and owner of a request, for a reader.
+pub(super) fn load_record(conn: &Connection, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError> {
+    Ok(load(conn, request_id)?.map(|(record, _)| record))
+}
+
 /// What the first run committed, if the request is already terminal.
 pub(super) fn terminal_completion(conn: &Connection, request_id: &RequestId) -> Result<Option<Completion>, PortError> {
     let Some((record, events)) = load(conn, request_id)? else {
@@ -238,7 +243,15 @@ impl RequestStore for Embedded {
 
     async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError> {
         let id = request_id.clone();
-        self.db.read(move |conn| Ok(load(conn, &id)?.map(|(record, _)| record))).await
+        self.db.read(move |conn| load_record(conn, &id)).await
+    }
+
+    async fn wait_terminal(
+        &self,
+        request_id: &RequestId,
+        wait: std::time::Duration,
+    ) -> Result<Option<RequestRecord>, PortError> {
+        self.wait_terminal_in(request_id, wait).await
     }
 
     async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError> {
@@ -267,7 +280,7 @@ impl RequestStore for Embedded {
         now: Timestamp,
     ) -> Result<Completion, PortError> {
         let id = request_id.clone();
-        self.write_with_outbox(move |conn| complete_in(conn, &id, decision, now)).await
+        self.write_completion(move |conn| complete_in(conn, &id, decision, now)).await
     }
 
     async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError> {

@@ -114,7 +114,7 @@ fn list(conn: &Connection, q: &TicketQuery) -> Result<TicketPage, PortError> {
 impl TicketStore for Embedded {
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError> {
         let (ctx, ticket) = (ctx.clone(), ticket.clone());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }
@@ -131,7 +131,7 @@ impl TicketStore for Embedded {
         change: &TicketChange,
     ) -> Result<Completion, PortError> {
         let (ctx, ticket_id, change) = (ctx.clone(), ticket_id.clone(), change.clone());
-        self.write_with_outbox(move |conn| {
+        self.write_completion(move |conn| {
             if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
                 return Ok(done);
             }

@@ -29,8 +29,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMovie {
-    /// Trimmed; 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200, example = "Arrival")]
+    /// Trimmed; 1 to 200 characters, not all white space.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Arrival")]
     title: String,
     #[schema(minimum = 1, maximum = 1000, example = 116)]
     duration_min: u32,
@@ -143,10 +143,12 @@ pub async fn shows_of_movie(
     responses(
         (status = 201, description = "The show, with its new `show_id`.", body = Show),
         (status = 400, description = "`invalid_body`: not JSON, or a field missing, unknown, mistyped or out of \
-            range (including a `movie_id` that names no movie); `field` names it.", body = Problem,
+            range; `field` names it.", body = Problem,
             content_type = "application/problem+json"),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 404, description = "`movie_not_found`: `movie_id` names no movie.", body = Problem,
+            content_type = "application/problem+json"),
         (status = 413, response = PayloadTooLarge),
         (status = 503, response = BackendUnavailable),
     )
@@ -165,7 +167,7 @@ pub async fn create_show(
     catalog::validate_show(auditorium, price_cents).map_err(|e| ApiError::invalid_field(e.field, e.reason))?;
     let movie_id = MovieId::from(movie_id);
     if state.backend.catalog.movie(&movie_id).await?.is_none() {
-        return Err(ApiError::invalid_field("movie_id", format!("no movie {movie_id}")));
+        return Err(ApiError::not_found("movie_not_found", format!("no movie {movie_id}")));
     }
     let show = Show {
         show_id: ShowId::generate(),

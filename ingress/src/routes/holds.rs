@@ -27,9 +27,22 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 pub struct PlaceHoldBody {
     #[schema(min_length = 1, max_length = 255, example = "show_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")]
     show_id: String,
-    /// 1 to 10 distinct seats, all or nothing.
-    #[schema(min_items = 1, max_items = 10, example = json!(["A1", "A2"]))]
+    #[schema(schema_with = seat_ids_schema)]
     seat_ids: Vec<String>,
+}
+
+/// `seat_ids`: 1 to 10 distinct seat ids (1 to 8 letters and digits, e.g. `A1`).
+fn seat_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let seat = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[A-Za-z0-9]{1,8}$"));
+    ArrayBuilder::new()
+        .items(seat)
+        .min_items(Some(1))
+        .max_items(Some(booking::MAX_SEATS_PER_HOLD))
+        .unique_items(true)
+        .description(Some("1 to 10 distinct seats, all or nothing."))
+        .examples([serde_json::json!(["A1", "A2"])])
+        .build()
 }
 
 /// `{}` (an empty body reads as `{}` too).
@@ -84,7 +97,7 @@ pub async fn place_hold(
         IdempotencyKeyHeader,
         ("hold_id" = String, Path, description = "The hold, from the result of `POST /v1/holds`.", max_length = 255),
     ),
-    request_body = ReleaseHoldBody,
+    request_body(content = Option<ReleaseHoldBody>, description = "`{}`, or no body at all."),
     responses(
         (status = 202, response = Accepted),
         (

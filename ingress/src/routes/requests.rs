@@ -1,5 +1,7 @@
-//! Status documents: what a client polls after a 202, with an optional long poll.
-//! Customers see only their own requests; one they may not see reads as absent.
+//! Status documents: what a client polls after a 202, with an optional long poll that
+//! the store ends when the status turns terminal (`RequestStore::wait_terminal`), capped
+//! at `USHER_MAX_WAITERS` at once. Customers see only their own requests; one they may
+//! not see reads as absent.
 
 use super::{PathId, QueryParams, invalid_query};
 use crate::AppState;
@@ -12,7 +14,6 @@ use domain::ids::RequestId;
 use domain::request::{RequestRecord, StatusDoc};
 use serde::Deserialize;
 use std::time::Duration;
-use tokio::time::Instant;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -22,8 +23,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 /// The longest `?wait=` a client may ask for, in seconds.
 pub const MAX_WAIT_SECS: u64 = 20;
-const FIRST_POLL: Duration = Duration::from_millis(25);
-const LONGEST_POLL: Duration = Duration::from_millis(200);
 
 /// The status document of an admitted command: `{request_id, kind, status, result?, error?,
 /// created_at, updated_at}`. Customers see only their own requests.
@@ -58,20 +57,22 @@ pub async fn request_status(
 ) -> Result<Json<StatusDoc>, ApiError> {
     let wait = params.wait()?;
     let request_id = RequestId::from(request_id);
-    let deadline = Instant::now() + wait;
-    let mut pause = FIRST_POLL;
-    loop {
-        let doc = visible_request(&state, &caller, &request_id).await?.doc;
-        let left = deadline.saturating_duration_since(Instant::now());
-        if doc.status.is_terminal() || left.is_zero() {
-            return Ok(Json(doc));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(pause.min(left)) => {}
-            // A long poll must not hold a graceful shutdown up: answer what is known.
-            () = state.shutdown.cancelled() => return Ok(Json(doc)),
-        }
-        pause = (pause * 2).min(LONGEST_POLL);
+    let doc = visible_request(&state, &caller, &request_id).await?.doc;
+    if doc.status.is_terminal() || wait.is_zero() {
+        return Ok(Json(doc));
+    }
+    // Past `USHER_MAX_WAITERS` concurrent long polls, answer what is known at once.
+    let Ok(_permit) = state.waiters.clone().try_acquire_owned() else {
+        tracing::debug!(request_id = %request_id, "long poll refused: too many waiters");
+        return Ok(Json(doc));
+    };
+    tokio::select! {
+        waited = state.backend.requests.wait_terminal(&request_id, wait) => match waited? {
+            Some(record) => Ok(Json(record.doc)),
+            None => Err(ApiError::not_found("request_not_found", format!("no request {request_id}"))),
+        },
+        // A long poll must not hold a graceful shutdown up: answer what is known.
+        () = state.shutdown.cancelled() => Ok(Json(visible_request(&state, &caller, &request_id).await?.doc)),
     }
 }
 

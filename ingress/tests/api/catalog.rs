@@ -2,6 +2,7 @@
 
 use crate::helpers::{TestApp, problem};
 use domain::actor::{Actor, Role};
+use domain::booking::DEFAULT_MAX_HELD_SEATS as MAX_HELD;
 use domain::clock;
 use domain::ids::UserId;
 use domain::request::CommandContext;
@@ -78,8 +79,8 @@ async fn the_seat_map_reads_holds_at_the_current_time() {
     let show = show_id.as_str().into();
     let live = clock::now() + time::Duration::minutes(10);
     let lapsed = clock::now() + time::Duration::milliseconds(1);
-    app.backend.bookings.place_hold(&holds[0], &show, &["A1".into(), "A2".into()], live).await.unwrap();
-    app.backend.bookings.place_hold(&holds[1], &show, &["A3".into()], lapsed).await.unwrap();
+    app.backend.bookings.place_hold(&holds[0], &show, &["A1".into(), "A2".into()], live, MAX_HELD).await.unwrap();
+    app.backend.bookings.place_hold(&holds[1], &show, &["A3".into()], lapsed, MAX_HELD).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
     let map: Value =

@@ -189,11 +189,13 @@ async fn a_bad_catalog_body_is_400_naming_the_field() {
         (show(json!({"starts_at": "tomorrow"})), "starts_at"),
         (show(json!({"price_cents": -1})), "price_cents"),
         (show(json!({"price_cents": 1_000_001})), "price_cents"),
-        (show(json!({"movie_id": "mov_missing"})), "movie_id"),
     ];
     for (body, field) in cases {
         invalid(&app, &admin, "/v1/shows", &body, field).await;
     }
+    // A well-formed body naming no movie is about a missing resource, not a bad field.
+    let missing = app.post(Some(&admin), "/v1/shows", None, &show(json!({"movie_id": "mov_missing"}))).await;
+    problem(missing, 404, "movie_not_found").await;
 }
 
 #[tokio::test]

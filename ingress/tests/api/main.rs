@@ -6,5 +6,6 @@ mod catalog;
 mod errors;
 mod helpers;
 mod idempotency;
+mod limits;
 mod openapi;
 mod reads;

@@ -2,6 +2,7 @@
 
 use crate::helpers::{HOLD_BODY, TestApp, problem};
 use domain::actor::{Actor, Role};
+use domain::booking::DEFAULT_MAX_HELD_SEATS as MAX_HELD;
 use domain::clock;
 use domain::ids::{HoldId, RequestId, UserId};
 use domain::payment::PaymentReceipt;
@@ -68,7 +69,11 @@ async fn a_wait_ends_as_soon_as_the_request_is_terminal() {
         traceparent: None,
     };
     let expires_at = clock::now() + time::Duration::minutes(10);
-    app.backend.bookings.place_hold(&ctx, &show_id.as_str().into(), &["A1".into()], expires_at).await.unwrap();
+    app.backend
+        .bookings
+        .place_hold(&ctx, &show_id.as_str().into(), &["A1".into()], expires_at, MAX_HELD)
+        .await
+        .unwrap();
 
     let (doc, waited) = poll.await.unwrap();
     assert_eq!(doc["status"], "succeeded", "{doc}");
@@ -107,7 +112,13 @@ async fn customers_read_only_their_own_bookings() {
     let held = app
         .backend
         .bookings
-        .place_hold(&ctx(&hold_request), &show, &["A1".into(), "A2".into()], clock::now() + time::Duration::minutes(10))
+        .place_hold(
+            &ctx(&hold_request),
+            &show,
+            &["A1".into(), "A2".into()],
+            clock::now() + time::Duration::minutes(10),
+            MAX_HELD,
+        )
         .await
         .unwrap();
     let hold_id = held.doc.result.unwrap()["hold_id"].as_str().unwrap().to_owned();

@@ -6,14 +6,14 @@
 
 use super::DynamoStore;
 use super::catalog::{seat_from, seat_key};
-use super::item::{Item, Placeholders, get_millis, get_n, get_s, get_strings, item, millis, n, s, strings};
+use super::item::{Item, Placeholders, get_millis, get_n, get_s, get_strings, item, millis, n, opt_n, s, strings};
 use super::requests::StoredRequest;
 use super::tables::TTL_ATTRIBUTE;
 use super::transaction::{ATTEMPTS, Step, Transaction, create, retrying, update};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use domain::PortError;
-use domain::booking::{self, Booking, BookingStatus, HoldStatus, SeatHold, SeatRecord};
+use domain::booking::{self, Booking, BookingStatus, HeldSeats, HoldStatus, SeatHold, SeatRecord};
 use domain::clock::Timestamp;
 use domain::event::CloudEvent;
 use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
@@ -34,6 +34,33 @@ fn retention_end(expires_at: Timestamp) -> i64 {
 
 fn hold_key(hold_id: &HoldId) -> Item {
     item([("hold_id", s(hold_id.as_str()))])
+}
+
+/// The hold cap's record of one customer lives in the holds table beside the holds, under
+/// a key no generated hold id has (`held_by:<sub>`): one top-level attribute per live hold
+/// (`live_<hold_id>`: `{seats, expires_at}`) and a `version` that every hold placed
+/// bumps under a condition, so two racing holds cannot both count the same room.
+/// Releasing, expiring or confirming a hold removes its attribute in that transaction.
+const HELD_BY: &str = "held_by:";
+const LIVE: &str = "live_";
+
+fn held_by_key(customer: &UserId) -> Item {
+    item([("hold_id", s(format!("{HELD_BY}{customer}")))])
+}
+
+/// One entry of a cap record: a hold, its seat count and its expiry.
+type LiveHold = (HoldId, usize, Timestamp);
+
+/// The live holds a customer's cap record lists, and its version.
+fn held_from(item: Option<&Item>) -> Result<(Vec<LiveHold>, u64), PortError> {
+    let Some(item) = item else { return Ok((Vec::new(), 0)) };
+    let mut live = Vec::new();
+    for (name, value) in item {
+        let Some(hold_id) = name.strip_prefix(LIVE) else { continue };
+        let entry = value.as_m().map_err(|_| PortError::Corrupt(format!("`{name}` is not a map")))?;
+        live.push((HoldId::from(hold_id), get_n(entry, "seats")?, get_millis(entry, "expires_at")?));
+    }
+    Ok((live, opt_n(item, "version")?.unwrap_or(0)))
 }
 
 fn hold_from(item: &Item) -> Result<SeatHold, PortError> {
@@ -70,6 +97,10 @@ struct Plan {
 
 impl DynamoStore {
     async fn load_hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {
+        if hold_id.as_str().starts_with(HELD_BY) {
+            // A cap record, not a hold: no client may name it.
+            return Ok(None);
+        }
         self.get_one(&self.holds, hold_key(hold_id)).await?.as_ref().map(hold_from).transpose()
     }
 
@@ -149,19 +180,68 @@ impl DynamoStore {
         update(&self.holds, hold_key(&hold.hold_id), &expression, Some(&condition), p)
     }
 
+    /// Adds a hold to its customer's cap record, dropping the entries that have expired,
+    /// under the condition that nobody placed a hold since `version` was read.
+    fn count_hold(
+        &self,
+        hold: &SeatHold,
+        live: &[LiveHold],
+        version: u64,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, PortError> {
+        let entry = format!("{LIVE}{}", hold.hold_id);
+        let lapsed: Vec<String> =
+            live.iter().filter(|(_, _, at)| *at <= now).map(|(id, _, _)| format!("{LIVE}{id}")).collect();
+        let mut expression = format!("SET #version = :next, #{entry} = :entry");
+        if !lapsed.is_empty() {
+            let removed: Vec<String> = lapsed.iter().map(|name| format!("#{name}")).collect();
+            expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
+        }
+        let mut names = vec!["version", entry.as_str()];
+        names.extend(lapsed.iter().map(String::as_str));
+        let value = item([("seats", n(hold.seat_ids.len())), ("expires_at", millis(hold.expires_at))]);
+        update(
+            &self.holds,
+            held_by_key(&hold.customer_id),
+            &expression,
+            Some("attribute_not_exists(#version) OR #version = :seen"),
+            Placeholders::names(&names)
+                .value("next", n(version + 1))
+                .value("seen", n(version))
+                .value("entry", AttributeValue::M(value)),
+        )
+    }
+
+    /// Takes a hold off its customer's cap record (a no-op if it is not there).
+    fn uncount_hold(&self, hold: &SeatHold) -> Result<TransactWriteItem, PortError> {
+        let entry = format!("{LIVE}{}", hold.hold_id);
+        update(
+            &self.holds,
+            held_by_key(&hold.customer_id),
+            &format!("REMOVE #{entry}"),
+            None,
+            Placeholders::names(&[&entry]),
+        )
+    }
+
     async fn plan_hold(
         &self,
         ctx: &CommandContext,
         show_id: &ShowId,
         seat_ids: &[SeatId],
         expires_at: Timestamp,
+        max_held_seats: usize,
     ) -> Result<Plan, PortError> {
         let show = self.load_show(show_id).await?;
         let current = self.load_seats(show_id, seat_ids).await?;
-        let (hold, decision) = booking::decide_place(ctx, show_id, show.as_ref(), seat_ids, &current, expires_at);
+        let record = self.get_one(&self.holds, held_by_key(&ctx.actor.sub)).await?;
+        let (live, version) = held_from(record.as_ref())?;
+        let held = HeldSeats::counting(live.iter().map(|(_, seats, at)| (*seats, *at)), ctx.now, max_held_seats);
+        let (hold, decision) = booking::decide_place(ctx, show_id, show.as_ref(), seat_ids, &current, expires_at, held);
         let Some(hold) = hold else { return Ok(Plan { effects: Vec::new(), decision }) };
         let mut effects =
             seat_ids.iter().map(|seat| self.claim_seat(&hold, seat, ctx.now)).collect::<Result<Vec<_>, _>>()?;
+        effects.push(self.count_hold(&hold, &live, version, ctx.now)?);
         effects.push(create(
             &self.holds,
             item([
@@ -185,6 +265,7 @@ impl DynamoStore {
         let Some(hold) = freed else { return Ok(Plan { effects: Vec::new(), decision }) };
         let mut effects = self.free_seats(&hold).await?;
         effects.push(self.close_hold(&hold, HoldStatus::Released, Some(ctx.now), None)?);
+        effects.push(self.uncount_hold(&hold)?);
         Ok(Plan { effects, decision })
     }
 
@@ -222,6 +303,8 @@ impl DynamoStore {
             )?);
         }
         effects.push(self.close_hold(&hold, HoldStatus::Confirmed, Some(ctx.now), Some(&booking.booking_id))?);
+        // Booked seats are no longer held.
+        effects.push(self.uncount_hold(&hold)?);
         effects.push(create(
             &self.bookings,
             item([
@@ -274,9 +357,11 @@ impl BookingStore for DynamoStore {
         show_id: &ShowId,
         seat_ids: &[SeatId],
         expires_at: Timestamp,
+        max_held_seats: usize,
     ) -> Result<Completion, PortError> {
-        // A seat taken since the last read shows up in the re-read as `seats_unavailable`.
-        self.apply("place_hold", ctx, || self.plan_hold(ctx, show_id, seat_ids, expires_at)).await
+        // A seat taken since the last read shows up in the re-read as `seats_unavailable`;
+        // a hold counted since, in the re-read of the cap record.
+        self.apply("place_hold", ctx, || self.plan_hold(ctx, show_id, seat_ids, expires_at, max_held_seats)).await
     }
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
@@ -300,6 +385,7 @@ impl BookingStore for DynamoStore {
             };
             let mut tx = Transaction::from(self.free_seats(&hold).await?);
             tx.add(self.close_hold(&hold, HoldStatus::Expired, None, None)?);
+            tx.add(self.uncount_hold(&hold)?);
             tx.extend(self.outbox_puts(&outbox_entries(std::slice::from_ref(&event), &[]), now)?);
             Ok(match self.transact("expire_hold", tx).await? {
                 Ok(()) => {

@@ -17,6 +17,7 @@ use domain::ids::{RequestId, UserId};
 use domain::outbox::Decision;
 use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, StoredResponse, Stranded};
 use domain::request::{Outcome, RequestRecord, RequestStatus, StatusDoc};
+use std::time::Duration;
 use tokio::task::JoinSet;
 
 /// The value of `sweep` while a request's command is not known to be queued.
@@ -367,6 +368,23 @@ impl RequestStore for DynamoStore {
 
     async fn get(&self, request_id: &RequestId) -> Result<Option<RequestRecord>, PortError> {
         Ok(self.load_request(request_id).await?.map(|stored| stored.record))
+    }
+
+    async fn wait_terminal(&self, request_id: &RequestId, wait: Duration) -> Result<Option<RequestRecord>, PortError> {
+        // Nothing tells this process of a worker's commit: read again, backing off from
+        // 50 ms to half a second so a thousand waiters stay cheap.
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let record = self.get(request_id).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match &record {
+                Some(r) if !r.doc.status.is_terminal() && !left.is_zero() => {}
+                _ => return Ok(record),
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 
     async fn mark_processing(&self, request_ids: &[RequestId], now: Timestamp) -> Result<(), PortError> {

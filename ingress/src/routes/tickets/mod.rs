@@ -145,7 +145,9 @@ pub struct ListParams {
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
-    /// The `next_cursor` of the page before; opaque.
+    /// The `next_cursor` of the page before; opaque (its pattern is stated so a client
+    /// can tell a mangled one).
+    #[param(pattern = "^(2[dD])?(3[0-9]){1,15}3[aA](2[1-9a-fA-F]|[3-6][0-9a-fA-F]|7[0-9a-eA-E]){1,255}$")]
     cursor: Option<String>,
 }
 
