@@ -185,7 +185,7 @@ pub(crate) enum ReadRejections {
     Unavailable(#[ref_response] BackendUnavailable),
 }
 
-/// `invalid_path`: an id in the path is over 255 bytes.
+/// `invalid_path`: an id in the path is not 1 to 255 visible ASCII characters.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct InvalidPath(#[allow(dead_code)] Problem<'static>);
