@@ -3,6 +3,8 @@
 # loopback port, installing moto[server] with pip if it is missing, then:
 #   1. the whole workspace: unit, port contract (embedded and aws), API, end-to-end and
 #      usher-lambda tests on the embedded backend;
+#   then scripts/fuzz-api.sh (schemathesis, zero failures over 1,000+ cases) against the
+#      `usher` binary run 1 built (USHER_SKIP_FUZZ=1 leaves it out);
 #   2. the end-to-end and API tests again with the app on the aws backend
 #      (USHER_TEST_BACKEND=aws).
 # Beside them run the deploy checks (scripts/deploy-checks.sh): from the start, the static
@@ -55,6 +57,8 @@ exec scripts/moto.sh -- bash -c '
     usher_bin="${CARGO_TARGET_DIR:-target}/debug/usher"
     ln -f "$usher_bin" "$logs/usher.new" 2>/dev/null || cp "$usher_bin" "$logs/usher.new"
     mv "$logs/usher.new" "$logs/usher"
+    echo "== schemathesis over the OpenAPI document of usher dev (scripts/fuzz-api.sh)"
+    USHER_BIN="$logs/usher" scripts/fuzz-api.sh
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
