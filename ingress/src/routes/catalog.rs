@@ -31,7 +31,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 pub struct NewMovie {
     /// Trimmed; 1 to 200 characters, not all white space (the pattern: one character that
     /// is not Unicode `White_Space`).
-    #[schema(min_length = 1, max_length = 200, pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]", example = "Arrival")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]",
+        example = "Arrival"
+    )]
     title: String,
     #[serde(deserialize_with = "domain::integral::deserialize")]
     #[schema(minimum = 1, maximum = 1000, example = 116)]

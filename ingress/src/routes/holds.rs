@@ -25,7 +25,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceHoldBody {
-    #[schema(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", example = "show_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]{1,255}$",
+        example = "show_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b"
+    )]
     show_id: String,
     #[schema(schema_with = seat_ids_schema)]
     seat_ids: Vec<String>,
