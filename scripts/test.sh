@@ -4,6 +4,8 @@
 #   1. the whole workspace: unit, port contract (embedded and aws), API, end-to-end and
 #      usher-lambda tests on the embedded backend;
 #   then the web page in a real browser (scripts/browser-test.sh, on the `usher` run 1 built);
+#   then scripts/fuzz-api.sh (schemathesis, zero failures over 1,000+ cases) against the
+#      `usher` binary run 1 built (USHER_SKIP_FUZZ=1 leaves it out);
 #   2. the end-to-end and API tests again with the app on the aws backend
 #      (USHER_TEST_BACKEND=aws).
 # Beside them run the deploy checks (scripts/deploy-checks.sh): from the start, the static
@@ -60,6 +62,8 @@ exec scripts/moto.sh -- bash -c '
     mv "$logs/usher.new" "$logs/usher"
     echo "== the web page in a browser (scripts/browser-test.sh; USHER_SKIP_BROWSER_TESTS=1 skips)"
     USHER_BIN="$logs/usher" scripts/browser-test.sh
+    echo "== schemathesis over the OpenAPI document of usher dev (scripts/fuzz-api.sh)"
+    USHER_BIN="$logs/usher" scripts/fuzz-api.sh
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \

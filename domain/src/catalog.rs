@@ -19,8 +19,10 @@ pub struct Movie {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Auditorium {
+    #[serde(deserialize_with = "crate::integral::deserialize")]
     #[schema(minimum = 1, maximum = 26)]
     pub rows: u32,
+    #[serde(deserialize_with = "crate::integral::deserialize")]
     #[schema(minimum = 1, maximum = 50)]
     pub seats_per_row: u32,
 }
@@ -47,8 +49,7 @@ pub struct Show {
 
 /// A validation failure of client input: the field and what is wrong with it.
 pub fn validate_movie(title: &str, duration_min: u32) -> Result<(), FieldError> {
-    let len = title.trim().chars().count();
-    if len == 0 || len > 200 {
+    if title.trim().is_empty() || title.chars().count() > 200 {
         return Err(FieldError::new("title", "must be 1 to 200 characters"));
     }
     if !(1..=1000).contains(&duration_min) {

@@ -25,6 +25,8 @@ pub enum ErrorCode {
     /// The ticket's state machine refuses the move (`from`, `to`).
     InvalidTransition,
     TicketClosed,
+    /// The ticket already has [`crate::ticket::MAX_COMMENTS`] comments (`max_comments`).
+    CommentLimitReached,
     /// The caller's role may not make this change.
     Forbidden,
     /// The system gave up after its retries; an operator may replay it.
@@ -45,6 +47,7 @@ impl ErrorCode {
             ErrorCode::NotAnAgent => "not_an_agent",
             ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::TicketClosed => "ticket_closed",
+            ErrorCode::CommentLimitReached => "comment_limit_reached",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::DeadLettered => "dead_lettered",
         }

@@ -11,6 +11,7 @@
 //! - [`notification`], [`report`]: what the downstream pools derive from events.
 //! - [`schema`]: the event catalog (JSON Schemas, AsyncAPI) generated from the types.
 //! - [`error`]: business outcomes versus infrastructure failures.
+//! - [`integral`]: whole numbers sent as `466.0` read as integers, as JSON Schema has it.
 //! - [`outbox`]: what a command commits for delivery after it, and [`outbox::Decision`].
 //! - [`ports`]: the traits `infra` implements and `ingress`/`workers` use.
 //!
@@ -25,6 +26,7 @@ pub mod error;
 pub mod event;
 pub mod idempotency;
 pub mod ids;
+pub mod integral;
 pub mod notification;
 pub mod outbox;
 pub mod payment;

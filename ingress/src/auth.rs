@@ -18,8 +18,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Clock skew tolerated on `exp`, between the machine that minted a token and this one.
 const LEEWAY_SECS: u64 = 5;
-/// Longest `sub` accepted; it keys idempotency records and ownership.
-const MAX_SUB_LEN: usize = 255;
 
 /// The HS256 signing secret. Its `Debug` never shows the value.
 #[derive(Debug, Clone)]
@@ -150,7 +148,7 @@ impl TokenVerifier {
             _ => ApiError::Unauthorized("the token is not valid".into()),
         })?;
         let Claims { sub, role, .. } = data.claims;
-        if sub.is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
+        if !crate::routes::is_id(&sub) {
             return Err(ApiError::Unauthorized("the token's sub is not valid".into()));
         }
         Ok(Caller { sub: UserId::new(sub), role })

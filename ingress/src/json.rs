@@ -64,8 +64,8 @@ fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Parses a body. An empty body reads as `{}`, so a bodiless POST is told which field
-/// it lacks rather than that it is not JSON.
+/// Parses a body. An empty body, or `null`, reads as `{}`, so a bodiless POST is told
+/// which field it lacks rather than that it is not JSON.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
     let raw: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
@@ -73,6 +73,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError>
         serde_json::from_slice(bytes)
             .map_err(|e| ApiError::InvalidBody { field: None, detail: format!("the body is not valid JSON: {e}") })?
     };
+    // `null` is "no body" said in JSON (the document marks an optional body nullable).
+    let raw = if raw.is_null() { Value::Object(Default::default()) } else { raw };
     if !raw.is_object() {
         return Err(ApiError::InvalidBody { field: None, detail: "the body must be a JSON object".into() });
     }

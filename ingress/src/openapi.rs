@@ -2,7 +2,7 @@
 //! annotations and the types they take and return, as [`crate::routes::api`] registers
 //! them (each route once, for the router and the document alike). `GET /openapi.json` serves it (no
 //! token); `docs/openapi.json` is the same document checked in, and a test fails when they
-//! drift (`USHER_BLESS=1 cargo test -p ingress openapi` rewrites it).
+//! drift (`USHER_BLESS=1 cargo test --workspace --lib openapi` rewrites it).
 
 use crate::idempotency::AcceptedBody;
 use crate::problem::{Problem, ProblemCode};
@@ -188,7 +188,7 @@ pub(crate) enum ReadRejections {
     Unavailable(#[ref_response] BackendUnavailable),
 }
 
-/// `invalid_path`: an id in the path is over 255 bytes.
+/// `invalid_path`: an id in the path is not 1 to 255 visible ASCII characters.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct InvalidPath(#[allow(dead_code)] Problem<'static>);
@@ -246,7 +246,7 @@ mod tests {
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             on_disk == document_json(),
-            "{} drifted from the code; run USHER_BLESS=1 cargo test -p ingress openapi",
+            "{} drifted from the code; run USHER_BLESS=1 cargo test --workspace --lib openapi",
             path.display()
         );
     }

@@ -36,6 +36,10 @@ use serde_json::{Value, json};
 /// The `source` of the tickets pool's events: `/usher/tickets`.
 pub const POOL: &str = "tickets";
 
+/// The most comments one ticket holds (public and internal, a transition's comment too);
+/// one more is `comment_limit_reached`, so no caller grows a ticket without bound.
+pub const MAX_COMMENTS: usize = 200;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comment {
     pub comment_id: CommentId,
@@ -159,6 +163,16 @@ impl Ticket {
         if self.status == TicketStatus::Closed {
             return Err(BusinessError::new(ErrorCode::TicketClosed, format!("ticket {} is closed", self.ticket_id))
                 .with("ticket_id", &self.ticket_id));
+        }
+        let adds_comment =
+            matches!(change, TicketChange::Comment { .. } | TicketChange::Transition { comment: Some(_), .. });
+        if adds_comment && self.comments.len() >= MAX_COMMENTS {
+            return Err(BusinessError::new(
+                ErrorCode::CommentLimitReached,
+                format!("ticket {} has {MAX_COMMENTS} comments, the most one ticket holds", self.ticket_id),
+            )
+            .with("ticket_id", &self.ticket_id)
+            .with("max_comments", MAX_COMMENTS));
         }
         let mut next = self.clone();
         let mut changes = Vec::new();

@@ -316,3 +316,23 @@ fn input_bounds() {
     assert_eq!(validate_text("body", &"x".repeat(10_001)).unwrap_err().field, "body");
     assert!(validate_text("description", "").is_err());
 }
+
+#[test]
+fn a_ticket_holds_at_most_max_comments() {
+    let agent = actor("ann", Role::Agent);
+    let mut t = ticket(Open, true);
+    for _ in 0..MAX_COMMENTS {
+        t.apply(&acting(&agent), &TicketChange::Comment { body: "x".into(), public: true }, false).unwrap();
+    }
+    let before = t.clone();
+    let err =
+        t.apply(&acting(&agent), &TicketChange::Comment { body: "one more".into(), public: false }, false).unwrap_err();
+    assert_eq!(err.code, "comment_limit_reached");
+    assert_eq!(err.extra["max_comments"], MAX_COMMENTS);
+    // A transition with a comment is refused too; one without still moves the ticket.
+    let with_comment = TicketChange::Transition { to: Pending, comment: Some("and this".into()) };
+    assert_eq!(t.apply(&acting(&agent), &with_comment, false).unwrap_err().code, "comment_limit_reached");
+    assert_eq!(t, before);
+    t.apply(&acting(&agent), &TicketChange::Transition { to: Pending, comment: None }, false).unwrap();
+    assert_eq!((t.status, t.comments.len()), (Pending, MAX_COMMENTS));
+}

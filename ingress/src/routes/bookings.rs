@@ -25,7 +25,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBookingBody {
     /// A live hold of the caller's.
-    #[schema(min_length = 1, max_length = 255, example = "hold_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]{1,255}$",
+        example = "hold_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b"
+    )]
     hold_id: String,
     /// A sandbox card token: `tok_visa` pays, `tok_decline` is declined (`payment_declined`),
     /// `tok_unavailable` is a provider outage (retried, then dead-lettered).
@@ -78,7 +83,7 @@ pub async fn confirm_booking(
     operation_id = "get_booking",
     tag = "reads",
     security(("bearer" = [])),
-    params(("booking_id" = String, Path, description = "From the result of `POST /v1/bookings`.", max_length = 255)),
+    params(("booking_id" = String, Path, description = "From the result of `POST /v1/bookings`.", max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 200, description = "The booking.", body = Booking),
         (

@@ -29,9 +29,16 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMovie {
-    /// Trimmed; 1 to 200 characters, not all white space.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S", example = "Arrival")]
+    /// Trimmed; 1 to 200 characters, not all white space (the pattern: one character that
+    /// is not Unicode `White_Space`).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]",
+        example = "Arrival"
+    )]
     title: String,
+    #[serde(deserialize_with = "domain::integral::deserialize")]
     #[schema(minimum = 1, maximum = 1000, example = 116)]
     duration_min: u32,
 }
@@ -47,6 +54,7 @@ pub struct NewShow {
     starts_at: String,
     /// Every seat of this layout is created, available: rows `A`… and numbers from 1.
     auditorium: Auditorium,
+    #[serde(deserialize_with = "domain::integral::deserialize")]
     #[schema(maximum = 1_000_000, example = 1250)]
     price_cents: u64,
 }
@@ -110,10 +118,10 @@ pub async fn create_movie(
     path = "/v1/movies/{movie_id}/shows",
     tag = "catalog",
     security(("bearer" = [])),
-    params(("movie_id" = String, Path, description = "The movie.", max_length = 255)),
+    params(("movie_id" = String, Path, description = "The movie.", max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 200, description = "The movie's shows.", body = Vec<Show>),
-        (status = 400, description = "`invalid_path`: the id is over 255 bytes.", body = Problem,
+        (status = 400, description = "`invalid_path`: the id is not 1 to 255 visible ASCII characters.", body = Problem,
             content_type = "application/problem+json"),
         (status = 401, response = Unauthorized),
         (status = 404, description = "`movie_not_found`.", body = Problem, content_type = "application/problem+json"),
@@ -188,10 +196,10 @@ pub async fn create_show(
     path = "/v1/shows/{show_id}/seats",
     tag = "catalog",
     security(("bearer" = [])),
-    params(("show_id" = String, Path, description = "The show.", max_length = 255)),
+    params(("show_id" = String, Path, description = "The show.", max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 200, description = "Every seat and its state.", body = SeatMap),
-        (status = 400, description = "`invalid_path`: the id is over 255 bytes.", body = Problem,
+        (status = 400, description = "`invalid_path`: the id is not 1 to 255 visible ASCII characters.", body = Problem,
             content_type = "application/problem+json"),
         (status = 401, response = Unauthorized),
         (status = 404, description = "`show_not_found`.", body = Problem, content_type = "application/problem+json"),

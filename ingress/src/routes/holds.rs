@@ -25,7 +25,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceHoldBody {
-    #[schema(min_length = 1, max_length = 255, example = "show_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]{1,255}$",
+        example = "show_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b"
+    )]
     show_id: String,
     #[schema(schema_with = seat_ids_schema)]
     seat_ids: Vec<String>,
@@ -45,7 +50,7 @@ fn seat_ids_schema() -> utoipa::openapi::schema::Array {
         .build()
 }
 
-/// `{}` (an empty body reads as `{}` too).
+/// `{}` (an empty body, or `null`, reads as `{}` too).
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseHoldBody {}
@@ -95,15 +100,15 @@ pub async fn place_hold(
     security(("bearer" = [])),
     params(
         IdempotencyKeyHeader,
-        ("hold_id" = String, Path, description = "The hold, from the result of `POST /v1/holds`.", max_length = 255),
+        ("hold_id" = String, Path, description = "The hold, from the result of `POST /v1/holds`.", max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
-    request_body(content = Option<ReleaseHoldBody>, description = "`{}`, or no body at all."),
+    request_body(content = Option<ReleaseHoldBody>, description = "`{}`, `null`, or no body at all."),
     responses(
         (status = 202, response = Accepted),
         (
             status = 400,
             description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id \
-                over 255 bytes); `invalid_body`: not JSON or not `{}`.",
+                not 1 to 255 visible ASCII characters); `invalid_body`: not JSON or not `{}`.",
             body = Problem,
             content_type = "application/problem+json"
         ),

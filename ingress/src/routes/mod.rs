@@ -64,8 +64,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
-        if id.len() > MAX_ID_LEN {
-            return Err(ApiError::InvalidPath(format!("ids are at most {MAX_ID_LEN} bytes")));
+        if !is_id(&id) {
+            return Err(ApiError::InvalidPath(ID_SHAPE.into()));
         }
         Ok(PathId(id))
     }
@@ -110,10 +110,23 @@ pub(crate) fn invalid_query(field: &str, reason: impl std::fmt::Display) -> ApiE
     ApiError::InvalidQuery { field: Some(field.to_owned()), detail: format!("{field}: {reason}") }
 }
 
-/// An id sent in a body: 1 to [`MAX_ID_LEN`] characters, none a control.
+/// What an id looks like, as the OpenAPI document states it (`pattern` of every id in a
+/// path, a query or a body): 1 to [`MAX_ID_LEN`] visible ASCII characters, like an
+/// `Idempotency-Key`. Ids Usher makes (`hold_…`) and token `sub`s are of this shape.
+pub const ID_PATTERN: &str = "^[!-~]{1,255}$";
+
+/// [`ID_PATTERN`] in words, for problem details.
+pub(crate) const ID_SHAPE: &str = "ids are 1 to 255 visible ASCII characters";
+
+/// Whether `id` matches [`ID_PATTERN`].
+pub fn is_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// An id sent in a body or a query: [`is_id`].
 pub(crate) fn check_id(field: &'static str, id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(field, format!("must be 1 to {MAX_ID_LEN} characters, none a control")));
+    if !is_id(id) {
+        return Err(ApiError::invalid_field(field, "must be 1 to 255 visible ASCII characters"));
     }
     Ok(())
 }
@@ -124,4 +137,20 @@ pub async fn route_not_found(uri: Uri) -> ApiError {
 
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::MethodNotAllowed { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_visible_ascii_as_the_pattern_says() {
+        assert_eq!(ID_PATTERN, "^[!-~]{1,255}$");
+        for ok in ["a", "hold_0193a1b2", "!~", &"x".repeat(MAX_ID_LEN)] {
+            assert!(is_id(ok), "{ok}");
+        }
+        for bad in ["", " ", "a b", "a\u{7f}", "a\u{0}", "\u{97}", "é", &"x".repeat(MAX_ID_LEN + 1)] {
+            assert!(!is_id(bad), "{bad:?}");
+        }
+    }
 }

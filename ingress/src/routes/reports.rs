@@ -79,12 +79,12 @@ pub async fn notifications(
     path = "/v1/reports/shows/{show_id}",
     tag = "downstream",
     security(("bearer" = [])),
-    params(("show_id" = String, Path, description = "The show.", max_length = 255)),
+    params(("show_id" = String, Path, description = "The show.", max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 200, description = "The show's report.", body = ShowReport),
         (
             status = 400,
-            description = "`invalid_path`: the id is over 255 bytes.",
+            description = "`invalid_path`: the id is not 1 to 255 visible ASCII characters.",
             body = Problem,
             content_type = "application/problem+json"
         ),

@@ -32,12 +32,12 @@ pub const MAX_WAIT_SECS: u64 = 20;
     tag = "reads",
     security(("bearer" = [])),
     params(
-        ("request_id" = String, Path, description = "From the 202 answer of a command.", max_length = 255),
+        ("request_id" = String, Path, description = "From the 202 answer of a command.", max_length = 255, pattern = "^[!-~]{1,255}$"),
         WaitParams,
     ),
     responses(
         (status = 200, description = "The status document, terminal or as of the end of the wait.", body = StatusDoc),
-        (status = 400, description = "`invalid_path` (an id over 255 bytes); `invalid_query` (`wait` not a whole \
+        (status = 400, description = "`invalid_path` (an id not 1 to 255 visible ASCII characters); `invalid_query` (`wait` not a whole \
             number from 0 to 20; `field` is `wait`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, response = Unauthorized),
         (

@@ -21,10 +21,20 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct NewTicket {
     /// 1 to 200 characters, not all blank.
-    #[schema(min_length = 1, max_length = 200, example = "The printer is on fire")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]",
+        example = "The printer is on fire"
+    )]
     subject: String,
     /// 1 to 10 000 characters, not all blank.
-    #[schema(min_length = 1, max_length = 10000, example = "Smoke since 9am, second floor.")]
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]",
+        example = "Smoke since 9am, second floor."
+    )]
     description: String,
     /// `normal` when left out.
     #[serde(default = "normal")]
@@ -41,7 +51,7 @@ fn normal() -> Priority {
 pub struct AssignmentBody {
     /// A user registered with `POST /v1/agents` or seen with an `agent` token
     /// (`not_an_agent` otherwise).
-    #[schema(min_length = 1, max_length = 255, example = "ann")]
+    #[schema(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", example = "ann")]
     agent_id: String,
 }
 
@@ -51,7 +61,12 @@ pub struct TransitionBody {
     to: TicketStatus,
     /// A public comment added with the move (after it), 1 to 10 000 characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 10000, required = false)]
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]",
+        required = false
+    )]
     comment: Option<String>,
 }
 
@@ -59,7 +74,12 @@ pub struct TransitionBody {
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
     /// 1 to 10 000 characters, not all blank.
-    #[schema(min_length = 1, max_length = 10000, example = "Is it plugged in?")]
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]",
+        example = "Is it plugged in?"
+    )]
     body: String,
     /// Public unless said otherwise, as in Zendesk; `false` is an internal note, for
     /// agents and admins only.
@@ -132,14 +152,14 @@ pub async fn create(
     security(("bearer" = [])),
     params(
         IdempotencyKeyHeader,
-        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255),
+        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
     request_body = AssignmentBody,
     responses(
         (status = 202, response = Accepted),
         (
             status = 400,
-            description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id over 255 bytes); \
+            description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id not 1 to 255 visible ASCII characters); \
                 `invalid_body` (`agent_id` 1 to 255 characters); `field` names it.",
             body = Problem,
             content_type = "application/problem+json"
@@ -166,7 +186,8 @@ pub async fn assign(
 /// an assignee, only a solved ticket closes, `closed` is final. A customer may only reopen
 /// (`open`) their own solved ticket (403 for any other `to`). Result: `{ticket_id, status,
 /// comment_id?}`; business failures `invalid_transition` (with `from` and `to`),
-/// `ticket_closed`, `ticket_not_found`.
+/// `ticket_closed`, `ticket_not_found`, `comment_limit_reached` (a comment on a ticket that
+/// has 200).
 #[utoipa::path(
     post,
     path = "/v1/tickets/{ticket_id}/transitions",
@@ -174,14 +195,14 @@ pub async fn assign(
     security(("bearer" = [])),
     params(
         IdempotencyKeyHeader,
-        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255),
+        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
     request_body = TransitionBody,
     responses(
         (status = 202, response = Accepted),
         (
             status = 400,
-            description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id over 255 bytes); \
+            description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id not 1 to 255 visible ASCII characters); \
                 `invalid_body` (`to` one of open, pending, on_hold, solved, closed, new; `comment` 1 to 10 000 \
                 characters); `field` names it.",
             body = Problem,
@@ -213,7 +234,8 @@ pub async fn transition(
 /// Comments on a ticket: customers on their own, publicly (a customer's comment reopens a
 /// `pending`, `on_hold` or `solved` ticket); agents and admins on any, internal notes too
 /// (403 for a customer's `public: false`). Result: `{ticket_id, comment_id}`; business
-/// failures `ticket_closed`, `ticket_not_found`.
+/// failures `ticket_closed`, `ticket_not_found`, `comment_limit_reached` (the ticket has
+/// 200 comments, with `max_comments`).
 #[utoipa::path(
     post,
     path = "/v1/tickets/{ticket_id}/comments",
@@ -221,14 +243,14 @@ pub async fn transition(
     security(("bearer" = [])),
     params(
         IdempotencyKeyHeader,
-        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255),
+        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
     request_body = CommentBody,
     responses(
         (status = 202, response = Accepted),
         (
             status = 400,
-            description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id over 255 bytes); \
+            description = "`idempotency_key_missing` or `idempotency_key_invalid` (the header); `invalid_path` (an id not 1 to 255 visible ASCII characters); \
                 `invalid_body` (`body` 1 to 10 000 characters, `public` a boolean); `field` names it.",
             body = Problem,
             content_type = "application/problem+json"

@@ -11,7 +11,7 @@
 
 mod changes;
 
-use super::{MAX_ID_LEN, PathId, QueryParams, check_id, invalid_query};
+use super::{PathId, QueryParams, check_id, invalid_query, is_id};
 use crate::AppState;
 use crate::auth::{Admin, Caller};
 use crate::json::JsonBody;
@@ -45,7 +45,7 @@ pub const MAX_LIMIT: usize = 100;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentBody {
-    #[schema(min_length = 1, max_length = 255, example = "ann")]
+    #[schema(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", example = "ann")]
     agent_id: String,
 }
 /// A ticket with its comments and its history, oldest first. Customers read only their own,
@@ -57,7 +57,7 @@ pub struct AgentBody {
     tag = "tickets",
     security(("bearer" = [])),
     params(
-        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255),
+        ("ticket_id" = String, Path, description = "The ticket, from the result of `POST /v1/tickets`.", max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
     responses(
         (status = 200, description = "The ticket.", body = Ticket),
@@ -137,10 +137,10 @@ pub struct ListParams {
     /// Only tickets in this status.
     status: Option<TicketStatus>,
     /// Only tickets assigned to this user.
-    #[param(max_length = 255)]
+    #[param(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")]
     assignee: Option<String>,
     /// Only tickets this user opened.
-    #[param(max_length = 255)]
+    #[param(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")]
     requester: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -154,9 +154,7 @@ pub struct ListParams {
 impl ListParams {
     fn query(self) -> Result<TicketQuery, ApiError> {
         let user = |name: &str, v: Option<String>| match v {
-            Some(v) if v.is_empty() || v.len() > MAX_ID_LEN || v.chars().any(char::is_control) => {
-                Err(invalid_query(name, "must be 1 to 255 characters, none a control"))
-            }
+            Some(v) if !is_id(&v) => Err(invalid_query(name, "must be 1 to 255 visible ASCII characters")),
             v => Ok(v.map(UserId::new)),
         };
         let limit = match self.limit {
