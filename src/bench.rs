@@ -160,7 +160,7 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let docs = drain(&run, &admin, &accepted).await?;
+    let docs = drain(&run, &admin, &accepted).await;
     let report = Report::of(&docs);
     report.print(load_time);
     let broken = check(&run, &admin, &docs, &report).await?;
@@ -429,7 +429,7 @@ struct Doc {
 
 /// Reads every accepted request's status document until all are terminal, or the drain
 /// times out (the requests still open are then reported, and fail the run).
-async fn drain(run: &Arc<Run>, admin: &str, accepted: &[Accepted]) -> anyhow::Result<Vec<Result<Doc, String>>> {
+async fn drain(run: &Arc<Run>, admin: &str, accepted: &[Accepted]) -> Vec<Result<Doc, String>> {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     let mut open: Vec<usize> = (0..accepted.len()).collect();
     let mut docs: Vec<Option<Result<Doc, String>>> = (0..accepted.len()).map(|_| None).collect();
@@ -466,7 +466,7 @@ async fn drain(run: &Arc<Run>, admin: &str, accepted: &[Accepted]) -> anyhow::Re
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    Ok(docs.into_iter().map(|d| d.unwrap_or_else(|| Err(String::new()))).collect())
+    docs.into_iter().map(|d| d.unwrap_or_else(|| Err(String::new()))).collect()
 }
 
 fn terminal(doc: &Value) -> Option<Doc> {
