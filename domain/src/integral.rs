@@ -20,6 +20,43 @@ where
     T::try_from(n).map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(n), &"a smaller whole number"))
 }
 
+/// As [`deserialize`], for an optional field: `null` is `None` (an absent field needs
+/// `#[serde(default)]` beside it).
+pub fn deserialize_option<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    match deserializer.deserialize_option(MaybeWhole)? {
+        None => Ok(None),
+        Some(n) => T::try_from(n)
+            .map(Some)
+            .map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(n), &"a smaller whole number")),
+    }
+}
+
+struct MaybeWhole;
+
+impl<'de> Visitor<'de> for MaybeWhole {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a whole number or null")
+    }
+
+    fn visit_none<E: Error>(self) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: Error>(self) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<u64>, D::Error> {
+        deserializer.deserialize_any(Whole).map(Some)
+    }
+}
+
 struct Whole;
 
 /// 2^64, the first float above every `u64`.
@@ -58,6 +95,12 @@ mod tests {
         n: u32,
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    struct MaybeN {
+        #[serde(default, deserialize_with = "super::deserialize_option")]
+        n: Option<u32>,
+    }
+
     fn read(json: &str) -> Result<u32, String> {
         serde_json::from_str::<N>(json).map(|v| v.n).map_err(|e| e.to_string())
     }
@@ -69,6 +112,18 @@ mod tests {
         assert_eq!(read(r#"{"n": 4.66e2}"#), Ok(466));
         assert_eq!(read(r#"{"n": -0.0}"#), Ok(0));
         for bad in ["466.5", "-1", "-1.0", "4294967296", "1e300", "\"1\"", "null", "true"] {
+            assert!(read(&format!(r#"{{"n": {bad}}}"#)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_optional_whole_number_may_be_null_or_absent() {
+        let read = |json: &str| serde_json::from_str::<MaybeN>(json).map(|v| v.n).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"n": 50.0}"#), Ok(Some(50)));
+        assert_eq!(read(r#"{"n": 50}"#), Ok(Some(50)));
+        assert_eq!(read(r#"{"n": null}"#), Ok(None));
+        assert_eq!(read("{}"), Ok(None));
+        for bad in ["50.5", "-1", "4294967296", "\"1\"", "true"] {
             assert!(read(&format!(r#"{{"n": {bad}}}"#)).is_err(), "{bad}");
         }
     }

@@ -18,3 +18,28 @@ def before_call(context, case, kwargs):
     if isinstance(key, str) and 1 <= len(key) <= 255 and all("!" <= c <= "~" for c in key):
         headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4()}"
         case.headers = headers
+
+
+def _tolerate_cpython_ast_bug():
+    """Hypothesis names each filter's lambda by parsing its source file with `ast.parse`.
+
+    On CPython 3.11 that parse can raise `SystemError: AST constructor recursion depth
+    mismatch` (a CPython bug) when it runs deep in a call stack, which
+    schemathesis reports as an internal error of the run, not of the API. The name is only
+    a label for the strategy's repr, so the label falls back to hypothesis's own
+    "unknown" form instead.
+    """
+    from hypothesis.internal import lambda_sources
+
+    describe = lambda_sources._lambda_description
+
+    def tolerant(f, *args, **kwargs):
+        try:
+            return describe(f, *args, **kwargs)
+        except SystemError:
+            return "lambda: <unknown>"
+
+    lambda_sources._lambda_description = tolerant
+
+
+_tolerate_cpython_ast_bug()

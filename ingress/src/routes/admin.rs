@@ -81,11 +81,12 @@ pub struct PeekQuery {
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// Move at most this many (1 to 100; default 100).
+    #[serde(default, deserialize_with = "domain::integral::deserialize_option")]
     #[schema(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// Only messages of this command or event type.
     #[serde(rename = "type")]
-    #[schema(min_length = 1, max_length = 255, example = "booking.confirm")]
+    #[schema(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", example = "booking.confirm")]
     message_type: Option<String>,
     /// Count what would move; move nothing. Default false.
     #[serde(default)]
@@ -107,7 +108,18 @@ pub struct ReplayReport {
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
     /// Must be `true`.
+    #[schema(schema_with = must_be_true)]
     confirm: bool,
+}
+
+/// `true`, and nothing else: the schema of `confirm`.
+fn must_be_true() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .enum_values(Some([true]))
+        .description(Some("Must be `true`."))
+        .build()
 }
 
 /// `{queue, purged: true}`.
@@ -152,7 +164,7 @@ pub async fn list_dlqs(State(state): State<AppState>, _admin: Admin) -> Result<J
     security(("bearer" = [])),
     params(
         ("queue" = String, Path, description = "A logical queue name, with or without `-dlq`.",
-            example = "booking-commands", max_length = 255),
+            example = "booking-commands", max_length = 255, pattern = "^[!-~]{1,255}$"),
         PeekQuery,
     ),
     responses(
@@ -188,8 +200,9 @@ pub async fn peek_dlq(
     tag = "admin",
     security(("bearer" = [])),
     params(("queue" = String, Path, description = "A logical queue name, with or without `-dlq`.",
-        example = "booking-commands", max_length = 255)),
-    request_body = ReplayRequest,
+        example = "booking-commands", max_length = 255, pattern = "^[!-~]{1,255}$")),
+    request_body(content = Option<ReplayRequest>, description = "`{limit?, type?, dry_run?}`; `{}`, `null` or no \
+        body at all replays up to 100 of every type."),
     responses(
         (status = 200, description = "The counts; `failed` messages are still in the DLQ.", body = ReplayReport),
         (status = 400, description = "`invalid_body`: not JSON, or a field unknown, mistyped or out of range; \
@@ -230,7 +243,7 @@ pub async fn replay_dlq(
     tag = "admin",
     security(("bearer" = [])),
     params(("queue" = String, Path, description = "A logical queue name, with or without `-dlq`.",
-        example = "booking-commands", max_length = 255)),
+        example = "booking-commands", max_length = 255, pattern = "^[!-~]{1,255}$")),
     request_body = PurgeRequest,
     responses(
         (status = 200, description = "The DLQ is empty.", body = Purged),

@@ -44,6 +44,41 @@ pub struct SeatChanges {
     seats: Vec<Seat>,
 }
 
+/// The name of a seat-map event: `snapshot` (the first, every seat) or `seats` (the seats
+/// that changed).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeatEventName {
+    Snapshot,
+    Seats,
+}
+
+impl SeatEventName {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Seats => "seats",
+        }
+    }
+}
+
+/// One event of the stream as a client's `EventSource` reads it: its name and its `data`
+/// line. OpenAPI 3.1 has no words for an event stream, so the document states each event
+/// this way, as OpenAPI 3.2's `itemSchema` does.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct SeatEvent {
+    event: SeatEventName,
+    /// A `SeatChanges` JSON document.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+impl From<SeatEvent> for Event {
+    fn from(e: SeatEvent) -> Self {
+        Event::default().event(e.event.as_str()).data(e.data)
+    }
+}
+
 /// Server-sent events of a show's seat map, as holds are placed, released and expire and
 /// bookings are confirmed. The first event, `snapshot`, has every seat; each later event,
 /// `seats`, has the seats whose state changed (`available`, `held`, `booked`), within a
@@ -55,13 +90,13 @@ pub struct SeatChanges {
     path = "/v1/shows/{show_id}/seats/events",
     tag = "catalog",
     security(("bearer" = [])),
-    params(("show_id" = String, Path, description = "The show.", max_length = 255)),
+    params(("show_id" = String, Path, description = "The show.", max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses(
         (
             status = 200,
             description = "A `text/event-stream`: `event: snapshot` first, then `event: seats` for each change; \
-                the `data` of both is a `SeatChanges` JSON document.",
-            body = String,
+                the `data` of both is a `SeatChanges` JSON document. The schema is that of one event.",
+            body = SeatEvent,
             content_type = "text/event-stream"
         ),
         (status = 404, description = "`show_not_found`.", body = Problem, content_type = "application/problem+json"),
@@ -100,7 +135,7 @@ struct Watch {
 impl Watch {
     fn snapshot(&mut self, seats: Vec<Seat>) -> Event {
         self.last = seats.clone();
-        self.event("snapshot", seats)
+        self.event(SeatEventName::Snapshot, seats)
     }
 
     /// Waits for the next read that differs from the last one; `None` once the server
@@ -121,15 +156,16 @@ impl Watch {
             let changed = changes(&self.last, &seats);
             self.last = seats;
             if !changed.is_empty() {
-                return Some(self.event("seats", changed));
+                return Some(self.event(SeatEventName::Seats, changed));
             }
         }
     }
 
-    fn event(&self, name: &'static str, seats: Vec<Seat>) -> Event {
-        let data = SeatChanges { show_id: self.show_id.clone(), seats };
-        // A struct of strings always serializes.
-        Event::default().event(name).json_data(data).unwrap_or_else(|_| Event::default().comment("unserializable"))
+    fn event(&self, event: SeatEventName, seats: Vec<Seat>) -> Event {
+        let changes = SeatChanges { show_id: self.show_id.clone(), seats };
+        // A struct of strings and enums: it always serializes.
+        let data = serde_json::to_string(&changes).unwrap_or_default();
+        SeatEvent { event, data }.into()
     }
 }
 
