@@ -59,16 +59,13 @@ impl Embedded {
     ) -> Result<Vec<ReceivedMessage>, PortError> {
         let name = queue.name();
         // An empty queue is seen on a reader, so idle receivers never queue for the writer.
-        let probe = name.clone();
-        let any = self
-            .db
-            .read(move |conn| {
-                conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND visible_at <= ?2)")
-                    .map_err(sql_error)?
-                    .query_row(params![probe, clock::to_millis(clock::now())], |r| r.get::<_, bool>(0))
-                    .map_err(sql_error)
-            })
-            .await?;
+        // One probe of the visibility index: read on this thread (see `Db::read_now`).
+        let any = self.db.read_now(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND visible_at <= ?2)")
+                .map_err(sql_error)?
+                .query_row(params![name, clock::to_millis(clock::now())], |r| r.get::<_, bool>(0))
+                .map_err(sql_error)
+        })?;
         if !any {
             return Ok(Vec::new());
         }
@@ -105,21 +102,21 @@ impl Embedded {
                 let mut moved = false;
                 for (seq, message_id, body, attributes, sent_at, count) in rows {
                     if let (Some(dlq), true) = (&dlq, count >= redrive_after) {
-                        conn.execute(
+                        conn.prepare_cached(
                             "UPDATE messages SET queue = ?2, visible_at = ?3, receive_count = 0, receipt = NULL
                              WHERE seq = ?1",
-                            params![seq, dlq, now],
                         )
+                        .and_then(|mut update| update.execute(params![seq, dlq, now]))
                         .map_err(sql_error)?;
                         moved = true;
                         continue;
                     }
                     let receipt = uuid::Uuid::new_v4().simple().to_string();
-                    conn.execute(
+                    conn.prepare_cached(
                         "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3
                          WHERE seq = ?1",
-                        params![seq, now + millis(visibility), receipt],
                     )
+                    .and_then(|mut update| update.execute(params![seq, now + millis(visibility), receipt]))
                     .map_err(sql_error)?;
                     let attributes: Attributes = serde_json::from_str(&attributes).map_err(json_error)?;
                     received.push(ReceivedMessage {
