@@ -36,4 +36,8 @@ run "plan" {
     condition     = output.codedeploy_deployment_group == "ingress"
     error_message = "prod: ingress must deploy through its CodeDeploy deployment group."
   }
+  assert {
+    condition     = output.waf_web_acl_arn != null
+    error_message = "prod: expected the WAF web ACL with the per-IP rate limit on the ALB."
+  }
 }

@@ -38,4 +38,8 @@ run "plan" {
     condition     = output.codedeploy_deployment_group == "ingress"
     error_message = "staging: ingress must deploy through its CodeDeploy deployment group."
   }
+  assert {
+    condition     = output.waf_web_acl_arn != null
+    error_message = "staging: expected the WAF web ACL with the per-IP rate limit on the ALB."
+  }
 }

@@ -1,0 +1,88 @@
+# The global rate limit in front of the ALB (issue 12): USHER_RATE_LIMIT is kept in each
+# ingress task, so N tasks admit N times it per caller. An AWS WAF web ACL counts every
+# request the load balancer receives, whichever task would answer it, and blocks a source
+# IP over var.waf_rate_limit requests in the trailing 5 minutes with a 429 shaped like
+# Usher's own `rate_limited` problem. Only when waf_rate_limit is set (null: no web ACL,
+# no WAF charge).
+
+locals {
+  waf_enabled = var.waf_rate_limit != null
+
+  # Usher's problem document for `rate_limited` (ingress/src/problem.rs). WAF cannot send
+  # `application/problem+json` (its content types are text/plain, text/html and
+  # application/json, and a custom content-type header is refused), so this one is
+  # application/json; the fields, and the `code` clients branch on, are the same.
+  waf_rate_limited_body = jsonencode({
+    type   = "https://usher.dev/problems/rate_limited"
+    title  = "Rate limited"
+    status = 429
+    detail = "too many requests from this address across every instance; retry after Retry-After seconds"
+    code   = "rate_limited"
+  })
+}
+
+resource "aws_wafv2_web_acl" "ingress" {
+  count = local.waf_enabled ? 1 : 0
+
+  name        = "${var.env}-usher"
+  description = "Usher ${var.env}: per source IP rate limit in front of the ALB"
+  scope       = "REGIONAL"
+  tags        = var.tags
+
+  default_action {
+    allow {}
+  }
+
+  custom_response_body {
+    key          = "rate_limited"
+    content      = local.waf_rate_limited_body
+    content_type = "APPLICATION_JSON"
+  }
+
+  rule {
+    name     = "rate-limit-per-ip"
+    priority = 0
+
+    action {
+      block {
+        custom_response {
+          response_code            = 429
+          custom_response_body_key = "rate_limited"
+          # WAF re-evaluates the rate every few seconds; the block lifts once the
+          # address's count over the window falls below the limit.
+          response_header {
+            name  = "Retry-After"
+            value = "60"
+          }
+        }
+      }
+    }
+
+    statement {
+      rate_based_statement {
+        limit                 = var.waf_rate_limit
+        aggregate_key_type    = "IP"
+        evaluation_window_sec = 300
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.env}-usher-rate-limit-per-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  visibility_config {
+    cloudwatch_metrics_enabled = true
+    metric_name                = "${var.env}-usher-waf"
+    sampled_requests_enabled   = true
+  }
+}
+
+resource "aws_wafv2_web_acl_association" "ingress" {
+  count = local.waf_enabled ? 1 : 0
+
+  resource_arn = aws_lb.ingress.arn
+  web_acl_arn  = aws_wafv2_web_acl.ingress[0].arn
+}
