@@ -65,5 +65,5 @@ output "pool_log_groups" {
 
 output "waf_web_acl_arn" {
   description = "The WAF web ACL on the ALB (the per-IP rate limit), or null when waf_rate_limit is null."
-  value       = one(aws_wafv2_web_acl.ingress[*].arn)
+  value       = one(module.waf[*].web_acl_arn)
 }
