@@ -286,7 +286,7 @@ PY
 if [[ "$mode" != apply ]]; then
     step "tools (checkov, hadolint)" ensure_tools
     step "terraform fmt -check" fmt_check
-    step "terraform init + validate (5 roots)" validate_all
+    step "terraform init + validate (6 roots)" validate_all
     step "terraform test (mocked env plans)" test_envs
     step "checkov terraform/" checkov_terraform
     step "checkov Dockerfile" checkov_dockerfile

@@ -182,7 +182,7 @@ variable "tags" {
 }
 
 variable "waf_rate_limit" {
-  description = "The global rate limit: requests per source IP per 5 minutes, over every ingress task, past which an AWS WAF web ACL on the ALB answers 429 rate_limited (waf.tf, modules/waf). null: no web ACL. AWS accepts 10 to 2,000,000,000."
+  description = "The global rate limit: requests per source IP per 5 minutes, over every ingress task, past which an AWS WAF web ACL on the ALB answers 429 rate_limited (waf.tf: modules/waf and its association). null: no web ACL. AWS accepts 10 to 2,000,000,000."
   type        = number
   default     = null
   validation {

@@ -16,7 +16,7 @@ mock_provider "aws" {
 # A web ACL's ARN is only known after apply; give the mocked one a value during the plan
 # so that the run can check the environment's output carries it.
 override_resource {
-  target          = module.usher.module.service.module.waf.aws_wafv2_web_acl.ingress
+  target          = module.usher.module.service.module.waf[0].aws_wafv2_web_acl.ingress
   override_during = plan
   values = {
     arn = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/staging-usher/test"
