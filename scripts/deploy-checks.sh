@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The deploy checks (docs/contract.md §7), each timed:
 #   static: terraform fmt -check; terraform init -backend=false + validate of every root
-#           (envs/dev, envs/staging, envs/prod, examples/local, bootstrap); terraform test
+#           (envs/dev, envs/staging, envs/prod, examples/local, examples/waf-local,
+#           bootstrap); terraform test
 #           of each env (a plan against a mocked AWS provider); checkov on
 #           terraform/ and on the Dockerfile with no failed check; hadolint on the Dockerfile.
 #   apply:  terraform apply of examples/local (messaging + data only) on the moto server,
 #           compare-setup.py diffing it against `usher setup` under another prefix, then
 #           `usher dev --no-setup` on what terraform made books a seat over HTTP and the
-#           analytics report shows the booking.
+#           analytics report shows the booking; terraform apply of examples/waf-local
+#           (modules/waf, the rate-limit web ACL, on a load balancer) on the same moto,
+#           read back through the WAF API.
 #
 #   scripts/deploy-checks.sh [static|apply|all]     (default: all)
 #
@@ -67,7 +70,7 @@ tf_init() {
     [[ -n "$plugin_dir" ]] && args+=("-plugin-dir=$plugin_dir")
     terraform -chdir="$1" init "${args[@]}" >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; return 1; }
 }
-roots=(terraform/envs/dev terraform/envs/staging terraform/envs/prod terraform/examples/local terraform/bootstrap)
+roots=(terraform/envs/dev terraform/envs/staging terraform/envs/prod terraform/examples/local terraform/examples/waf-local terraform/bootstrap)
 
 ensure_tools() {
     local venv="${USHER_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/usher-deploy-tools}"
@@ -283,15 +286,79 @@ PY
 if [[ "$mode" != apply ]]; then
     step "tools (checkov, hadolint)" ensure_tools
     step "terraform fmt -check" fmt_check
-    step "terraform init + validate (5 roots)" validate_all
+    step "terraform init + validate (6 roots)" validate_all
     step "terraform test (mocked env plans)" test_envs
     step "checkov terraform/" checkov_terraform
     step "checkov Dockerfile" checkov_dockerfile
     step "hadolint Dockerfile" hadolint_dockerfile
 fi
+# modules/waf on moto: moto keeps web ACLs but filters no traffic, so this checks what AWS
+# would be sent (the rate-based rule, the 429 with the problem body and Retry-After, the
+# association, the log of blocks with Authorization redacted), not the blocking.
+apply_waf() {
+    export TF_DATA_DIR="$work/tf-data/apply-waf"
+    tf_init terraform/examples/waf-local
+    local alb acl
+    alb="$(python3 - "$tf_env" <<'PY'
+import os, sys, boto3
+kw = dict(endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_REGION", "us-east-1"))
+vpc = boto3.client("ec2", **kw).describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+subnets = boto3.client("ec2", **kw).describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+lb = boto3.client("elbv2", **kw).create_load_balancer(Name=f"{sys.argv[1]}-usher", Type="application", Scheme="internal", Subnets=[s["SubnetId"] for s in subnets[:2]])
+print(lb["LoadBalancers"][0]["LoadBalancerArn"])
+PY
+)"
+    terraform -chdir=terraform/examples/waf-local apply -auto-approve -input=false -no-color \
+        -state="$work/waf.tfstate" -var "endpoint=$AWS_ENDPOINT_URL" -var "env=$tf_env" -var "alb_arn=$alb" \
+        -var "rate_limit=6000" >"$work/apply-waf.log" 2>&1 || { cat "$work/apply-waf.log" >&2; return 1; }
+    grep -E "^Apply complete" "$work/apply-waf.log"
+    acl="$(terraform -chdir=terraform/examples/waf-local output -state="$work/waf.tfstate" -raw web_acl_arn)"
+    unset TF_DATA_DIR
+    python3 - "$alb" "$acl" "$tf_env" <<'PY'
+import json, os, sys, boto3
+
+alb, acl_arn, env = sys.argv[1:4]
+waf = boto3.client("wafv2", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_REGION", "us-east-1"))
+
+def fail(msg):
+    print(f"waf: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+acl = waf.get_web_acl_for_resource(ResourceArn=alb).get("WebACL") or fail(f"no web ACL on {alb}")
+if acl["ARN"] != acl_arn or acl["Name"] != f"{env}-usher":
+    fail(f"the load balancer's web ACL is {acl['ARN']} ({acl['Name']}), not {acl_arn}")
+if "Allow" not in acl["DefaultAction"]:
+    fail(f"default action {acl['DefaultAction']}, expected Allow")
+[rule] = acl["Rules"]
+rate = rule["Statement"].get("RateBasedStatement") or fail(f"not a rate-based rule: {rule['Statement']}")
+if (rate["Limit"], rate["AggregateKeyType"], rate.get("EvaluationWindowSec", 300)) != (6000, "IP", 300):
+    fail(f"rate-based statement {rate}, expected 6000 per IP per 300 s")
+resp = rule["Action"]["Block"]["CustomResponse"]
+if resp["ResponseCode"] != 429 or {h["Name"]: h["Value"] for h in resp.get("ResponseHeaders", [])} != {"Retry-After": "60"}:
+    fail(f"block response {resp}, expected 429 with Retry-After: 60")
+body = acl["CustomResponseBodies"][resp["CustomResponseBodyKey"]]
+problem = json.loads(body["Content"])
+expected = {"type": "https://usher.dev/problems/rate_limited", "title": "Rate limited", "status": 429, "code": "rate_limited"}
+if body["ContentType"] != "APPLICATION_JSON" or {k: problem.get(k) for k in expected} != expected or not problem.get("detail"):
+    fail(f"429 body {body}, expected the rate_limited problem document")
+if not rule["VisibilityConfig"]["CloudWatchMetricsEnabled"] or not acl["VisibilityConfig"]["CloudWatchMetricsEnabled"]:
+    fail("CloudWatch metrics are off")
+log = waf.get_logging_configuration(ResourceArn=acl_arn)["LoggingConfiguration"]
+if not all(d.split(":")[-1].startswith("aws-waf-logs-") for d in log["LogDestinationConfigs"]):
+    fail(f"log destinations {log['LogDestinationConfigs']}")
+if {"SingleHeader": {"Name": "authorization"}} not in log.get("RedactedFields", []):
+    fail(f"the Authorization header is not redacted: {log.get('RedactedFields')}")
+filt = log.get("LoggingFilter") or fail("no logging filter: every request would be logged")
+if filt["DefaultBehavior"] != "DROP" or [(f["Behavior"], [c.get("ActionCondition", {}).get("Action") for c in f["Conditions"]]) for f in filt["Filters"]] != [("KEEP", ["BLOCK"])]:
+    fail(f"logging filter {filt}, expected only blocked requests kept")
+print(f"waf: {acl['Name']} on the load balancer: 429 rate_limited past {rate['Limit']} requests per IP per 5 min; blocks logged, Authorization redacted")
+PY
+}
+
 if [[ "$mode" != static ]]; then
     echo "deploy-checks: moto at $AWS_ENDPOINT_URL, prefixes $tf_env (terraform) / $setup_env (usher setup)"
     step "terraform apply examples/local" apply_local
+    step "terraform apply examples/waf-local" apply_waf
     usher="$(find_usher)"
     # The binary must be this tree's: a target dir shared with another checkout may hold
     # an older `usher` (no --no-setup), which would fail the apply test for no reason.

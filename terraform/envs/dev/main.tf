@@ -85,6 +85,10 @@ module "usher" {
   lambda_package      = var.lambda_package
   deletion_protection = false
 
+  # No WAF web ACL (waf_rate_limit unset): its fixed monthly fee buys little with one
+  # ingress task, whose own USHER_RATE_LIMIT is then the global limit. Set
+  # waf_rate_limit (e.g. 6000 per 5 minutes) to try the one staging and prod have.
+
   # Smallest footprint: one task per pool, up to two. Set a pool's runtime to "lambda"
   # (and lambda_package) to run it on usher-lambda instead.
   pools = {
@@ -103,6 +107,11 @@ output "url" {
 output "alb_dns_name" {
   description = "Point the certificate's DNS name here."
   value       = module.usher.alb_dns_name
+}
+
+output "waf_web_acl_arn" {
+  description = "The WAF web ACL (per-IP rate limit) on the load balancer, or null."
+  value       = module.usher.waf_web_acl_arn
 }
 
 output "dashboard_url" {

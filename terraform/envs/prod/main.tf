@@ -87,6 +87,11 @@ module "usher" {
   lambda_package      = var.lambda_package
   deletion_protection = true
 
+  # The global rate limit (README.md, "Limits are per instance"): a WAF web ACL on the
+  # ALB blocks a source IP past 6000 requests in 5 minutes (20/s on average) with a 429,
+  # whichever ingress task it would have reached.
+  waf_rate_limit = 6000
+
   ingress = { cpu = 512, memory = 1024, desired_count = 2 }
   pools = {
     booking       = { cpu = 512, memory = 1024, min_tasks = 2, max_tasks = 10, target_backlog_per_task = 100 }
@@ -110,6 +115,11 @@ output "url" {
 output "alb_dns_name" {
   description = "Point the certificate's DNS name here."
   value       = module.usher.alb_dns_name
+}
+
+output "waf_web_acl_arn" {
+  description = "The WAF web ACL (per-IP rate limit) on the load balancer, or null."
+  value       = module.usher.waf_web_acl_arn
 }
 
 output "dashboard_url" {

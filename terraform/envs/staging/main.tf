@@ -86,6 +86,10 @@ module "usher" {
   alarm_emails        = var.alarm_emails
   deletion_protection = false
 
+  # The global rate limit, as in prod: a WAF web ACL on the ALB blocks a source IP past
+  # 6000 requests in 5 minutes with a 429 (README.md, "Limits are per instance").
+  waf_rate_limit = 6000
+
   # The downstream pools are spiky and idle most of the time: usher-lambda costs nothing
   # while their queues are empty.
   pools = {
@@ -105,6 +109,11 @@ output "url" {
 output "alb_dns_name" {
   description = "Point the certificate's DNS name here."
   value       = module.usher.alb_dns_name
+}
+
+output "waf_web_acl_arn" {
+  description = "The WAF web ACL (per-IP rate limit) on the load balancer, or null."
+  value       = module.usher.waf_web_acl_arn
 }
 
 output "dashboard_url" {

@@ -25,6 +25,7 @@ module "service" {
   assign_public_ip    = var.assign_public_ip
   certificate_arn     = var.certificate_arn
   alb_ingress_cidrs   = var.alb_ingress_cidrs
+  waf_rate_limit      = var.waf_rate_limit
   deletion_protection = var.deletion_protection
   max_receives        = var.max_receives
   queue_arns          = module.messaging.queue_arns

@@ -8,6 +8,11 @@ output "alb_dns_name" {
   value       = module.service.alb_dns_name
 }
 
+output "waf_web_acl_arn" {
+  description = "The WAF web ACL (per-IP rate limit) on the ALB, or null."
+  value       = module.service.waf_web_acl_arn
+}
+
 output "dashboard_url" {
   description = "The CloudWatch dashboard."
   value       = module.observability.dashboard_url

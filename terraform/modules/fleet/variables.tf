@@ -102,6 +102,12 @@ variable "test_listener_cidrs" {
   default     = []
 }
 
+variable "waf_rate_limit" {
+  description = "Requests per source IP per 5 minutes past which the ALB's WAF web ACL answers 429 (see modules/service); null: no web ACL."
+  type        = number
+  default     = null
+}
+
 variable "lambda_package" {
   description = "The usher-lambda zip, if a pool runs on Lambda."
   type        = string

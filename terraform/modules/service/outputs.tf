@@ -62,3 +62,8 @@ output "pool_log_groups" {
   description = "Pool => its CloudWatch log group (the relay's `outbox backlog` lines feed the outbox alarm)."
   value       = { for k in keys(var.pools) : k => aws_cloudwatch_log_group.service[k].name }
 }
+
+output "waf_web_acl_arn" {
+  description = "The WAF web ACL on the ALB (the per-IP rate limit), or null when waf_rate_limit is null."
+  value       = one(module.waf[*].web_acl_arn)
+}

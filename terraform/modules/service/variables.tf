@@ -180,3 +180,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "waf_rate_limit" {
+  description = "The global rate limit: requests per source IP per 5 minutes, over every ingress task, past which an AWS WAF web ACL on the ALB answers 429 rate_limited (waf.tf: modules/waf and its association). null: no web ACL. AWS accepts 10 to 2,000,000,000."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.waf_rate_limit == null ? true : (var.waf_rate_limit >= 10 && var.waf_rate_limit <= 2000000000 && floor(var.waf_rate_limit) == var.waf_rate_limit)
+    error_message = "waf_rate_limit must be null (no web ACL) or a whole number of requests per 5 minutes from 10 to 2000000000 (AWS WAF's bounds)."
+  }
+}

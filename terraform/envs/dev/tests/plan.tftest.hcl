@@ -33,4 +33,8 @@ run "plan" {
     condition     = output.codedeploy_deployment_group == "ingress"
     error_message = "dev: ingress must deploy through its CodeDeploy deployment group."
   }
+  assert {
+    condition     = output.waf_web_acl_arn == null
+    error_message = "dev: expected no WAF web ACL (waf_rate_limit unset)."
+  }
 }

@@ -13,6 +13,16 @@ mock_provider "aws" {
   }
 }
 
+# A web ACL's ARN is only known after apply; give the mocked one a value during the plan
+# so that the run can check the environment's output carries it.
+override_resource {
+  target          = module.usher.module.service.module.waf[0].aws_wafv2_web_acl.ingress
+  override_during = plan
+  values = {
+    arn = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/staging-usher/test"
+  }
+}
+
 variables {
   image              = "123456789012.dkr.ecr.us-east-1.amazonaws.com/usher:0000000"
   certificate_arn    = "arn:aws:acm:us-east-1:123456789012:certificate/test"
@@ -37,5 +47,9 @@ run "plan" {
   assert {
     condition     = output.codedeploy_deployment_group == "ingress"
     error_message = "staging: ingress must deploy through its CodeDeploy deployment group."
+  }
+  assert {
+    condition     = output.waf_web_acl_arn == "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/staging-usher/test"
+    error_message = "staging: expected the WAF web ACL with the per-IP rate limit on the ALB."
   }
 }
