@@ -1,6 +1,6 @@
 //! The pools downstream of the topic: notifications (render, store, emit
-//! `usher.notification.sent`) and analytics (fold every event into the aggregates).
-//! Both dedupe by event id in the same write as their effect.
+//! `usher.notification.sent`) and analytics (fold every event into the aggregates, a
+//! whole batch in one write). Both dedupe by event id in the same write as their effect.
 
 use crate::consumer::{Effects, Handler, HandlerError};
 use async_trait::async_trait;
@@ -75,6 +75,34 @@ impl Handler for AnalyticsPool {
         let event = parse(message)?;
         self.backend.analytics.record_events(std::slice::from_ref(&event)).await?;
         Ok(Effects::default())
+    }
+
+    fn handles_batches(&self) -> bool {
+        true
+    }
+
+    /// Folds the batch's events in one write. If that write fails, each event is tried on
+    /// its own, so one event that cannot be applied fails alone.
+    async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<Result<Effects, HandlerError>> {
+        let parsed: Vec<Result<CloudEvent, HandlerError>> = messages.iter().map(parse).collect();
+        let events: Vec<CloudEvent> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+        let together = events.is_empty() || self.backend.analytics.record_events(&events).await.is_ok();
+        let mut outcomes = Vec::with_capacity(parsed.len());
+        for event in parsed {
+            let outcome = match event {
+                Err(e) => Err(e),
+                Ok(_) if together => Ok(Effects::default()),
+                Ok(event) => self
+                    .backend
+                    .analytics
+                    .record_events(std::slice::from_ref(&event))
+                    .await
+                    .map(|_| Effects::default())
+                    .map_err(HandlerError::from),
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<(), PortError> {
