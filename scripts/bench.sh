@@ -51,7 +51,9 @@ port="$(free_port)"
 hello=$!
 pids+=("$hello")
 wait_for "http://127.0.0.1:$port/"
-"$bin/usher" bench --scenario baseline --url "http://127.0.0.1:$port/" --requests "$requests" --connections "$connections"
+# The hello-world ignores tokens; the bench still mints them, from a throwaway secret.
+USHER_JWT_SECRET="baseline-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+    "$bin/usher" bench --scenario baseline --url "http://127.0.0.1:$port/" --requests "$requests" --connections "$connections"
 kill "$hello"
 wait "$hello" 2>/dev/null || true
 pids=()
