@@ -15,12 +15,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use usher::{App, Components, Config};
 
-/// mimalloc rather than glibc's malloc: under load the process allocates and frees small
-/// buffers on many threads, and glibc's arenas were about a tenth of its CPU time
-/// (BENCHMARKS.md, "What each change bought").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
