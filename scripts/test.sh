@@ -67,6 +67,6 @@ exec scripts/moto.sh -- bash -c '
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
-        --test booking_flow --test downstream --test tickets --test api --test faults --test web --test operate --test tracing "$@"
+        --test booking_flow --test downstream --test tickets --test api --test faults --test web --test operate --test tracing --test bench "$@"
     finish_deploy || { echo "deploy checks failed" >&2; exit 1; }
 ' usher-tests "$@"
