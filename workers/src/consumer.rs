@@ -1,8 +1,8 @@
 //! The consumer loop, written once for every pool.
 //!
 //! One step, [`Consumer::process_batch`], takes a received batch: the handler applies each
-//! message concurrently (or, for a pool that [`Handler::handles_batches`], the whole batch
-//! in one call), committing its effects with its events in the outbox; whatever
+//! message concurrently (or the whole batch in one call, for a pool whose
+//! [`Handler::handle_batch`] does), committing its effects with its events in the outbox; whatever
 //! follow-up messages the handlers asked for are sent; then the batch is deleted in one
 //! call. A message is deleted once its effect and outbox entries are committed, never
 //! before, and never later than that for want of a bus: the relay publishes the events.
@@ -69,20 +69,10 @@ pub trait Handler: Send + Sync + 'static {
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError>;
 
-    /// Whether the pool applies a batch in one go ([`Handler::handle_batch`]) rather than
-    /// each message on its own ([`Handler::handle`], the default).
-    fn handles_batches(&self) -> bool {
-        false
-    }
-
-    /// Applies a whole batch, one outcome per message in order; only called when
-    /// [`Handler::handles_batches`]. The default handles each message in turn.
-    async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<Result<Effects, HandlerError>> {
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for message in messages {
-            outcomes.push(self.handle(message).await);
-        }
-        outcomes
+    /// Applies a whole batch in one go (say, in one write), one outcome per message in
+    /// order. `None`, the default, has the loop [`Handler::handle`] each message instead.
+    async fn handle_batch(&self, _messages: &[ReceivedMessage]) -> Option<Vec<Result<Effects, HandlerError>>> {
+        None
     }
 
     /// The message is now in the DLQ: record that on its status document, with its
@@ -244,35 +234,42 @@ impl<H: Handler> Consumer<H> {
     /// Applies one received batch: the unit of work tests drive directly.
     pub async fn process_batch(&self, messages: Vec<ReceivedMessage>) -> BatchReport {
         self.handler.before_batch(&messages).await;
-        let outcomes = if self.handler.handles_batches() {
-            self.apply_together(&messages).await
-        } else {
-            self.apply_each(&messages).await
+        let pool = self.handler.pool();
+        let spans: Vec<tracing::Span> = messages.iter().map(|m| message_span(pool, m)).collect();
+        let outcomes = match self.apply_together(&messages, &spans).await {
+            Some(outcomes) => outcomes,
+            None => self.apply_each(&messages, spans).await,
         };
         self.settle(messages, outcomes).await
     }
 
-    /// Applies the batch in one call of the handler. Each message still gets its own span
-    /// (held until the batch is applied) and its own duration sample.
-    async fn apply_together(&self, messages: &[ReceivedMessage]) -> Vec<Option<Result<Effects, HandlerError>>> {
+    /// Applies the batch in one call of the handler, if it does batches. Each message still
+    /// gets its own span (held until the batch is applied) and its own duration sample.
+    async fn apply_together(
+        &self,
+        messages: &[ReceivedMessage],
+        spans: &[tracing::Span],
+    ) -> Option<Vec<Option<Result<Effects, HandlerError>>>> {
         let pool = self.handler.pool();
-        let spans: Vec<tracing::Span> = messages.iter().map(|m| message_span(pool, m)).collect();
         let started = std::time::Instant::now();
-        let mut outcomes: Vec<_> = self.handler.handle_batch(messages).await.into_iter().map(Some).collect();
+        let mut outcomes: Vec<_> = self.handler.handle_batch(messages).await?.into_iter().map(Some).collect();
         let elapsed = started.elapsed().as_secs_f64();
         outcomes.resize_with(messages.len(), || None);
-        for _ in &spans {
+        for _ in spans {
             metrics::histogram!("usher_handler_duration_seconds", "pool" => pool).record(elapsed);
         }
-        outcomes
+        Some(outcomes)
     }
 
     /// Applies each message of the batch concurrently, each in its own span.
-    async fn apply_each(&self, messages: &[ReceivedMessage]) -> Vec<Option<Result<Effects, HandlerError>>> {
+    async fn apply_each(
+        &self,
+        messages: &[ReceivedMessage],
+        spans: Vec<tracing::Span>,
+    ) -> Vec<Option<Result<Effects, HandlerError>>> {
         let mut running = JoinSet::new();
-        for (index, message) in messages.iter().cloned().enumerate() {
+        for ((index, message), span) in messages.iter().cloned().enumerate().zip(spans) {
             let handler = Arc::clone(&self.handler);
-            let span = message_span(handler.pool(), &message);
             running.spawn(
                 async move {
                     let started = std::time::Instant::now();

@@ -63,6 +63,11 @@ impl AnalyticsPool {
     pub fn new(backend: Backend) -> Self {
         Self { backend }
     }
+
+    async fn record(&self, events: &[CloudEvent]) -> Result<Effects, HandlerError> {
+        self.backend.analytics.record_events(events).await?;
+        Ok(Effects::default())
+    }
 }
 
 #[async_trait]
@@ -72,37 +77,24 @@ impl Handler for AnalyticsPool {
     }
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let event = parse(message)?;
-        self.backend.analytics.record_events(std::slice::from_ref(&event)).await?;
-        Ok(Effects::default())
-    }
-
-    fn handles_batches(&self) -> bool {
-        true
+        self.record(&[parse(message)?]).await
     }
 
     /// Folds the batch's events in one write. If that write fails, each event is tried on
     /// its own, so one event that cannot be applied fails alone.
-    async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<Result<Effects, HandlerError>> {
+    async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Option<Vec<Result<Effects, HandlerError>>> {
         let parsed: Vec<Result<CloudEvent, HandlerError>> = messages.iter().map(parse).collect();
         let events: Vec<CloudEvent> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-        let together = events.is_empty() || self.backend.analytics.record_events(&events).await.is_ok();
+        let together = events.is_empty() || self.record(&events).await.is_ok();
         let mut outcomes = Vec::with_capacity(parsed.len());
         for event in parsed {
-            let outcome = match event {
-                Err(e) => Err(e),
+            outcomes.push(match event {
                 Ok(_) if together => Ok(Effects::default()),
-                Ok(event) => self
-                    .backend
-                    .analytics
-                    .record_events(std::slice::from_ref(&event))
-                    .await
-                    .map(|_| Effects::default())
-                    .map_err(HandlerError::from),
-            };
-            outcomes.push(outcome);
+                Ok(event) => self.record(std::slice::from_ref(&event)).await,
+                Err(e) => Err(e),
+            });
         }
-        outcomes
+        Some(outcomes)
     }
 
     async fn dead_lettered(&self, _message: &ReceivedMessage, _reason: &str) -> Result<(), PortError> {
