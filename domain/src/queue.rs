@@ -42,6 +42,11 @@ impl Queue {
         QueueAddr { queue: self, dead: true }
     }
 
+    /// The queues the topic copies an event of this type onto.
+    pub fn subscribed_to(event_type: EventType) -> impl Iterator<Item = Queue> {
+        Self::ALL.into_iter().filter(move |q| q.subscription().accepts(event_type))
+    }
+
     /// How the topic feeds this queue.
     pub fn subscription(self) -> Subscription {
         match self {
@@ -140,4 +145,15 @@ pub enum Subscription {
     Every,
     /// Only these event types (a filter policy on `type`).
     Only(Vec<EventType>),
+}
+
+impl Subscription {
+    /// Whether the topic copies an event of this type onto the queue.
+    pub fn accepts(&self, event_type: EventType) -> bool {
+        match self {
+            Subscription::None => false,
+            Subscription::Every => true,
+            Subscription::Only(types) => types.contains(&event_type),
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The `RequestStore` and `Outbox` contract: admission and idempotency keys, abandoning
-//! a claim, conditional completion, reopening, and the outbox written with a completion.
+//! a claim, conditional completion, reopening, and the delivery of what a completion
+//! commits.
 
-use super::event;
+use super::{delivered_events, drain, event, relay_pending};
 use crate::Backend;
 use domain::actor::{Actor, Role};
 use domain::clock::{self, Timestamp};
@@ -9,8 +10,9 @@ use domain::command::{Command, CommandEnvelope};
 use domain::event::EventType;
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::{HoldId, RequestId, UserId};
-use domain::outbox::{Decision, OutboxBacklog, OutboxEntry, ScheduledMessage};
+use domain::outbox::{Decision, OutboxBacklog, ScheduledMessage};
 use domain::ports::{Abandoned, Admission, Admitted, StoredResponse};
+use domain::queue::Queue;
 use domain::request::{Outcome, RequestStatus, StatusDoc};
 use serde_json::json;
 use std::time::Duration;
@@ -155,8 +157,12 @@ pub async fn abandon_keeps_a_queued_claim(b: Backend) {
     assert!(b.requests.unqueued(now, 10).await.unwrap().iter().any(|c| c.request_id == old_id));
 }
 
-/// A completion's events and messages are in the outbox exactly when it committed, once.
-pub async fn outbox_keeps_what_commits(b: Backend) {
+/// A completion's events and messages are delivered once, and only if it committed. On
+/// aws they wait in the outbox for the relay; on embedded they went onto their queues in
+/// the completion's own transaction, and the outbox stays empty. Either way, once what is
+/// pending is relayed, the event is on its subscribed queue once and the message on its
+/// queue once.
+pub async fn a_completion_delivers_what_it_commits_once(b: Backend) {
     assert_eq!(b.outbox.backlog().await.unwrap(), OutboxBacklog::default());
     let id = admitted(&b, "olga").await;
     let ev = event(EventType::HoldPlaced, "hold_o");
@@ -167,25 +173,23 @@ pub async fn outbox_keeps_what_commits(b: Backend) {
         traceparent: None,
         command: Command::ExpireHold { hold_id: HoldId::from("hold_o"), expires_at: clock::now() },
     };
-    let later = ScheduledMessage::command(&envelope, clock::now() + Duration::from_secs(60));
+    let due = ScheduledMessage::command(&envelope, clock::now());
     let mut decision = Decision::new(Outcome::Succeeded(json!({"ok": 1})), vec![ev.clone()]);
-    decision.messages.push(later.clone());
+    decision.messages.push(due.clone());
     b.requests.complete(&id, decision.clone(), clock::now()).await.unwrap();
     // A redelivered completion adds nothing.
     assert!(!b.requests.complete(&id, decision, clock::now()).await.unwrap().first);
-    let pending = b.outbox.pending(100).await.unwrap();
-    assert_eq!(pending.len(), 2, "{pending:?}");
-    assert!(pending.iter().any(|p| p.entry == OutboxEntry::Event { event: ev.clone() }));
-    assert!(pending.iter().any(|p| p.entry == OutboxEntry::Message { message: later.clone() }));
-    let backlog = b.outbox.backlog().await.unwrap();
-    assert_eq!(backlog.pending, 2);
-    assert!(backlog.oldest.is_some());
-    let ids: Vec<String> = pending.iter().map(|p| p.id.clone()).collect();
-    b.outbox.delivered(&ids[..1]).await.unwrap();
-    assert_eq!(b.outbox.pending(100).await.unwrap().len(), 1);
-    b.outbox.delivered(&ids).await.unwrap();
-    b.outbox.delivered(&ids).await.unwrap();
-    assert_eq!(b.outbox.backlog().await.unwrap(), OutboxBacklog::default());
+
+    relay_pending(&b).await;
+
+    let events = delivered_events(&b, 1).await;
+    assert_eq!(events.iter().map(|e| &e.id).collect::<Vec<_>>(), [&ev.id]);
+    let commands = drain(&b, Queue::BookingCommands.source(), 1).await;
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(commands[0].body, due.body);
+    for queue in [Queue::Analytics, Queue::BookingCommands] {
+        assert_eq!(b.queues.depth(queue.source()).await.unwrap(), 1, "{queue:?} holds it once");
+    }
 }
 
 pub(super) async fn admitted(b: &Backend, owner: &str) -> RequestId {

@@ -2,9 +2,9 @@
 //! the status document and its events commit together or not at all.
 
 use super::Embedded;
+use super::bus;
 use super::catalog::{load_show, seat_from};
 use super::db::{json_error, sql_error};
-use super::outbox;
 use super::requests::{complete_in, terminal_completion};
 use async_trait::async_trait;
 use domain::PortError;
@@ -256,17 +256,21 @@ impl BookingStore for Embedded {
 
     async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
         let hold_id = hold_id.clone();
-        self.write_with_outbox(move |conn| {
-            let hold = load_hold(conn, &hold_id)?;
-            let Some(event) = booking::decide_expire(hold.as_ref(), now) else { return Ok(None) };
-            if let Some(hold) = &hold {
-                free_seats(conn, hold)?;
-                set_hold_status(conn, &hold_id, HoldStatus::Expired)?;
-            }
-            outbox::add(conn, &outbox_entries(std::slice::from_ref(&event), &[]), now)?;
-            Ok(Some(event))
-        })
-        .await
+        let expired = self
+            .db
+            .write(move |conn| {
+                let hold = load_hold(conn, &hold_id)?;
+                let Some(event) = booking::decide_expire(hold.as_ref(), now) else { return Ok(None) };
+                if let Some(hold) = &hold {
+                    free_seats(conn, hold)?;
+                    set_hold_status(conn, &hold_id, HoldStatus::Expired)?;
+                }
+                bus::fan_out(conn, &outbox_entries(std::slice::from_ref(&event), &[]), now)?;
+                Ok(Some(event))
+            })
+            .await?;
+        self.wake_subscribers(expired.as_slice());
+        Ok(expired)
     }
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {

@@ -151,10 +151,6 @@ pub struct Embedded {
     redrive_after: u32,
     /// Wakes long-polling receivers in this process when a send commits.
     arrivals: HashMap<String, Arc<Notify>>,
-    /// The topic's subscriptions, read once at open.
-    subscriptions: Vec<bus::Subscription>,
-    /// Wakes the relay when a write job of this process added outbox entries.
-    outbox_added: Notify,
     /// Long polls on status documents, woken by the commits that complete their request.
     waiters: waiters::Waiters,
 }
@@ -184,20 +180,13 @@ fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError>
     #[cfg(unix)]
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(|e| PortError::Unavailable(format!("cannot make {} owner-only: {e}", path.display())))?;
-    let subscriptions = bus::ensure_subscriptions(path)?;
+    bus::ensure_subscriptions(path)?;
     let arrivals = domain::queue::Queue::ALL
         .into_iter()
         .flat_map(|q| [q.source(), q.dlq()])
         .map(|addr| (addr.name(), Arc::new(Notify::new())))
         .collect();
-    Ok(Arc::new(Embedded {
-        db,
-        redrive_after: max_receives + 1,
-        arrivals,
-        subscriptions,
-        outbox_added: Notify::new(),
-        waiters: waiters::Waiters::default(),
-    }))
+    Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, arrivals, waiters: waiters::Waiters::default() }))
 }
 
 impl Embedded {

@@ -1,8 +1,8 @@
 //! Notifications by recipient, with the event ids already handled.
 
 use super::Embedded;
+use super::bus;
 use super::db::sql_error;
-use super::outbox;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
@@ -52,34 +52,40 @@ impl NotificationStore for Embedded {
     ) -> Result<bool, PortError> {
         let (event_id, notifications) = (event_id.to_owned(), notifications.to_vec());
         let entries = outbox_entries(events, &[]);
-        self.write_with_outbox(move |conn| {
-            if !first_time(conn, "notifications", &event_id)? {
-                return Ok(false);
-            }
-            let mut insert = conn
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO notifications
+        let first = self
+            .db
+            .write(move |conn| {
+                if !first_time(conn, "notifications", &event_id)? {
+                    return Ok(false);
+                }
+                let mut insert = conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO notifications
                          (notification_id, recipient, subject, body, event_id, event_type, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(sql_error)?;
-            for n in &notifications {
-                insert
-                    .execute(params![
-                        n.notification_id.as_str(),
-                        n.recipient.as_str(),
-                        n.subject,
-                        n.body,
-                        n.event_id,
-                        n.event_type.as_str(),
-                        clock::to_millis(n.created_at)
-                    ])
+                    )
                     .map_err(sql_error)?;
-            }
-            outbox::add(conn, &entries, clock::now())?;
-            Ok(true)
-        })
-        .await
+                for n in &notifications {
+                    insert
+                        .execute(params![
+                            n.notification_id.as_str(),
+                            n.recipient.as_str(),
+                            n.subject,
+                            n.body,
+                            n.event_id,
+                            n.event_type.as_str(),
+                            clock::to_millis(n.created_at)
+                        ])
+                        .map_err(sql_error)?;
+                }
+                bus::fan_out(conn, &entries, clock::now())?;
+                Ok(true)
+            })
+            .await?;
+        if first {
+            self.wake_subscribers(events);
+        }
+        Ok(first)
     }
 
     async fn notifications_for(&self, recipient: &UserId, limit: usize) -> Result<Vec<Notification>, PortError> {

@@ -1,15 +1,16 @@
-//! The outbox table: events and messages a command's write job committed, until the
-//! relay has delivered them. Entries are written by [`add`] inside the job that commits
-//! the command, so they exist exactly when its effects do.
+//! The outbox table. On embedded a command's events and messages go onto their queues in
+//! the command's own transaction (see `bus::fan_out`), so nothing new lands here; the
+//! table and the port remain so that the relay delivers what an older version of Usher
+//! left pending in the file, and `usher status` shows that backlog.
 
 use super::Embedded;
 use super::db::{json_error, sql_error};
 use async_trait::async_trait;
 use domain::PortError;
-use domain::clock::{self, Timestamp};
+use domain::clock;
 use domain::outbox::{OutboxBacklog, OutboxEntry, OutboxItem};
 use domain::ports::Outbox;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::OptionalExtension;
 use std::time::Duration;
 
 pub(super) const SCHEMA: &str = r#"
@@ -20,35 +21,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at INTEGER NOT NULL
 );
 "#;
-
-/// Adds entries in the caller's transaction. An event already pending is kept once.
-pub(super) fn add(conn: &Connection, entries: &[OutboxEntry], now: Timestamp) -> Result<(), PortError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut insert = conn
-        .prepare_cached("INSERT OR IGNORE INTO outbox (id, entry, created_at) VALUES (?1, ?2, ?3)")
-        .map_err(sql_error)?;
-    for entry in entries {
-        insert.execute(params![entry.id(), entry.to_json(), clock::to_millis(now)]).map_err(sql_error)?;
-    }
-    Ok(())
-}
-
-impl Embedded {
-    /// Runs a write job that may add outbox entries, then wakes the relay.
-    pub(super) async fn write_with_outbox<R, F>(&self, f: F) -> Result<R, PortError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, PortError> + Send + 'static,
-    {
-        let result = self.db.write(f).await;
-        if result.is_ok() {
-            self.outbox_added.notify_one();
-        }
-        result
-    }
-}
 
 #[async_trait]
 impl Outbox for Embedded {
@@ -107,6 +79,7 @@ impl Outbox for Embedded {
     }
 
     async fn wait(&self, max: Duration) {
-        let _ = tokio::time::timeout(max, self.outbox_added.notified()).await;
+        // Nothing is added to this outbox any more: only the nap is left.
+        tokio::time::sleep(max).await;
     }
 }

@@ -12,6 +12,10 @@ use domain::queue::{Attributes, OutgoingMessage, QueueAddr, QueueStats, Receipt,
 use rusqlite::{Connection, params};
 use std::time::Duration;
 
+/// The longest a message can be delayed, as on SQS, so long holds exercise the same
+/// re-delay path on both backends.
+pub(super) const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+
 /// Long polls also re-check this often, for delayed messages coming due and for sends
 /// made by other processes sharing the file.
 const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -25,7 +29,6 @@ pub(super) fn enqueue(
     conn: &Connection,
     queue: &str,
     messages: &[OutgoingMessage],
-    max_delay: Duration,
     now: Timestamp,
 ) -> Result<(), PortError> {
     let mut insert = conn
@@ -37,7 +40,7 @@ pub(super) fn enqueue(
     let now_ms = clock::to_millis(now);
     for m in messages {
         let attributes = serde_json::to_string(&m.attributes).map_err(json_error)?;
-        let visible_at = now_ms + millis(m.delay.min(max_delay));
+        let visible_at = now_ms + millis(m.delay.min(MAX_DELAY));
         let id = uuid::Uuid::new_v4().to_string();
         insert.execute(params![queue, id, m.body, attributes, now_ms, visible_at]).map_err(sql_error)?;
     }
@@ -144,8 +147,7 @@ impl Embedded {
 #[async_trait]
 impl MessageQueue for Embedded {
     fn max_delay(&self) -> Duration {
-        // Parity with SQS, so long holds exercise the same re-delay path on both backends.
-        Duration::from_secs(15 * 60)
+        MAX_DELAY
     }
 
     async fn send_batch(&self, queue: QueueAddr, messages: Vec<OutgoingMessage>) -> Result<(), PortError> {
@@ -153,9 +155,8 @@ impl MessageQueue for Embedded {
             return Ok(());
         }
         let name = queue.name();
-        let max_delay = self.max_delay();
         let target = name.clone();
-        self.db.write(move |conn| enqueue(conn, &target, &messages, max_delay, clock::now())).await?;
+        self.db.write(move |conn| enqueue(conn, &target, &messages, clock::now())).await?;
         self.notify(&name);
         Ok(())
     }

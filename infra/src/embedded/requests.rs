@@ -2,8 +2,8 @@
 //! store so that a command's effects and its status commit in one transaction.
 
 use super::Embedded;
+use super::bus;
 use super::db::{json_error, sql_error};
-use super::outbox;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock::{self, Timestamp};
@@ -13,7 +13,7 @@ use domain::event::CloudEvent;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{RequestId, UserId};
 use domain::outbox::Decision;
-use domain::ports::{Abandoned, Admission, Admitted, Completion, MessageQueue, RequestStore, StoredResponse, Stranded};
+use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, StoredResponse, Stranded};
 use domain::request::{RequestRecord, RequestStatus, StatusDoc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -65,7 +65,7 @@ pub(super) fn terminal_completion(conn: &Connection, request_id: &RequestId) -> 
     Ok(Some(Completion { doc: record.doc, events, first: false }))
 }
 
-/// Commits a terminal outcome, and its events and messages to the outbox, unless the
+/// Commits a terminal outcome, with its events and messages onto their queues, unless the
 /// request is already terminal.
 pub(super) fn complete_in(
     conn: &Connection,
@@ -84,7 +84,7 @@ pub(super) fn complete_in(
     let result = doc.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let error = doc.error.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let stored = serde_json::to_string(&decision.events).map_err(json_error)?;
-    outbox::add(conn, &decision.entries(), now)?;
+    bus::fan_out(conn, &decision.entries(), now)?;
     conn.prepare_cached(
         "UPDATE requests SET status = ?2, result = ?3, error = ?4, events = ?5, updated_at = ?6
          WHERE request_id = ?1",
@@ -102,7 +102,6 @@ impl RequestStore for Embedded {
         let command = a.command.to_json();
         let queue = a.command.command.queue().source();
         let message = a.queue_with_claim.then(|| a.command.message());
-        let max_delay = self.max_delay();
         let admitted = self
             .db
             .write(move |conn| {
@@ -174,7 +173,7 @@ impl RequestStore for Embedded {
                 .map_err(sql_error)?;
                 match message {
                     Some(message) => {
-                        super::queue::enqueue(conn, &queue.name(), &[message], max_delay, a.doc.created_at)?;
+                        super::queue::enqueue(conn, &queue.name(), &[message], a.doc.created_at)?;
                         Ok(Admitted::Queued)
                     }
                     None => Ok(Admitted::Claimed),

@@ -49,12 +49,16 @@ impl Waiters {
 
 impl Embedded {
     /// A write job that completes a request (its closure returns the completion), with
-    /// the outbox's relay and the request's waiters woken once it has committed.
+    /// the request's waiters, and the receivers of the queues its events went onto, woken
+    /// once it has committed.
     pub(super) async fn write_completion<F>(&self, f: F) -> Result<Completion, PortError>
     where
         F: FnOnce(&Connection) -> Result<Completion, PortError> + Send + 'static,
     {
-        let completion = self.write_with_outbox(f).await?;
+        let completion = self.db.write(f).await?;
+        if completion.first {
+            self.wake_subscribers(&completion.events);
+        }
         self.waiters.wake(&completion.doc.request_id);
         Ok(completion)
     }
