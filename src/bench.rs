@@ -7,9 +7,11 @@
 //!    is not hidden by a stalled generator). Every command carries a fresh
 //!    `Idempotency-Key` and every customer is its own `sub`, so neither the per-caller rate
 //!    limit nor the hold cap shapes the numbers.
-//! 3. **Drain**: every accepted request's status document is read until it is terminal.
-//!    Accept → terminal is the document's `updated_at − created_at` (the server's clock),
-//!    so measuring it adds no load while the commands run.
+//! 3. **Drain**: it waits, reading only `GET /v1/admin/status` every 100 ms, until the
+//!    command queues have nothing visible or in flight; then every accepted request's
+//!    status document is read until it is terminal. Accept → terminal is the document's
+//!    `updated_at − created_at` (the server's clock), so measuring it adds no load while
+//!    the commands run.
 //! 4. **Invariants**: every 202 reached a terminal status, none was dead-lettered, no seat
 //!    is in two succeeded holds, and (contention) exactly one winner per seat. A broken
 //!    invariant exits non-zero.
@@ -160,6 +162,7 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    settle(&run, &admin).await;
     let docs = drain(&run, &admin, &accepted).await;
     let report = Report::of(&docs);
     report.print(load_time);
@@ -425,6 +428,29 @@ struct Doc {
     result: Value,
     created_ms: i64,
     updated_ms: i64,
+}
+
+/// Waits until the command queues have nothing visible or in flight (delayed messages,
+/// such as holds' expiries, do not count), reading only the queue status, so that the
+/// status documents are not polled while the workers still run. Gives up at the drain's
+/// timeout, or at once if the status cannot be read; [`drain`] then polls as it always does.
+async fn settle(run: &Run, admin: &str) {
+    const COMMAND_QUEUES: [&str; 2] = ["booking-commands", "ticket-commands"];
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while Instant::now() < deadline {
+        let url = format!("{}/v1/admin/status", run.base);
+        let status: Option<Value> =
+            async { run.http.get(url).bearer_auth(admin).send().await.ok()?.json().await.ok() }.await;
+        let Some(queues) = status.as_ref().and_then(|s| s["queues"].as_array()) else { return };
+        let busy = queues
+            .iter()
+            .filter(|q| q["queue"].as_str().is_some_and(|name| COMMAND_QUEUES.contains(&name)))
+            .any(|q| q["visible"].as_u64().unwrap_or(1) + q["in_flight"].as_u64().unwrap_or(1) > 0);
+        if !busy {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Reads every accepted request's status document until all are terminal, or the drain
