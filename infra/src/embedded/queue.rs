@@ -241,36 +241,47 @@ impl MessageQueue for Embedded {
             .await
     }
 
-    /// One read over the queue's rows. A message waits since it became deliverable: its
-    /// `visible_at` until first received (which covers a delay), its send time after.
+    /// A message waits since it became deliverable: its `visible_at` until first received
+    /// (which covers a delay), its send time after. Counted from the indexes alone, never
+    /// from the rows of delayed messages: a hold's expiry waits on `booking-commands` for
+    /// the hold's whole life, so under load the queue holds hundreds of thousands of
+    /// them, and reading each row (body and all) on every sample was most of the cost of
+    /// `usher status` and of the gauges. Received messages, the only ones with a receipt,
+    /// come from the small receipt index.
     async fn stats(&self, queue: QueueAddr) -> Result<QueueStats, PortError> {
         let name = queue.name();
         self.db
             .read(move |conn| {
                 let now = clock::to_millis(clock::now());
-                let (visible, in_flight, delayed, waiting_since) = conn
-                    .query_row(
-                        "SELECT COALESCE(SUM(visible_at <= ?2), 0),
-                                COALESCE(SUM(visible_at > ?2 AND receive_count > 0), 0),
-                                COALESCE(SUM(visible_at > ?2 AND receive_count = 0), 0),
-                                MIN(CASE WHEN receive_count > 0 THEN sent_at
-                                         WHEN visible_at <= ?2 THEN visible_at END)
-                         FROM messages WHERE queue = ?1",
-                        params![name, now],
-                        |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, i64>(1)?,
-                                r.get::<_, i64>(2)?,
-                                r.get::<_, Option<i64>>(3)?,
-                            ))
-                        },
+                let (visible, hidden, in_flight, received_since, visible_since) = conn
+                    .prepare_cached(
+                        "SELECT
+                           (SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at <= ?2),
+                           (SELECT COUNT(*) FROM messages WHERE queue = ?1 AND visible_at > ?2),
+                           (SELECT COUNT(*) FROM messages INDEXED BY messages_by_receipt
+                              WHERE receipt IS NOT NULL AND queue = ?1 AND visible_at > ?2),
+                           (SELECT MIN(sent_at) FROM messages INDEXED BY messages_by_receipt
+                              WHERE receipt IS NOT NULL AND queue = ?1),
+                           (SELECT visible_at FROM messages
+                              WHERE queue = ?1 AND visible_at <= ?2 AND receipt IS NULL
+                              ORDER BY visible_at LIMIT 1)",
                     )
+                    .map_err(sql_error)?
+                    .query_row(params![name, now], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Option<i64>>(3)?,
+                            r.get::<_, Option<i64>>(4)?,
+                        ))
+                    })
                     .map_err(sql_error)?;
+                let waiting_since = [received_since, visible_since].into_iter().flatten().min();
                 Ok(QueueStats {
                     visible: visible as u64,
                     in_flight: in_flight as u64,
-                    delayed: delayed as u64,
+                    delayed: (hidden - in_flight).max(0) as u64,
                     oldest_age: waiting_since.map(|t| Duration::from_millis((now - t).max(0) as u64)),
                 })
             })
