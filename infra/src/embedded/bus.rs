@@ -1,5 +1,5 @@
-//! The `events` topic: each event is copied onto every subscribed queue whose filter
-//! accepts its `type` (SNS raw delivery).
+//! The `events` topic: each event is copied onto every queue whose subscription
+//! ([`Queue::subscription`]) accepts its `type` (SNS raw delivery).
 //!
 //! A command's events take the short way: [`fan_out`] writes them onto the subscribed
 //! queues inside the command's own transaction, with its scheduled messages, so they are
@@ -8,7 +8,6 @@
 //! (entries an older version left there), and for the port's callers.
 
 use super::Embedded;
-use super::db::{json_error, sql_error};
 use super::queue::enqueue;
 use async_trait::async_trait;
 use domain::PortError;
@@ -17,30 +16,8 @@ use domain::event::CloudEvent;
 use domain::outbox::{OutboxEntry, outbox_entries};
 use domain::ports::EventBus;
 use domain::queue::{OutgoingMessage, Queue};
-use rusqlite::{Connection, params};
-use std::path::Path;
-
-/// Writes the subscriptions of [`Queue::subscription`] into the file, for anyone reading
-/// it (idempotent).
-pub(super) fn ensure_subscriptions(path: &Path) -> Result<(), PortError> {
-    let conn = Connection::open(path).map_err(sql_error)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_error)?;
-    for queue in Queue::ALL {
-        let types: Option<Vec<&str>> = match queue.subscription() {
-            domain::queue::Subscription::None => continue,
-            domain::queue::Subscription::Every => None,
-            domain::queue::Subscription::Only(ts) => Some(ts.iter().map(|t| t.as_str()).collect()),
-        };
-        let stored = types.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-        conn.execute(
-            "INSERT INTO subscriptions (queue, types) VALUES (?1, ?2)
-             ON CONFLICT (queue) DO UPDATE SET types = excluded.types",
-            params![queue.name(), stored],
-        )
-        .map_err(sql_error)?;
-    }
-    Ok(())
-}
+use rusqlite::Connection;
+use std::collections::BTreeSet;
 
 /// Delivers what a command commits in the caller's transaction: each event onto every
 /// queue subscribed to its type, each scheduled message onto its queue, delayed by what
@@ -68,7 +45,8 @@ pub(super) fn fan_out(conn: &Connection, entries: &[OutboxEntry], now: Timestamp
 impl Embedded {
     /// Wakes the receivers of every queue these committed events were copied onto.
     pub(super) fn wake_subscribers(&self, events: &[CloudEvent]) {
-        for queue in Queue::ALL.into_iter().filter(|q| events.iter().any(|e| q.subscription().accepts(e.event_type))) {
+        let queues: BTreeSet<Queue> = events.iter().flat_map(|e| Queue::subscribed_to(e.event_type)).collect();
+        for queue in queues {
             self.notify(queue.name());
         }
     }

@@ -40,11 +40,6 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at, seq);
 CREATE INDEX IF NOT EXISTS messages_by_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
 
-CREATE TABLE IF NOT EXISTS subscriptions (
-    queue TEXT PRIMARY KEY,
-    types TEXT            -- JSON array of event types; NULL: every type
-);
-
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     owner      TEXT    NOT NULL,
@@ -180,7 +175,6 @@ fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError>
     #[cfg(unix)]
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(|e| PortError::Unavailable(format!("cannot make {} owner-only: {e}", path.display())))?;
-    bus::ensure_subscriptions(path)?;
     let arrivals = domain::queue::Queue::ALL
         .into_iter()
         .flat_map(|q| [q.source(), q.dlq()])
