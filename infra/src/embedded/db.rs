@@ -1,13 +1,20 @@
 //! One SQLite file, one writer thread that group-commits, a syncer thread that makes the
 //! commits durable, a checkpointer, and a small pool of readers.
 //!
-//! Every write is a job run on the writer thread inside a savepoint; the writer drains
-//! whatever jobs are waiting and commits them together. The commit itself does not wait
-//! for the disk (`synchronous = NORMAL`): the writer hands the group to the syncer and goes
-//! on with the next one, while the syncer `fdatasync`s the WAL (one sync covers every group
-//! committed before it) and only then answers the group's callers. So a caller of
-//! [`Db::write`] hears `Ok` only once its job is on disk, as with `synchronous = FULL`,
-//! but the next group runs while this one's sync is in progress: commits are pipelined.
+//! Every write is a job run on the writer thread; the writer drains whatever jobs are
+//! waiting and commits them together. A group first runs without a savepoint per job:
+//! a savepoint copies every page a job touches into a statement journal, which was a
+//! seventh of the writer's time. If a job fails, the writer undoes the whole group and
+//! runs it again, each job in its own savepoint, so the failed job's changes are undone
+//! alone (see [`commit_group`]). A job may therefore run twice; only the second run's
+//! result is answered, and a job does nothing but SQL.
+//!
+//! The commit itself does not wait for the disk (`synchronous = NORMAL`): the writer hands
+//! the group to the syncer and goes on with the next one, while the syncer `fdatasync`s
+//! the WAL (one sync covers every group committed before it) and only then answers the
+//! group's callers. So a caller of [`Db::write`] hears `Ok` only once its job is on disk,
+//! as with `synchronous = FULL`, but the next group runs while this one's sync is in
+//! progress: commits are pipelined.
 //!
 //! [`Db::write_unsynced`] answers as soon as the job's group committed, before the sync,
 //! for writes that lose nothing if a crash undoes them: a receive's visibility change,
@@ -43,9 +50,53 @@ const WRITER_CACHE_KIB: u32 = 16 * 1024;
 /// Prepared statements kept per connection (rusqlite's default is 16; the store has more).
 const STATEMENT_CACHE: usize = 128;
 
-type Delivery = Box<dyn FnOnce(bool) + Send>;
-/// A write job; given no connection, it only tells its caller the write did not happen.
-type Job = (Durability, Box<dyn FnOnce(Option<&Connection>) -> (bool, Delivery) + Send>);
+/// A write waiting for the writer: run (once, or twice, see [`commit_group`]), then answered.
+trait Job: Send {
+    fn durability(&self) -> Durability;
+
+    /// Runs the write on the writer's connection, inside the group's transaction; false
+    /// if it failed, and its changes must be undone.
+    fn run(&mut self, conn: &Connection) -> bool;
+
+    /// Answers the caller with the last run's result, once its group committed
+    /// (`committed`) or failed to.
+    fn answer(self: Box<Self>, committed: bool);
+}
+
+/// A [`Job`] made of a caller's closure and the channel its result goes back on.
+struct Write<R, F> {
+    durability: Durability,
+    f: F,
+    result: Option<Result<R, PortError>>,
+    reply: tokio::sync::oneshot::Sender<Result<R, PortError>>,
+}
+
+impl<R, F> Job for Write<R, F>
+where
+    R: Send,
+    F: FnMut(&Connection) -> Result<R, PortError> + Send,
+{
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = catch_unwind(AssertUnwindSafe(|| (self.f)(conn)))
+            .unwrap_or_else(|_| Err(PortError::Corrupt("a store job panicked".to_owned())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, committed: bool) {
+        let answer = match self.result {
+            Some(Ok(_)) if !committed => Err(PortError::Unavailable("the commit failed".to_owned())),
+            Some(result) => result,
+            None => Err(PortError::Unavailable("cannot begin a transaction".to_owned())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
 
 /// When a write's caller hears its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +109,7 @@ enum Durability {
 
 pub(crate) struct Db {
     path: PathBuf,
-    writer: mpsc::SyncSender<Job>,
+    writer: mpsc::SyncSender<Box<dyn Job>>,
     readers: Mutex<Vec<Connection>>,
     /// Reads running on the blocking pool at once; bounds the reader connections (each
     /// with its own page cache) and the threads they run on.
@@ -90,8 +141,8 @@ fn connect(path: &Path) -> Result<Connection, PortError> {
     // NORMAL: a commit does not sync by itself; the syncer makes every acknowledged commit
     // durable (see the module docs), so a commit survives power loss, not only a killed
     // process, exactly as FULL would. temp_store MEMORY: the statement journal of the
-    // writer's savepoints (one per job) stays in memory instead of spilling to a temp file
-    // written and closed in every group.
+    // writer's savepoints (when a group runs again, see `commit_group`) stays in memory
+    // instead of spilling to a temp file.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -124,8 +175,8 @@ impl Db {
         let wal = std::fs::File::open(wal_path(path))
             .map_err(|e| PortError::Unavailable(format!("cannot open the WAL of {}: {e}", path.display())))?;
         let checkpointer = connect(path)?;
-        let (tx, rx) = mpsc::sync_channel::<Job>(MAX_WAITING);
-        let (to_sync, syncs) = mpsc::channel::<Vec<Delivery>>();
+        let (tx, rx) = mpsc::sync_channel::<Box<dyn Job>>(MAX_WAITING);
+        let (to_sync, syncs) = mpsc::channel::<Vec<Box<dyn Job>>>();
         let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.to_owned())
@@ -151,7 +202,7 @@ impl Db {
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, PortError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, PortError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<R, PortError> + Send + 'static,
     {
         self.submit(Durability::Synced, f).await
     }
@@ -161,7 +212,7 @@ impl Db {
     pub(crate) async fn write_unsynced<R, F>(&self, f: F) -> Result<R, PortError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, PortError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<R, PortError> + Send + 'static,
     {
         self.submit(Durability::Committed, f).await
     }
@@ -169,28 +220,10 @@ impl Db {
     async fn submit<R, F>(&self, durability: Durability, f: F) -> Result<R, PortError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, PortError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<R, PortError> + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel::<Result<R, PortError>>();
-        let job: Job = (
-            durability,
-            Box::new(move |conn| {
-                let result = match conn {
-                    Some(conn) => catch_unwind(AssertUnwindSafe(|| f(conn)))
-                        .unwrap_or_else(|_| Err(PortError::Corrupt("a store job panicked".to_owned()))),
-                    None => Err(PortError::Unavailable("cannot begin a transaction".to_owned())),
-                };
-                let ok = result.is_ok();
-                let delivery: Delivery = Box::new(move |committed| {
-                    let answer = match result {
-                        Ok(_) if !committed => Err(PortError::Unavailable("the commit failed".to_owned())),
-                        other => other,
-                    };
-                    let _ = reply.send(answer);
-                });
-                (ok, delivery)
-            }),
-        );
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Box::new(Write { durability, f, result: None, reply });
         self.writer.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => PortError::Unavailable("the store's writer is overloaded".to_owned()),
             mpsc::TrySendError::Disconnected(_) => PortError::Unavailable("the writer thread has stopped".to_owned()),
@@ -237,7 +270,7 @@ impl Db {
     }
 }
 
-fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>, to_sync: mpsc::Sender<Vec<Delivery>>) {
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, to_sync: mpsc::Sender<Vec<Box<dyn Job>>>) {
     let mut checkpointed = std::time::Instant::now();
     while let Ok(first) = jobs.recv() {
         if checkpointed.elapsed() >= RESTART_EVERY {
@@ -251,51 +284,59 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>, to_sync: mpsc::Sender
                 Err(_) => break,
             }
         }
-        if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
-            tracing::error!(error = %e, "cannot begin a transaction");
-            // Run nothing; every caller hears that its write did not happen.
-            for (_, job) in group {
-                let (_, deliver) = job(None);
-                deliver(false);
-            }
-            continue;
-        }
-        let mut synced = Vec::with_capacity(group.len());
-        let mut committed = Vec::new();
-        for (durability, job) in group {
-            let _ = run(&conn, "SAVEPOINT job");
-            let (ok, deliver) = job(Some(&conn));
-            let ended = if ok {
-                run(&conn, "RELEASE job")
-            } else {
-                run(&conn, "ROLLBACK TO job").and_then(|()| run(&conn, "RELEASE job"))
-            };
-            if let Err(e) = ended {
-                tracing::error!(error = %e, "cannot end a savepoint");
-            }
-            match durability {
-                Durability::Synced => synced.push(deliver),
-                Durability::Committed => committed.push(deliver),
-            }
-        }
-        let ok = match run(&conn, "COMMIT") {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "group commit failed");
-                let _ = run(&conn, "ROLLBACK");
-                false
-            }
-        };
-        for deliver in committed {
-            deliver(ok);
+        let ok = commit_group(&conn, &mut group);
+        let (synced, committed): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|job| job.durability() == Durability::Synced);
+        for job in committed {
+            job.answer(ok);
         }
         if !ok {
-            synced.into_iter().for_each(|deliver| deliver(false));
+            synced.into_iter().for_each(|job| job.answer(false));
         } else if !synced.is_empty()
             && let Err(mpsc::SendError(lost)) = to_sync.send(synced)
         {
             // No syncer: nothing can be promised durable.
-            lost.into_iter().for_each(|deliver| deliver(false));
+            lost.into_iter().for_each(|job| job.answer(false));
+        }
+    }
+}
+
+/// Runs a group's jobs in one transaction and commits it; false if it did not commit.
+///
+/// The jobs first run one after another with nothing between them. If one fails, the
+/// transaction is rolled back and the whole group runs again, each job in a savepoint
+/// that is rolled back if it fails: the jobs after a failed one may have read what it
+/// wrote, so they run again too. Failing jobs are rare (a store error, a corrupt row), so
+/// the group nearly always commits on the first pass, without paying for savepoints.
+fn commit_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> bool {
+    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, "cannot begin a transaction");
+        return false;
+    }
+    if !group.iter_mut().all(|job| job.run(conn)) {
+        if let Err(e) = run(conn, "ROLLBACK").and_then(|()| run(conn, "BEGIN IMMEDIATE")) {
+            tracing::error!(error = %e, "cannot start a group over");
+            let _ = run(conn, "ROLLBACK");
+            return false;
+        }
+        for job in group.iter_mut() {
+            let _ = run(conn, "SAVEPOINT job");
+            let ended = if job.run(conn) {
+                run(conn, "RELEASE job")
+            } else {
+                run(conn, "ROLLBACK TO job").and_then(|()| run(conn, "RELEASE job"))
+            };
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "cannot end a savepoint");
+            }
+        }
+    }
+    match run(conn, "COMMIT") {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            let _ = run(conn, "ROLLBACK");
+            false
         }
     }
 }
@@ -319,7 +360,7 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Syncs the WAL for every group committed so far, then answers those groups' callers.
-fn sync_loop(wal: std::fs::File, groups: mpsc::Receiver<Vec<Delivery>>) {
+fn sync_loop(wal: std::fs::File, groups: mpsc::Receiver<Vec<Box<dyn Job>>>) {
     while let Ok(first) = groups.recv() {
         let mut waiting = first;
         while let Ok(more) = groups.try_recv() {
@@ -332,8 +373,8 @@ fn sync_loop(wal: std::fs::File, groups: mpsc::Receiver<Vec<Delivery>>) {
                 false
             }
         };
-        for deliver in waiting {
-            deliver(synced);
+        for job in waiting {
+            job.answer(synced);
         }
     }
 }
@@ -345,5 +386,128 @@ fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "checkpoint failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS rows (name TEXT PRIMARY KEY);";
+
+    type TestJob<R> = Box<dyn FnMut(&Connection) -> Result<R, PortError> + Send>;
+
+    fn insert(conn: &Connection, name: &str) -> Result<(), PortError> {
+        conn.execute("INSERT INTO rows (name) VALUES (?1)", [name]).map(drop).map_err(sql_error)
+    }
+
+    fn count(conn: &Connection, name: &str) -> Result<i64, PortError> {
+        conn.query_row("SELECT COUNT(*) FROM rows WHERE name = ?1", [name], |r| r.get(0)).map_err(sql_error)
+    }
+
+    /// Submits `jobs`, in order, while the writer is busy with a slow one, so that they
+    /// commit as one group; returns their answers in order.
+    async fn in_one_group<R: Send + 'static>(db: &Arc<Db>, jobs: Vec<TestJob<R>>) -> Vec<Result<R, PortError>> {
+        let slow = db.write(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(())
+        });
+        let (slow, answers) = tokio::join!(slow, async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let mut writes: Vec<_> = jobs.into_iter().map(|f| Box::pin(db.write(f))).collect();
+            let mut answers: Vec<Option<Result<R, PortError>>> = writes.iter().map(|_| None).collect();
+            // Each write sends its job on its first poll, so these are sent in order.
+            std::future::poll_fn(|cx| {
+                for (write, answer) in writes.iter_mut().zip(answers.iter_mut()) {
+                    if answer.is_none()
+                        && let std::task::Poll::Ready(r) = write.as_mut().poll(cx)
+                    {
+                        *answer = Some(r);
+                    }
+                }
+                if answers.iter().all(Option::is_some) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+            })
+            .await;
+            answers.into_iter().flatten().collect::<Vec<_>>()
+        });
+        slow.unwrap();
+        answers
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_is_undone_alone_and_the_rest_of_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), SCHEMA).unwrap();
+        let (a_runs, c_runs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (a_counted, c_counted) = (Arc::clone(&a_runs), Arc::clone(&c_runs));
+        let answers = in_one_group(
+            &db,
+            vec![
+                Box::new(move |conn| {
+                    a_counted.fetch_add(1, Ordering::SeqCst);
+                    insert(conn, "a").map(|()| 0)
+                }),
+                Box::new(|conn| {
+                    insert(conn, "b")?;
+                    Err(PortError::Corrupt("b fails after writing".to_owned()))
+                }),
+                // Runs after b in the same transaction: on the pass that commits, b's row
+                // is gone.
+                Box::new(move |conn| {
+                    c_counted.fetch_add(1, Ordering::SeqCst);
+                    insert(conn, "c")?;
+                    count(conn, "b")
+                }),
+                Box::new(|_| panic!("a job that panics")),
+            ],
+        )
+        .await;
+        assert!(matches!(answers[0], Ok(0)));
+        assert!(matches!(&answers[1], Err(PortError::Corrupt(m)) if m == "b fails after writing"));
+        assert!(matches!(answers[2], Ok(0)), "c saw b's undone row: {:?}", answers[2]);
+        assert!(matches!(&answers[3], Err(PortError::Corrupt(m)) if m.contains("panicked")));
+        // The group ran twice: a on both passes, c only on the second (b failed before it).
+        assert_eq!((a_runs.load(Ordering::SeqCst), c_runs.load(Ordering::SeqCst)), (2, 1));
+        let committed = db.read(|conn| Ok((count(conn, "a")?, count(conn, "b")?, count(conn, "c")?))).await.unwrap();
+        assert_eq!(committed, (1, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_group_that_fails_nowhere_runs_each_job_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), SCHEMA).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..20)
+            .map(|i| {
+                let runs = Arc::clone(&runs);
+                Box::new(move |conn: &Connection| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    insert(conn, &format!("row {i}"))
+                }) as TestJob<()>
+            })
+            .collect();
+        let answers = in_one_group(&db, jobs).await;
+        assert!(answers.iter().all(Result::is_ok));
+        assert_eq!(runs.load(Ordering::SeqCst), 20);
+        let rows: i64 = db
+            .read(|conn| conn.query_row("SELECT COUNT(*) FROM rows", [], |r| r.get(0)).map_err(sql_error))
+            .await
+            .unwrap();
+        assert_eq!(rows, 20);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_fails_alone_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), SCHEMA).unwrap();
+        let failed = db
+            .write(|conn| {
+                insert(conn, "x")?;
+                Err::<(), _>(PortError::Contention("no".to_owned()))
+            })
+            .await;
+        assert!(matches!(failed, Err(PortError::Contention(_))));
+        assert_eq!(db.read(|conn| count(conn, "x")).await.unwrap(), 0);
     }
 }

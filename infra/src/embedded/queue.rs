@@ -292,7 +292,7 @@ impl MessageQueue for Embedded {
         let name = queue.name();
         self.db
             .write(move |conn| {
-                conn.execute("DELETE FROM messages WHERE queue = ?1", [name]).map_err(sql_error)?;
+                conn.execute("DELETE FROM messages WHERE queue = ?1", [&name]).map_err(sql_error)?;
                 Ok(())
             })
             .await

@@ -171,9 +171,9 @@ impl RequestStore for Embedded {
                     clock::to_millis(a.key_expires_at)
                 ])
                 .map_err(sql_error)?;
-                match message {
+                match &message {
                     Some(message) => {
-                        super::queue::enqueue(conn, &queue.name(), &[message], a.doc.created_at)?;
+                        super::queue::enqueue(conn, &queue.name(), std::slice::from_ref(message), a.doc.created_at)?;
                         Ok(Admitted::Queued)
                     }
                     None => Ok(Admitted::Claimed),
@@ -279,7 +279,7 @@ impl RequestStore for Embedded {
         now: Timestamp,
     ) -> Result<Completion, PortError> {
         let id = request_id.clone();
-        self.write_completion(move |conn| complete_in(conn, &id, decision, now)).await
+        self.write_completion(move |conn| complete_in(conn, &id, decision.clone(), now)).await
     }
 
     async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError> {

@@ -53,7 +53,7 @@ impl Embedded {
     /// once it has committed.
     pub(super) async fn write_completion<F>(&self, f: F) -> Result<Completion, PortError>
     where
-        F: FnOnce(&Connection) -> Result<Completion, PortError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<Completion, PortError> + Send + 'static,
     {
         let completion = self.db.write(f).await?;
         if completion.first {
