@@ -62,9 +62,22 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares, behind one `Arc`: a request clones it with one atomic
+/// increment rather than one per port and limit (two cores bouncing a dozen reference
+/// counts showed in profiles).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub backend: Backend,
     pub verifier: Arc<TokenVerifier>,
     /// How long an idempotency key is kept (`USHER_IDEMPOTENCY_TTL`).
@@ -86,7 +99,7 @@ pub struct AppState {
     pub body_timeout: Duration,
 }
 
-impl AppState {
+impl Shared {
     pub fn new(config: &IngressConfig, secret: &JwtSecret, backend: Backend) -> Self {
         Self {
             backend,
@@ -156,7 +169,7 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 pub struct Ingress {
     listener: TcpListener,
     local_addr: SocketAddr,
-    state: AppState,
+    state: Shared,
     config: IngressConfig,
 }
 
@@ -166,7 +179,7 @@ impl Ingress {
         metrics::install();
         let listener = TcpListener::bind(config.http_addr).await?;
         let local_addr = listener.local_addr()?;
-        let state = AppState::new(config, &secret, backend);
+        let state = Shared::new(config, &secret, backend);
         Ok(Ingress { listener, local_addr, state, config: config.clone() })
     }
 
@@ -193,7 +206,7 @@ impl Ingress {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         let Ingress { listener, local_addr, state, config } = self;
         let stopping = state.shutdown.clone();
-        let app = router(state);
+        let app = router(AppState(Arc::new(state)));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(config.header_timeout);
         let slots = Arc::new(Semaphore::new(config.max_connections));
