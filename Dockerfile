@@ -14,6 +14,11 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS builder
 WORKDIR /app
 
+# jemalloc, the binary's allocator, is built from source with its configure script and make.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
+
 # 1. Dependencies only: every member's manifest, placeholder targets.
 COPY Cargo.toml Cargo.lock ./
 COPY domain/Cargo.toml domain/
