@@ -3,6 +3,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::fmt::Write as _;
 
 /// 1..=255 visible ASCII characters, scoped to one caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,10 +45,15 @@ impl Fingerprint {
         hasher.update(b"\n");
         hasher.update(path.as_bytes());
         hasher.update(b"\n");
-        // serde_json's map is a BTreeMap (no `preserve_order`), so this is sorted.
-        hasher.update(canonical(body).as_bytes());
-        let digest = hasher.finalize();
-        Self(digest.iter().map(|b| format!("{b:02x}")).collect())
+        let mut canonical_body = Vec::with_capacity(256);
+        write_canonical(body, &mut canonical_body);
+        hasher.update(&canonical_body);
+        let mut hex = String::with_capacity(64);
+        for byte in hasher.finalize() {
+            // Writing to a String cannot fail.
+            let _ = write!(hex, "{byte:02x}");
+        }
+        Self(hex)
     }
 
     pub fn from_stored(s: String) -> Self {
@@ -59,18 +65,41 @@ impl Fingerprint {
     }
 }
 
-fn canonical(v: &Value) -> String {
+/// Appends `v` as canonical JSON: object keys sorted, no whitespace, scalars as serde_json
+/// writes them. One buffer for the whole body: this runs on every command.
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> =
-                keys.into_iter().map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k]))).collect();
-            format!("{{{}}}", fields.join(","))
+            keys.sort_unstable();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(key, out);
+                out.push(b':');
+                write_canonical(&map[key], out);
+            }
+            out.push(b'}');
         }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
-        other => other.to_string(),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => write_scalar(scalar, out),
     }
+}
+
+/// A string or scalar in compact JSON. Serializing one into a `Vec` cannot fail.
+fn write_scalar<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
@@ -107,5 +136,20 @@ mod tests {
         assert_ne!(base, Fingerprint::of("POST", "/v1/bookings", &a));
         assert_ne!(base, Fingerprint::of("PUT", "/v1/holds", &a));
         assert_ne!(Fingerprint::of("POST", "/p", &json!({"a": "1"})), Fingerprint::of("POST", "/p", &json!({"a": 1})));
+    }
+
+    #[test]
+    fn a_fingerprint_stays_what_earlier_versions_stored() {
+        // Fingerprints are stored with their keys for 24 h: the same request must keep
+        // hashing to the same value across versions. This one was computed by the first
+        // implementation (a `String` per value, joined).
+        let body: Value = serde_json::from_str(
+            r#"{"z":[1,2.5,-3e2,{"b":null,"a":true}],"a":"quote \" slash \\ tab \t é ☃","m":{},"e":[],"n":"\u0001"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Fingerprint::of("POST", "/v1/holds", &body).as_str(),
+            "d822a81b9e4f15be58f5cb840dbf417b5236816e9c95e69f484e38a2acd8ac10"
+        );
     }
 }
