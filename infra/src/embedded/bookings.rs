@@ -12,7 +12,6 @@ use domain::booking::{self, Booking, BookingStatus, HeldSeats, HoldStatus, SeatH
 use domain::clock::{self, Timestamp};
 use domain::event::CloudEvent;
 use domain::ids::{BookingId, HoldId, RequestId, SeatId, ShowId, UserId};
-use domain::outbox::outbox_entries;
 use domain::payment::PaymentReceipt;
 use domain::ports::{BookingStore, Completion};
 use domain::request::CommandContext;
@@ -265,7 +264,7 @@ impl BookingStore for Embedded {
                     free_seats(conn, hold)?;
                     set_hold_status(conn, &hold_id, HoldStatus::Expired)?;
                 }
-                bus::fan_out(conn, &outbox_entries(std::slice::from_ref(&event), &[]), now)?;
+                bus::fan_out(conn, std::slice::from_ref(&event), &[], now)?;
                 Ok(Some(event))
             })
             .await?;

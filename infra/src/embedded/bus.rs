@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use domain::PortError;
 use domain::clock::{self, Timestamp};
 use domain::event::CloudEvent;
-use domain::outbox::{OutboxEntry, outbox_entries};
+use domain::outbox::ScheduledMessage;
 use domain::ports::EventBus;
 use domain::queue::{OutgoingMessage, Queue};
 use rusqlite::Connection;
@@ -21,25 +21,34 @@ use std::collections::BTreeSet;
 
 /// Delivers what a command commits in the caller's transaction: each event onto every
 /// queue subscribed to its type, each scheduled message onto its queue, delayed by what
-/// is left until it is due.
-pub(super) fn fan_out(conn: &Connection, entries: &[OutboxEntry], now: Timestamp) -> Result<(), PortError> {
-    for entry in entries {
-        match entry {
-            OutboxEntry::Event { event } => {
-                let message = [OutgoingMessage::new(event.to_json(), event.attributes())];
-                for queue in Queue::subscribed_to(event.event_type) {
-                    enqueue(conn, queue.name(), &message, now)?;
-                }
-            }
-            OutboxEntry::Message { message } => {
-                let queue = message.address().ok_or_else(|| {
-                    PortError::Corrupt(format!("a scheduled message for an unknown queue {}", message.queue))
-                })?;
-                enqueue(conn, &queue.name(), &[message.outgoing(now)], now)?;
-            }
+/// is left until it is due. Returns the events as one JSON array, built from the same
+/// serialization, for the caller that stores them too.
+pub(super) fn fan_out(
+    conn: &Connection,
+    events: &[CloudEvent],
+    messages: &[ScheduledMessage],
+    now: Timestamp,
+) -> Result<String, PortError> {
+    let mut stored = String::from("[");
+    for (i, event) in events.iter().enumerate() {
+        let body = event.to_json();
+        if i > 0 {
+            stored.push(',');
+        }
+        stored.push_str(&body);
+        let message = [OutgoingMessage::new(body, event.attributes())];
+        for queue in Queue::subscribed_to(event.event_type) {
+            enqueue(conn, queue.name(), &message, now)?;
         }
     }
-    Ok(())
+    stored.push(']');
+    for message in messages {
+        let queue = message
+            .address()
+            .ok_or_else(|| PortError::Corrupt(format!("a scheduled message for an unknown queue {}", message.queue)))?;
+        enqueue(conn, &queue.name(), &[message.outgoing(now)], now)?;
+    }
+    Ok(stored)
 }
 
 impl Embedded {
@@ -58,8 +67,8 @@ impl EventBus for Embedded {
         if events.is_empty() {
             return Ok(());
         }
-        let entries = outbox_entries(events, &[]);
-        self.db.write(move |conn| fan_out(conn, &entries, clock::now())).await?;
+        let owned = events.to_vec();
+        self.db.write(move |conn| fan_out(conn, &owned, &[], clock::now())).await?;
         self.wake_subscribers(events);
         Ok(())
     }

@@ -9,7 +9,6 @@ use domain::clock;
 use domain::event::{CloudEvent, EventType};
 use domain::ids::{NotificationId, UserId};
 use domain::notification::Notification;
-use domain::outbox::outbox_entries;
 use domain::ports::NotificationStore;
 use rusqlite::params;
 
@@ -50,8 +49,7 @@ impl NotificationStore for Embedded {
         notifications: &[Notification],
         events: &[CloudEvent],
     ) -> Result<bool, PortError> {
-        let (event_id, notifications) = (event_id.to_owned(), notifications.to_vec());
-        let entries = outbox_entries(events, &[]);
+        let (event_id, notifications, sent) = (event_id.to_owned(), notifications.to_vec(), events.to_vec());
         let first = self
             .db
             .write(move |conn| {
@@ -78,7 +76,7 @@ impl NotificationStore for Embedded {
                         ])
                         .map_err(sql_error)?;
                 }
-                bus::fan_out(conn, &entries, clock::now())?;
+                bus::fan_out(conn, &sent, &[], clock::now())?;
                 Ok(true)
             })
             .await?;

@@ -83,8 +83,7 @@ pub(super) fn complete_in(
     let doc = record.doc.completed(&decision.outcome, now);
     let result = doc.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let error = doc.error.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-    let stored = serde_json::to_string(&decision.events).map_err(json_error)?;
-    bus::fan_out(conn, &decision.entries(), now)?;
+    let stored = bus::fan_out(conn, &decision.events, &decision.messages, now)?;
     conn.prepare_cached(
         "UPDATE requests SET status = ?2, result = ?3, error = ?4, events = ?5, updated_at = ?6
          WHERE request_id = ?1",
