@@ -46,8 +46,9 @@ pub(crate) enum Cmd {
     Worker {
         #[arg(long, value_enum, default_value = "all")]
         pool: Pool,
-        /// The most receive loops per pool (each holds one batch of up to 10 in flight); the
-        /// loops follow the backlog, down to one when the queue is idle.
+        /// The most receive loops per pool (each holds one batch in flight: up to 10 messages
+        /// on SQS, 50 on embedded); the loops follow the backlog, down to one when the queue
+        /// is idle.
         #[arg(long, default_value_t = DEFAULT_RECEIVE_LOOPS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
     },

@@ -35,6 +35,9 @@ pub trait MessageQueue: Send + Sync {
     /// The longest delay one send can carry (SQS: 15 minutes). Longer waits re-delay.
     fn max_delay(&self) -> Duration;
 
+    /// The most messages one receive returns (SQS: 10).
+    fn max_batch(&self) -> usize;
+
     /// Sends every message (the adapter batches them as its backend allows).
     async fn send_batch(&self, queue: QueueAddr, messages: Vec<OutgoingMessage>) -> Result<(), PortError>;
 

@@ -152,6 +152,10 @@ impl MessageQueue for Faulty<dyn MessageQueue> {
         self.inner.max_delay()
     }
 
+    fn max_batch(&self) -> usize {
+        self.inner.max_batch()
+    }
+
     async fn send_batch(&self, queue: QueueAddr, messages: Vec<OutgoingMessage>) -> Result<(), PortError> {
         self.faults.around(Op::Send, self.inner.send_batch(queue, messages)).await
     }

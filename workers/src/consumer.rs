@@ -83,7 +83,8 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub queue: Queue,
-    /// The most receive loops running at once; each holds up to one batch of 10 in flight.
+    /// The most receive loops running at once; each holds up to one batch in flight (the
+    /// backend's [`MessageQueue::max_batch`](domain::ports::MessageQueue::max_batch)).
     /// The loops follow the backlog: a full batch starts another loop (up to this), an
     /// empty receive (a whole long-poll wait with nothing) ends one (down to one).
     pub concurrency: usize,
@@ -96,15 +97,12 @@ pub struct ConsumerConfig {
 }
 
 /// The most receive loops per pool unless told otherwise (`usher worker --concurrency`):
-/// each holds one batch of up to 10 in flight, so batches pipeline through the store's
-/// group commit. An idle pool runs one.
+/// each holds one batch (up to 10 messages on SQS, 50 on embedded) in flight, so batches
+/// pipeline through the store's group commit. An idle pool runs one.
 pub const DEFAULT_RECEIVE_LOOPS: usize = 16;
 
 /// Receive loops a pool keeps however idle it is.
 const MIN_RECEIVE_LOOPS: usize = 1;
-
-/// A full receive: the queue has more waiting.
-const BATCH: usize = 10;
 
 impl ConsumerConfig {
     /// `max_receives` is the backend's redrive limit; the backoff is the workers' own.
@@ -195,10 +193,12 @@ impl<H: Handler> Consumer<H> {
     async fn receive_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let source = self.config.queue.source();
         let mut failures = 0u32;
+        // A full receive means the queue has more waiting.
+        let batch = self.backend.queues.max_batch();
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = self.backend.queues.receive(source, BATCH, self.config.wait, self.config.visibility) => r,
+                r = self.backend.queues.receive(source, batch, self.config.wait, self.config.visibility) => r,
             };
             match received {
                 Ok(messages) if messages.is_empty() => {
@@ -212,7 +212,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(messages) => {
                     failures = 0;
                     record_lag(self.handler.pool(), self.config.queue, &messages);
-                    if messages.len() >= BATCH {
+                    if messages.len() >= batch {
                         self.start_loop(&shutdown);
                     }
                     // Not raced with shutdown: a received batch is finished, not dropped.

@@ -305,9 +305,11 @@ async fn peak_while_draining(concurrency: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_loops_follow_the_backlog_up_to_the_bound() {
-    // One loop holds one batch of 10 in flight; a backlog starts more, up to the bound.
-    assert!(peak_while_draining(1).await <= 10, "one loop, one batch at a time");
+    // One loop holds one batch in flight; a backlog starts more, up to the bound.
+    let batch = Embedded::open().await.backend.queues.max_batch();
+    let one = peak_while_draining(1).await;
+    assert!(one <= batch, "one loop, one batch of at most {batch} at a time (peak {one})");
     let peak = peak_while_draining(4).await;
-    assert!(peak > 10, "a backlog runs more than one batch at once (peak {peak})");
-    assert!(peak <= 40, "never more than 4 loops of 10 (peak {peak})");
+    assert!(peak > batch, "a backlog runs more than one batch at once (peak {peak})");
+    assert!(peak <= 4 * batch, "never more than 4 loops of {batch} (peak {peak})");
 }

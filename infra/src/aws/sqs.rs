@@ -234,6 +234,10 @@ impl MessageQueue for SqsQueues {
         MAX_DELAY
     }
 
+    fn max_batch(&self) -> usize {
+        BATCH
+    }
+
     async fn send_batch(&self, queue: QueueAddr, messages: Vec<OutgoingMessage>) -> Result<(), PortError> {
         if messages.is_empty() {
             return Ok(());

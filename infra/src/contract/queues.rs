@@ -1,7 +1,7 @@
 //! The `MessageQueue` contract: round trips, visibility, delays, batches over ten,
 //! the queue's own redrive to its DLQ, purge, and the stats operators read.
 
-use super::{VIS, drain};
+use super::{VIS, WAIT, drain};
 use crate::Backend;
 use domain::queue::{ATTR_TYPE, Attributes, OutgoingMessage, Queue, QueueAddr};
 use std::collections::BTreeSet;
@@ -68,7 +68,14 @@ pub async fn delayed_send(b: Backend) {
 pub async fn large_batches(b: Backend) {
     let messages: Vec<_> = (0..25).map(|i| msg(&format!("m{i}"))).collect();
     b.queues.send_batch(Q, messages).await.unwrap();
-    let got = drain(&b, Q, 25).await;
+    // A receive takes at most what it asks for, and never more than the backend's batch.
+    let mut got = b.queues.receive(Q, 3, WAIT, VIS).await.unwrap();
+    assert!((1..=3).contains(&got.len()), "asked for 3, got {}", got.len());
+    let more = b.queues.receive(Q, 1000, WAIT, VIS).await.unwrap();
+    assert!(more.len() <= b.queues.max_batch(), "{} is over the batch of {}", more.len(), b.queues.max_batch());
+    got.extend(more);
+    let left = 25 - got.len();
+    got.extend(drain(&b, Q, left).await);
     assert_eq!(got.iter().map(|m| &m.body).collect::<BTreeSet<_>>().len(), 25);
     b.queues.delete_batch(Q, got.into_iter().map(|m| m.receipt).collect()).await.unwrap();
     assert_eq!(b.queues.depth(Q).await.unwrap(), 0);

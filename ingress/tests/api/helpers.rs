@@ -36,6 +36,9 @@ impl MessageQueue for UnreachableQueue {
     fn max_delay(&self) -> Duration {
         Duration::from_secs(900)
     }
+    fn max_batch(&self) -> usize {
+        10
+    }
     async fn send_batch(&self, _: QueueAddr, _: Vec<OutgoingMessage>) -> Result<(), PortError> {
         Err(down())
     }
