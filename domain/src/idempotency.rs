@@ -72,29 +72,32 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort_unstable();
-            out.push(b'{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            write_joined(out, (b'{', b'}'), keys, |key, out| {
                 write_scalar(key, out);
                 out.push(b':');
                 write_canonical(&map[key], out);
-            }
-            out.push(b'}');
+            });
         }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_joined(out, (b'[', b']'), items, write_canonical),
         scalar => write_scalar(scalar, out),
     }
+}
+
+/// Writes `items` between `brackets`, separated by commas.
+fn write_joined<T>(
+    out: &mut Vec<u8>,
+    (open, close): (u8, u8),
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(T, &mut Vec<u8>),
+) {
+    out.push(open);
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(item, out);
+    }
+    out.push(close);
 }
 
 /// A string or scalar in compact JSON. Serializing one into a `Vec` cannot fail.
