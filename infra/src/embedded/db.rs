@@ -3,10 +3,10 @@
 //!
 //! Every write is a job run on the writer thread; the writer drains whatever jobs are
 //! waiting and commits them together. A group first runs without a savepoint per job:
-//! a savepoint copies every page a job touches into a statement journal, which was a
-//! seventh of the writer's time. If a job fails, the writer undoes the whole group and
+//! a savepoint copies every page a job touches into a statement journal, which was about
+//! a fifth of the writer's time. If a job fails, the writer undoes the whole group and
 //! runs it again, each job in its own savepoint, so the failed job's changes are undone
-//! alone (see [`commit_group`]). A job may therefore run twice; only the second run's
+//! alone (see [`commit_group`]). A job may therefore run twice; only the last run's
 //! result is answered, and a job does nothing but SQL.
 //!
 //! The commit itself does not wait for the disk (`synchronous = NORMAL`): the writer hands
@@ -199,7 +199,8 @@ impl Db {
     }
 
     /// Runs `f` in the next group commit and answers once the commit is on disk; its
-    /// changes are rolled back if it fails.
+    /// changes are rolled back if it fails. `f` may run twice (see the module docs), so it
+    /// does nothing but SQL.
     pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, PortError>
     where
         R: Send + 'static,
