@@ -294,12 +294,12 @@ pub trait BookingStore: Send + Sync {
 /// Notifications the notifications pool rendered, by recipient.
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
-    /// Stores what event `event_id` caused, in one write with the mark that the event is
-    /// handled and with `events` (one `usher.notification.sent` each) in the outbox.
-    /// Returns false, storing nothing, when that event was handled before.
+    /// Stores what `event` caused, in one write with the mark that the event is handled
+    /// and with `events` (one `usher.notification.sent` each) in the outbox. Returns
+    /// false, storing nothing, when that event was handled before.
     async fn record_notifications(
         &self,
-        event_id: &str,
+        event: &CloudEvent,
         notifications: &[Notification],
         events: &[CloudEvent],
     ) -> Result<bool, PortError>;

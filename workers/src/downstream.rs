@@ -40,7 +40,7 @@ impl Handler for NotificationsPool {
             .iter()
             .map(|n| notification::sent(n, &event.correlationid).traced(traceparent.as_deref()))
             .collect();
-        let first = self.backend.notifications.record_notifications(&event.id, &rendered, &sent).await?;
+        let first = self.backend.notifications.record_notifications(&event, &rendered, &sent).await?;
         if first {
             for n in &rendered {
                 tracing::info!(notification_id = %n.notification_id, recipient = %n.recipient, subject = %n.subject, "notification sent");

@@ -16,6 +16,13 @@ fn fresh_event(t: EventType, subject: &str, data: serde_json::Value, at: Timesta
     CloudEvent::new(t, "contract", subject, RequestId::generate().as_str(), data, at)
 }
 
+/// The event a test notification says it came from: its `event_id`, at its time.
+fn source_of(n: &Notification) -> CloudEvent {
+    let mut event = fresh_event(n.event_type, n.recipient.as_str(), json!({}), n.created_at);
+    event.id.clone_from(&n.event_id);
+    event
+}
+
 fn note(recipient: &str, at: Timestamp, subject: &str) -> Notification {
     Notification {
         notification_id: NotificationId::generate(),
@@ -37,17 +44,17 @@ pub async fn notifications_once_per_event(b: Backend) {
     let alice = UserId::new("alice");
     let sent: Vec<CloudEvent> =
         rendered.iter().map(|n| domain::notification::sent(n, &confirmed.correlationid)).collect();
-    assert!(b.notifications.record_notifications(&confirmed.id, &rendered, &sent).await.unwrap(), "first delivery");
-    assert!(!b.notifications.record_notifications(&confirmed.id, &rendered, &sent).await.unwrap(), "redelivery");
+    assert!(b.notifications.record_notifications(&confirmed, &rendered, &sent).await.unwrap(), "first delivery");
+    assert!(!b.notifications.record_notifications(&confirmed, &rendered, &sent).await.unwrap(), "redelivery");
     assert_eq!(delivered_events(&b, sent.len()).await, sent, "the sent events are delivered once");
     // A redelivery stores nothing, even what it did not bring the first time.
     let extra = note("alice", clock::now(), "extra");
-    assert!(!b.notifications.record_notifications(&confirmed.id, &[extra], &[]).await.unwrap());
+    assert!(!b.notifications.record_notifications(&confirmed, &[extra], &[]).await.unwrap());
     assert_eq!(b.notifications.notifications_for(&alice, 10).await.unwrap(), rendered, "stored once, as rendered");
     // An event that notifies nobody is handled once too.
     let quiet = fresh_event(EventType::HoldPlaced, "hold_1", json!({}), clock::now());
-    assert!(b.notifications.record_notifications(&quiet.id, &[], &[]).await.unwrap());
-    assert!(!b.notifications.record_notifications(&quiet.id, &[], &[]).await.unwrap());
+    assert!(b.notifications.record_notifications(&quiet, &[], &[]).await.unwrap());
+    assert!(!b.notifications.record_notifications(&quiet, &[], &[]).await.unwrap());
     // Handled marks are per consumer: analytics still takes the same event.
     assert_eq!(b.analytics.record_events(&[confirmed]).await.unwrap(), 1);
 }
@@ -61,7 +68,7 @@ pub async fn notifications_newest_first(b: Backend) {
     tie_a.notification_id = NotificationId::from("ntf_0000tie");
     tie_b.notification_id = NotificationId::from("ntf_zzzztie");
     for n in [&mid, &new, &tie_b, &old, &tie_a] {
-        assert!(b.notifications.record_notifications(&n.event_id, std::slice::from_ref(n), &[]).await.unwrap());
+        assert!(b.notifications.record_notifications(&source_of(n), std::slice::from_ref(n), &[]).await.unwrap());
     }
     let bob = UserId::new("bob");
     let subjects = |ns: Vec<Notification>| ns.into_iter().map(|n| n.subject).collect::<Vec<_>>();
@@ -84,7 +91,7 @@ pub async fn notifications_per_recipient(b: Backend) {
         n.event_id = event_id.clone();
         n
     });
-    assert!(b.notifications.record_notifications(&event_id, &both, &[]).await.unwrap());
+    assert!(b.notifications.record_notifications(&source_of(&both[0]), &both, &[]).await.unwrap());
     let carol = b.notifications.notifications_for(&UserId::new("carol"), 10).await.unwrap();
     let dan = b.notifications.notifications_for(&UserId::new("dan"), 10).await.unwrap();
     assert_eq!(carol, vec![both[0].clone()]);
@@ -92,7 +99,9 @@ pub async fn notifications_per_recipient(b: Backend) {
     assert!(b.notifications.notifications_for(&UserId::new("nobody"), 10).await.unwrap().is_empty());
     // Recipients whose names share a prefix stay apart.
     let carol2 = note("carol2", now, "carol2's");
-    assert!(b.notifications.record_notifications(&carol2.event_id, std::slice::from_ref(&carol2), &[]).await.unwrap());
+    assert!(
+        b.notifications.record_notifications(&source_of(&carol2), std::slice::from_ref(&carol2), &[]).await.unwrap()
+    );
     assert_eq!(b.notifications.notifications_for(&UserId::new("carol"), 10).await.unwrap().len(), 1);
 }
 

@@ -126,7 +126,7 @@ impl AnalyticsStore for Embedded {
             .write(move |conn| {
                 let mut applied = 0;
                 for event in &events {
-                    if !first_time(conn, "analytics", &event.id)? {
+                    if !first_time(conn, "analytics", event)? {
                         continue;
                     }
                     for fact in report::facts(event) {

@@ -13,6 +13,13 @@ use domain::ports::NotificationStore;
 use rusqlite::params;
 
 pub(super) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS handled_marks (
+    consumer TEXT    NOT NULL,
+    at       INTEGER NOT NULL,
+    event_id TEXT    NOT NULL,
+    PRIMARY KEY (consumer, at, event_id)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS handled_events (
     consumer TEXT NOT NULL,
     event_id TEXT NOT NULL,
@@ -31,29 +38,43 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_by_recipient ON notifications (recipient, created_at);
 "#;
 
-/// Marks `event_id` handled by `consumer`; false if it already was.
-pub(super) fn first_time(conn: &rusqlite::Connection, consumer: &str, event_id: &str) -> Result<bool, PortError> {
+/// Marks `event` handled by `consumer`; false if it already was.
+///
+/// A mark is keyed by the event's time before its id. Event ids are name-based (uuid v5)
+/// and so scattered: keyed by id alone, every mark dirtied a page of its own, and those
+/// pages were a quarter of what each commit wrote under load. A redelivered event brings
+/// the same time and id, so it finds its mark. Marks made before this layout (by id alone,
+/// in `handled_events`) are still honoured; nothing adds to that table any more.
+pub(super) fn first_time(conn: &rusqlite::Connection, consumer: &str, event: &CloudEvent) -> Result<bool, PortError> {
     let inserted = conn
-        .prepare_cached("INSERT OR IGNORE INTO handled_events (consumer, event_id) VALUES (?1, ?2)")
+        .prepare_cached("INSERT OR IGNORE INTO handled_marks (consumer, at, event_id) VALUES (?1, ?2, ?3)")
         .map_err(sql_error)?
-        .execute(params![consumer, event_id])
+        .execute(params![consumer, clock::to_millis(event.time), event.id])
         .map_err(sql_error)?;
-    Ok(inserted == 1)
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let marked_before = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM handled_events WHERE consumer = ?1 AND event_id = ?2)")
+        .map_err(sql_error)?
+        .query_row(params![consumer, event.id], |r| r.get::<_, bool>(0))
+        .map_err(sql_error)?;
+    Ok(!marked_before)
 }
 
 #[async_trait]
 impl NotificationStore for Embedded {
     async fn record_notifications(
         &self,
-        event_id: &str,
+        event: &CloudEvent,
         notifications: &[Notification],
         events: &[CloudEvent],
     ) -> Result<bool, PortError> {
-        let (event_id, notifications, sent) = (event_id.to_owned(), notifications.to_vec(), events.to_vec());
+        let (event, notifications, sent) = (event.clone(), notifications.to_vec(), events.to_vec());
         let first = self
             .db
             .write(move |conn| {
-                if !first_time(conn, "notifications", &event_id)? {
+                if !first_time(conn, "notifications", &event)? {
                     return Ok(false);
                 }
                 let mut insert = conn
@@ -128,5 +149,37 @@ impl NotificationStore for Embedded {
                     .collect()
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::clock;
+    use domain::event::{CloudEvent, EventType};
+    use domain::ports::AnalyticsStore;
+    use serde_json::json;
+
+    fn hold_placed(subject: &str) -> CloudEvent {
+        let data = json!({"show_id": "show_1", "seat_ids": ["A1"], "hold_id": subject, "customer_id": "c"});
+        CloudEvent::new(EventType::HoldPlaced, "booking", subject, "req_1", data, clock::now())
+    }
+
+    #[tokio::test]
+    async fn marks_made_by_id_alone_are_still_honoured() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::open_file(&dir.path().join("usher.db"), 3).unwrap();
+        let (old, new) = (hold_placed("hold_old"), hold_placed("hold_new"));
+        let id = old.id.clone();
+        // A mark as an older Usher left it: in `handled_events`, without a time.
+        store
+            .db
+            .write(move |conn| {
+                conn.execute("INSERT INTO handled_events (consumer, event_id) VALUES ('analytics', ?1)", [&id])
+                    .map_err(super::sql_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.record_events(&[old.clone(), new.clone()]).await.unwrap(), 1, "only the new event counts");
+        assert_eq!(store.record_events(&[old, new]).await.unwrap(), 0, "and it counts once");
     }
 }

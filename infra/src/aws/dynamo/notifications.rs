@@ -89,13 +89,13 @@ impl DynamoStore {
 impl NotificationStore for DynamoStore {
     async fn record_notifications(
         &self,
-        event_id: &str,
+        event: &CloudEvent,
         notifications: &[Notification],
         events: &[CloudEvent],
     ) -> Result<bool, PortError> {
         let now = clock::now();
         let mut tx = Transaction::default();
-        tx.add(handled_mark(&self.handled_events, NOTIFICATIONS, event_id, now)?);
+        tx.add(handled_mark(&self.handled_events, NOTIFICATIONS, &event.id, now)?);
         tx.extend(self.outbox_puts(&outbox_entries(events, &[]), now)?);
         // One item at most once per transaction: the first of a repeated id is kept.
         let mut seen = HashSet::new();
