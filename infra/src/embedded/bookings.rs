@@ -5,7 +5,7 @@ use super::Embedded;
 use super::bus;
 use super::catalog::{load_show, seat_from};
 use super::db::{json_error, sql_error};
-use super::requests::{complete_in, terminal_completion};
+use super::requests::{Progress, complete_open, progress};
 use async_trait::async_trait;
 use domain::PortError;
 use domain::booking::{self, Booking, BookingStatus, HeldSeats, HoldStatus, SeatHold, SeatRecord};
@@ -195,9 +195,10 @@ impl BookingStore for Embedded {
     ) -> Result<Completion, PortError> {
         let (ctx, show_id, seat_ids) = (ctx.clone(), show_id.clone(), seat_ids.to_vec());
         self.write_completion(move |conn| {
-            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                return Ok(done);
-            }
+            let open = match progress(conn, &ctx.request_id)? {
+                Progress::Open(doc) => doc,
+                Progress::Ended(done) => return Ok(done),
+            };
             let show = load_show(conn, &show_id)?;
             let current = load_seats(conn, &show_id, &seat_ids)?;
             let held = held_seats(conn, &ctx.actor.sub, ctx.now, max_held_seats)?;
@@ -206,7 +207,7 @@ impl BookingStore for Embedded {
             if let Some(hold) = &hold {
                 insert_hold(conn, hold, ctx.now)?;
             }
-            complete_in(conn, &ctx.request_id, decision, ctx.now)
+            complete_open(conn, open, decision, ctx.now)
         })
         .await
     }
@@ -214,16 +215,17 @@ impl BookingStore for Embedded {
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
         let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
         self.write_completion(move |conn| {
-            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                return Ok(done);
-            }
+            let open = match progress(conn, &ctx.request_id)? {
+                Progress::Open(doc) => doc,
+                Progress::Ended(done) => return Ok(done),
+            };
             let stored = load_hold(conn, &hold_id)?;
             let (freed, decision) = booking::decide_release(&ctx, &hold_id, stored.as_ref());
             if let Some(hold) = &freed {
                 free_seats(conn, hold)?;
                 set_hold_status(conn, &hold_id, HoldStatus::Released)?;
             }
-            complete_in(conn, &ctx.request_id, decision, ctx.now)
+            complete_open(conn, open, decision, ctx.now)
         })
         .await
     }
@@ -236,9 +238,10 @@ impl BookingStore for Embedded {
     ) -> Result<Completion, PortError> {
         let (ctx, hold_id, payment) = (ctx.clone(), hold_id.clone(), payment.clone());
         self.write_completion(move |conn| {
-            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                return Ok(done);
-            }
+            let open = match progress(conn, &ctx.request_id)? {
+                Progress::Open(doc) => doc,
+                Progress::Ended(done) => return Ok(done),
+            };
             let hold = load_hold(conn, &hold_id)?;
             let seats = match &hold {
                 Some(h) => load_seats(conn, &h.show_id, &h.seat_ids)?,
@@ -248,7 +251,7 @@ impl BookingStore for Embedded {
             if let (Some(booking), Some(hold)) = (&booking, &hold) {
                 insert_booking(conn, &ctx, hold, booking)?;
             }
-            complete_in(conn, &ctx.request_id, decision, ctx.now)
+            complete_open(conn, open, decision, ctx.now)
         })
         .await
     }

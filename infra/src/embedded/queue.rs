@@ -128,15 +128,7 @@ impl Embedded {
                     )
                     .and_then(|mut update| update.execute(params![seq, now + millis(visibility), receipt]))
                     .map_err(sql_error)?;
-                    let attributes: Attributes = serde_json::from_str(&attributes).map_err(json_error)?;
-                    received.push(ReceivedMessage {
-                        message_id,
-                        receipt: Receipt(receipt),
-                        body,
-                        attributes,
-                        receive_count: count + 1,
-                        sent_at: clock::from_millis(sent_at),
-                    });
+                    received.push((message_id, receipt, body, attributes, count + 1, sent_at));
                 }
                 Ok((received, moved))
             })
@@ -145,7 +137,20 @@ impl Embedded {
         if moved {
             self.notify(&queue.queue.dlq().name());
         }
-        Ok(received)
+        // Parsed here, not on the writer thread.
+        received
+            .into_iter()
+            .map(|(message_id, receipt, body, attributes, receive_count, sent_at)| {
+                Ok(ReceivedMessage {
+                    message_id,
+                    receipt: Receipt(receipt),
+                    body,
+                    attributes: serde_json::from_str::<Attributes>(&attributes).map_err(json_error)?,
+                    receive_count,
+                    sent_at: clock::from_millis(sent_at),
+                })
+            })
+            .collect()
     }
 }
 

@@ -1,5 +1,6 @@
-//! Idempotency records and status documents. `complete_in` is shared with the booking
-//! store so that a command's effects and its status commit in one transaction.
+//! Idempotency records and status documents. `progress` and `complete_open` are shared
+//! with the booking and ticket stores, so that a command's effects and its status commit
+//! in one transaction, and the request is read once in it.
 
 use super::Embedded;
 use super::bus;
@@ -53,34 +54,49 @@ pub(super) fn load_record(conn: &Connection, request_id: &RequestId) -> Result<O
     Ok(load(conn, request_id)?.map(|(record, _)| record))
 }
 
-/// What the first run committed, if the request is already terminal.
-pub(super) fn terminal_completion(conn: &Connection, request_id: &RequestId) -> Result<Option<Completion>, PortError> {
+/// Where a request stands, read in the transaction that is to complete it.
+pub(super) enum Progress {
+    /// Not terminal yet: its status document, for [`complete_open`].
+    Open(StatusDoc),
+    /// Already terminal: what the first run committed.
+    Ended(Completion),
+}
+
+/// Reads the request once, for [`complete_open`] or as the first run's outcome.
+pub(super) fn progress(conn: &Connection, request_id: &RequestId) -> Result<Progress, PortError> {
     let Some((record, events)) = load(conn, request_id)? else {
         return Err(PortError::Corrupt(format!("request {request_id} has no status document")));
     };
     if !record.doc.status.is_terminal() {
-        return Ok(None);
+        return Ok(Progress::Open(record.doc));
     }
     let events: Vec<CloudEvent> = serde_json::from_str(&events).map_err(json_error)?;
-    Ok(Some(Completion { doc: record.doc, events, first: false }))
+    Ok(Progress::Ended(Completion { doc: record.doc, events, first: false }))
 }
 
 /// Commits a terminal outcome, with its events and messages onto their queues, unless the
 /// request is already terminal.
-pub(super) fn complete_in(
+fn complete_in(
     conn: &Connection,
     request_id: &RequestId,
     decision: Decision,
     now: Timestamp,
 ) -> Result<Completion, PortError> {
-    let Some((record, stored_events)) = load(conn, request_id)? else {
-        return Err(PortError::Corrupt(format!("request {request_id} has no status document")));
-    };
-    if record.doc.status.is_terminal() {
-        let events = serde_json::from_str(&stored_events).map_err(json_error)?;
-        return Ok(Completion { doc: record.doc, events, first: false });
+    match progress(conn, request_id)? {
+        Progress::Open(doc) => complete_open(conn, doc, decision, now),
+        Progress::Ended(done) => Ok(done),
     }
-    let doc = record.doc.completed(&decision.outcome, now);
+}
+
+/// Commits the terminal outcome of a request that [`progress`] found open in this same
+/// transaction, with its events and messages onto their queues.
+pub(super) fn complete_open(
+    conn: &Connection,
+    open: StatusDoc,
+    decision: Decision,
+    now: Timestamp,
+) -> Result<Completion, PortError> {
+    let doc = open.completed(&decision.outcome, now);
     let result = doc.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let error = doc.error.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let stored = bus::fan_out(conn, &decision.events, &decision.messages, now)?;
@@ -89,7 +105,7 @@ pub(super) fn complete_in(
          WHERE request_id = ?1",
     )
     .map_err(sql_error)?
-    .execute(params![request_id.as_str(), doc.status.as_str(), result, error, stored, clock::to_millis(now)])
+    .execute(params![doc.request_id.as_str(), doc.status.as_str(), result, error, stored, clock::to_millis(now)])
     .map_err(sql_error)?;
     Ok(Completion { doc, events: decision.events, first: true })
 }

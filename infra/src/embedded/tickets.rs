@@ -5,7 +5,7 @@
 
 use super::Embedded;
 use super::db::{json_error, sql_error};
-use super::requests::{complete_in, terminal_completion};
+use super::requests::{Progress, complete_open, progress};
 use super::users::is_agent_in;
 use async_trait::async_trait;
 use domain::PortError;
@@ -115,11 +115,12 @@ impl TicketStore for Embedded {
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError> {
         let (ctx, ticket) = (ctx.clone(), ticket.clone());
         self.write_completion(move |conn| {
-            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                return Ok(done);
-            }
+            let open = match progress(conn, &ctx.request_id)? {
+                Progress::Open(doc) => doc,
+                Progress::Ended(done) => return Ok(done),
+            };
             insert_ticket(conn, &ticket)?;
-            complete_in(conn, &ctx.request_id, ticket::created(&ctx, &ticket).into(), ctx.now)
+            complete_open(conn, open, ticket::created(&ctx, &ticket).into(), ctx.now)
         })
         .await
     }
@@ -132,9 +133,10 @@ impl TicketStore for Embedded {
     ) -> Result<Completion, PortError> {
         let (ctx, ticket_id, change) = (ctx.clone(), ticket_id.clone(), change.clone());
         self.write_completion(move |conn| {
-            if let Some(done) = terminal_completion(conn, &ctx.request_id)? {
-                return Ok(done);
-            }
+            let open = match progress(conn, &ctx.request_id)? {
+                Progress::Open(doc) => doc,
+                Progress::Ended(done) => return Ok(done),
+            };
             let current = load_ticket(conn, &ticket_id)?;
             let assignee_is_agent = match &change {
                 TicketChange::Assign { agent_id } => is_agent_in(conn, agent_id)?,
@@ -144,7 +146,7 @@ impl TicketStore for Embedded {
             if let (Some(next), Some(current)) = (&decision.write, &current) {
                 update_ticket(conn, next, current.version)?;
             }
-            complete_in(conn, &ctx.request_id, Decision::new(decision.outcome, decision.events), ctx.now)
+            complete_open(conn, open, Decision::new(decision.outcome, decision.events), ctx.now)
         })
         .await
     }
