@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS requests (
     result     TEXT,
     error      TEXT,
     events     TEXT    NOT NULL DEFAULT '[]',
+    -- The command, until it is queued (then ''): what the sweep sends for a stranded one.
     command    TEXT    NOT NULL,
     queued     INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
