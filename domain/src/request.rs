@@ -5,6 +5,7 @@ use crate::clock::Timestamp;
 use crate::error::{BusinessError, ErrorCode};
 use crate::event::{CloudEvent, EventType};
 use crate::ids::{RequestId, UserId};
+use crate::queue::{QueueAddr, Receipt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -103,6 +104,17 @@ pub struct CommandContext {
     /// The W3C trace context of the worker applying the command; the events it decides
     /// carry it (the CloudEvents `traceparent` extension).
     pub traceparent: Option<String>,
+    /// The queue message the command came in. A store that keeps its queues in the same
+    /// transactions (embedded) deletes it in the one that applies the command, so the
+    /// message is gone exactly when its effect is durable. `None` outside a worker.
+    pub delivery: Option<Delivery>,
+}
+
+/// A received message, as far as deleting it goes: its queue and its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub queue: QueueAddr,
+    pub receipt: Receipt,
 }
 
 /// How a command ended.

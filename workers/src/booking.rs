@@ -99,6 +99,7 @@ impl BookingPool {
 #[async_trait]
 impl CommandPool for BookingPool {
     const POOL: &'static str = POOL;
+    const QUEUE: Queue = Queue::BookingCommands;
 
     fn backend(&self) -> &Backend {
         &self.backend

@@ -9,13 +9,17 @@ use domain::clock::Timestamp;
 use domain::command::CommandEnvelope;
 use domain::ids::RequestId;
 use domain::ports::Completion;
-use domain::queue::{ATTR_REQUEST_ID, ReceivedMessage};
-use domain::request::CommandContext;
+use domain::queue::{ATTR_REQUEST_ID, Queue, QueueAddr, ReceivedMessage};
+use domain::request::{CommandContext, Delivery};
 use infra::Backend;
 
-/// The command in a message and the context it is applied in at `now`. A body that does
-/// not parse is poison: it goes to the DLQ on its first receive.
-pub fn parse(message: &ReceivedMessage, now: Timestamp) -> Result<(CommandEnvelope, CommandContext), HandlerError> {
+/// The command in a message received from `queue`, and the context it is applied in at
+/// `now`. A body that does not parse is poison: it goes to the DLQ on its first receive.
+pub fn parse(
+    message: &ReceivedMessage,
+    queue: QueueAddr,
+    now: Timestamp,
+) -> Result<(CommandEnvelope, CommandContext), HandlerError> {
     let envelope =
         CommandEnvelope::parse(&message.body).map_err(|e| HandlerError::Poison(format!("unparseable command: {e}")))?;
     let ctx = CommandContext {
@@ -24,6 +28,7 @@ pub fn parse(message: &ReceivedMessage, now: Timestamp) -> Result<(CommandEnvelo
         now,
         // The span this message is handled in: the events it decides continue its trace.
         traceparent: infra::logging::current_traceparent(),
+        delivery: Some(Delivery { queue, receipt: message.receipt.clone() }),
     };
     Ok((envelope, ctx))
 }
@@ -94,6 +99,8 @@ pub async fn mark_dead_lettered(
 pub trait CommandPool: Send + Sync + 'static {
     /// The pool's name: event sources (`/usher/<pool>`) and logs.
     const POOL: &'static str;
+    /// The queue its commands come from.
+    const QUEUE: Queue;
 
     fn backend(&self) -> &Backend;
 
@@ -117,7 +124,7 @@ impl<P: CommandPool> Handler for P {
     }
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        let (envelope, ctx) = parse(message, self.backend().clock.now())?;
+        let (envelope, ctx) = parse(message, P::QUEUE.source(), self.backend().clock.now())?;
         let (completion, effects) = self.apply(&envelope, &ctx).await?;
         if let Some(done) = completion {
             tracing::debug!(

@@ -6,6 +6,7 @@ use crate::consumer::{Effects, HandlerError};
 use async_trait::async_trait;
 use domain::command::{Command, CommandEnvelope};
 use domain::ports::Completion;
+use domain::queue::Queue;
 use domain::request::{CommandContext, RequestStatus};
 use domain::ticket::{POOL, Ticket, TicketStatus};
 use infra::Backend;
@@ -27,6 +28,7 @@ impl TicketPool {
 #[async_trait]
 impl CommandPool for TicketPool {
     const POOL: &'static str = POOL;
+    const QUEUE: Queue = Queue::TicketCommands;
 
     fn backend(&self) -> &Backend {
         &self.backend

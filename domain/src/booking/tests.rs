@@ -73,7 +73,7 @@ fn confirming_needs_a_live_hold_of_the_same_customer() {
 
 fn ctx(who: &str, now: i64) -> CommandContext {
     let actor = crate::actor::Actor { sub: UserId::new(who), role: crate::actor::Role::Customer };
-    CommandContext { request_id: "req_9".into(), actor, now: from_millis(now), traceparent: None }
+    CommandContext { request_id: "req_9".into(), actor, now: from_millis(now), traceparent: None, delivery: None }
 }
 
 fn live_hold() -> SeatHold {

@@ -9,7 +9,13 @@ fn ctx(who: &str) -> CommandContext {
 }
 
 fn acting(actor: &Actor) -> CommandContext {
-    CommandContext { request_id: "req_1".into(), actor: actor.clone(), now: from_millis(1_000), traceparent: None }
+    CommandContext {
+        request_id: "req_1".into(),
+        actor: actor.clone(),
+        now: from_millis(1_000),
+        traceparent: None,
+        delivery: None,
+    }
 }
 
 fn actor(who: &str, role: Role) -> Actor {

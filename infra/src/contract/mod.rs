@@ -123,5 +123,5 @@ fn event(t: EventType, subject: &str) -> CloudEvent {
 
 fn ctx(id: &RequestId, who: &str) -> CommandContext {
     let actor = Actor { sub: UserId::new(who), role: Role::Customer };
-    CommandContext { request_id: id.clone(), actor, now: clock::now(), traceparent: None }
+    CommandContext { request_id: id.clone(), actor, now: clock::now(), traceparent: None, delivery: None }
 }

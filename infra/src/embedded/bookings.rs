@@ -194,7 +194,7 @@ impl BookingStore for Embedded {
         max_held_seats: usize,
     ) -> Result<Completion, PortError> {
         let (ctx, show_id, seat_ids) = (ctx.clone(), show_id.clone(), seat_ids.to_vec());
-        self.write_completion(move |conn| {
+        self.write_completion(ctx.delivery.clone(), move |conn| {
             let open = match progress(conn, &ctx.request_id)? {
                 Progress::Open(doc) => doc,
                 Progress::Ended(done) => return Ok(done),
@@ -214,7 +214,7 @@ impl BookingStore for Embedded {
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
         let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
-        self.write_completion(move |conn| {
+        self.write_completion(ctx.delivery.clone(), move |conn| {
             let open = match progress(conn, &ctx.request_id)? {
                 Progress::Open(doc) => doc,
                 Progress::Ended(done) => return Ok(done),
@@ -237,7 +237,7 @@ impl BookingStore for Embedded {
         payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
         let (ctx, hold_id, payment) = (ctx.clone(), hold_id.clone(), payment.clone());
-        self.write_completion(move |conn| {
+        self.write_completion(ctx.delivery.clone(), move |conn| {
             let open = match progress(conn, &ctx.request_id)? {
                 Progress::Open(doc) => doc,
                 Progress::Ended(done) => return Ok(done),

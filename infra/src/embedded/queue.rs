@@ -52,6 +52,16 @@ pub(super) fn enqueue(
     Ok(())
 }
 
+/// Deletes the message `receipt` names from `queue`, if it is still there: what a delete
+/// does, and what a command's own transaction does when it applies the command.
+pub(super) fn delete_received(conn: &Connection, queue: &str, receipt: &Receipt) -> Result<(), PortError> {
+    conn.prepare_cached("DELETE FROM messages WHERE receipt = ?1 AND queue = ?2")
+        .map_err(sql_error)?
+        .execute(params![receipt.0, queue])
+        .map_err(sql_error)?;
+    Ok(())
+}
+
 impl Embedded {
     pub(super) fn notify(&self, queue: &str) {
         if let Some(n) = self.arrivals.get(queue) {
@@ -210,17 +220,9 @@ impl MessageQueue for Embedded {
         }
         let name = queue.name();
         // Deletes only handled messages, after their effects were synced: a crash that
-        // undoes the delete redelivers a message whose redo changes nothing.
-        self.db
-            .write_unsynced(move |conn| {
-                let mut delete =
-                    conn.prepare_cached("DELETE FROM messages WHERE receipt = ?1 AND queue = ?2").map_err(sql_error)?;
-                for r in &receipts {
-                    delete.execute(params![r.0, name]).map_err(sql_error)?;
-                }
-                Ok(())
-            })
-            .await
+        // undoes the delete redelivers a message whose redo changes nothing. A command's
+        // message is usually gone already, deleted with its effects (see `write_completion`).
+        self.db.write_unsynced(move |conn| receipts.iter().try_for_each(|r| delete_received(conn, &name, r))).await
     }
 
     async fn change_visibility(&self, queue: QueueAddr, receipt: &Receipt, timeout: Duration) -> Result<(), PortError> {

@@ -297,7 +297,7 @@ impl RequestStore for Embedded {
         now: Timestamp,
     ) -> Result<Completion, PortError> {
         let id = request_id.clone();
-        self.write_completion(move |conn| complete_in(conn, &id, decision.clone(), now)).await
+        self.write_completion(None, move |conn| complete_in(conn, &id, decision.clone(), now)).await
     }
 
     async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError> {

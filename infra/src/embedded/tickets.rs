@@ -114,7 +114,7 @@ fn list(conn: &Connection, q: &TicketQuery) -> Result<TicketPage, PortError> {
 impl TicketStore for Embedded {
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError> {
         let (ctx, ticket) = (ctx.clone(), ticket.clone());
-        self.write_completion(move |conn| {
+        self.write_completion(ctx.delivery.clone(), move |conn| {
             let open = match progress(conn, &ctx.request_id)? {
                 Progress::Open(doc) => doc,
                 Progress::Ended(done) => return Ok(done),
@@ -132,7 +132,7 @@ impl TicketStore for Embedded {
         change: &TicketChange,
     ) -> Result<Completion, PortError> {
         let (ctx, ticket_id, change) = (ctx.clone(), ticket_id.clone(), change.clone());
-        self.write_completion(move |conn| {
+        self.write_completion(ctx.delivery.clone(), move |conn| {
             let open = match progress(conn, &ctx.request_id)? {
                 Progress::Open(doc) => doc,
                 Progress::Ended(done) => return Ok(done),

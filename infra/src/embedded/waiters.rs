@@ -4,10 +4,11 @@
 
 use super::Embedded;
 use super::db::Db;
+use super::queue::delete_received;
 use domain::PortError;
 use domain::ids::RequestId;
 use domain::ports::Completion;
-use domain::request::RequestRecord;
+use domain::request::{Delivery, RequestRecord};
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,12 +51,27 @@ impl Waiters {
 impl Embedded {
     /// A write job that completes a request (its closure returns the completion), with
     /// the request's waiters, and the receivers of the queues its events went onto, woken
-    /// once it has committed.
-    pub(super) async fn write_completion<F>(&self, f: F) -> Result<Completion, PortError>
+    /// once it has committed. The command's message (`delivery`) is deleted in the same
+    /// transaction, whether this run completed the request or found it complete.
+    pub(super) async fn write_completion<F>(
+        &self,
+        delivery: Option<Delivery>,
+        mut f: F,
+    ) -> Result<Completion, PortError>
     where
         F: FnMut(&Connection) -> Result<Completion, PortError> + Send + 'static,
     {
-        let completion = self.db.write(f).await?;
+        let delivered = delivery.map(|d| (d.queue.name(), d.receipt));
+        let completion = self
+            .db
+            .write(move |conn| {
+                let completion = f(conn)?;
+                if let Some((queue, receipt)) = &delivered {
+                    delete_received(conn, queue, receipt)?;
+                }
+                Ok(completion)
+            })
+            .await?;
         if completion.first {
             self.wake_subscribers(&completion.events);
         }

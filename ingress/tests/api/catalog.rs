@@ -74,6 +74,7 @@ async fn the_seat_map_reads_holds_at_the_current_time() {
             actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
             now: clock::now(),
             traceparent: None,
+            delivery: None,
         });
     }
     let show = show_id.as_str().into();

@@ -67,6 +67,7 @@ async fn a_wait_ends_as_soon_as_the_request_is_terminal() {
         actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
         now: clock::now(),
         traceparent: None,
+        delivery: None,
     };
     let expires_at = clock::now() + time::Duration::minutes(10);
     app.backend
@@ -108,6 +109,7 @@ async fn customers_read_only_their_own_bookings() {
         actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
         now: clock::now(),
         traceparent: None,
+        delivery: None,
     };
     let held = app
         .backend
