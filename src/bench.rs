@@ -136,7 +136,7 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
         Some(rate) => format!("open loop at {rate}/s (at most {} in flight)", plan.connections),
         None => format!("closed loop over {} connections", plan.connections),
     };
-    println!("usher bench: scenario {:?}, {} requests, {pacing}, against {}", plan.scenario, plan.requests, run.base);
+    out!("usher bench: scenario {:?}, {} requests, {pacing}, against {}", plan.scenario, plan.requests, run.base)?;
 
     let started = Instant::now();
     load(&run, &plan).await;
@@ -145,7 +145,7 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
     let accepted = std::mem::take(&mut *run.accepted.lock().await);
     let rejected = run.rejected.lock().await.clone();
     let sent = run.sent.load(Ordering::Relaxed);
-    println!(
+    out!(
         "accepted   {} of {sent} in {:.2} s: {:.0}/s; accept latency p50 {}, p99 {}, max {}",
         accept.len(),
         load_time.as_secs_f64(),
@@ -153,9 +153,9 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
         ms(accept.value_at_quantile(0.50)),
         ms(accept.value_at_quantile(0.99)),
         ms(accept.max()),
-    );
+    )?;
     if !rejected.is_empty() {
-        println!("rejected   {rejected:?}");
+        out!("rejected   {rejected:?}")?;
     }
     if plan.scenario == Scenario::Baseline {
         ensure!(rejected.is_empty(), "some requests were not answered 2xx");
@@ -165,21 +165,21 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
     settle(&run, &admin).await;
     let docs = drain(&run, &admin, &accepted).await;
     let report = Report::of(&docs);
-    report.print(load_time);
+    report.print(load_time)?;
     let broken = check(&run, &admin, &docs, &report).await?;
     if !rejected.is_empty() {
-        println!("invariant  broken: {} requests were not accepted", rejected.values().sum::<usize>());
+        out!("invariant  broken: {} requests were not accepted", rejected.values().sum::<usize>())?;
         bail!("the door refused requests it should have taken");
     }
     if broken.is_empty() {
-        println!(
+        out!(
             "invariants ok: every 202 terminal, none dead-lettered, no seat in two live holds{}",
             if plan.scenario == Scenario::Contention { ", one winner per seat" } else { "" }
-        );
+        )?;
         Ok(())
     } else {
         for b in &broken {
-            println!("invariant  broken: {b}");
+            out!("invariant  broken: {b}")?;
         }
         bail!("{} invariant(s) broken", broken.len())
     }
@@ -548,24 +548,25 @@ impl Report {
         Report { terminal: docs.len() - open.len(), open, to_terminal, span_ms: (last - first).max(1), outcomes, dead }
     }
 
-    fn print(&self, load_time: Duration) {
+    fn print(&self, load_time: Duration) -> std::io::Result<()> {
         let span = self.span_ms as f64 / 1000.0;
-        println!(
+        out!(
             "terminal   {} in {span:.2} s from the first admission: {:.0}/s; accept→terminal p50 {}, p99 {}, max {}",
             self.terminal,
             self.terminal as f64 / span,
             ms(self.to_terminal.value_at_quantile(0.50)),
             ms(self.to_terminal.value_at_quantile(0.99)),
             ms(self.to_terminal.max()),
-        );
-        println!(
+        )?;
+        out!(
             "drain      the last command ended {:.2} s after the load's {:.2} s",
             (span - load_time.as_secs_f64()).max(0.0),
             load_time.as_secs_f64()
-        );
+        )?;
         for (label, count) in &self.outcomes {
-            println!("outcome    {label}: {count}");
+            out!("outcome    {label}: {count}")?;
         }
+        Ok(())
     }
 }
 

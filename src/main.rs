@@ -1,6 +1,15 @@
 //! `usher`: one binary for every role. Parses the command line, loads the settings once,
 //! wires the backend and starts what was asked. See `usher --help`.
 
+/// `println!` that hands back the write's error instead of panicking, so that `usher …
+/// | head` ends with a one-line message when the reader goes away.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod bench;
 mod cli;
 mod operate;
@@ -72,7 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Setup => {
             Backend::setup(&config.backend).await.context("setup failed")?;
-            println!("setup complete on the {:?} backend", config.backend.backend);
+            out!("setup complete on the {:?} backend", config.backend.backend)?;
             Ok(())
         }
         Cmd::Token { sub, role, ttl } => {
@@ -84,7 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 issuer: config.ingress.jwt_issuer.clone(),
                 audience: config.ingress.jwt_audience.clone(),
             };
-            println!("{}", ingress::auth::mint_token_for(&secret, &sub, role, ttl, &to));
+            out!("{}", ingress::auth::mint_token_for(&secret, &sub, role, ttl, &to))?;
             Ok(())
         }
         Cmd::Bench { url, requests, connections, rate, scenario, seats } => {
@@ -142,16 +151,16 @@ async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyh
         tracing::info!("seeded the demo catalog");
     }
     if let Some(addr) = app.metrics_addr() {
-        println!("usher serves /metrics and /health on http://{addr}");
+        out!("usher serves /metrics and /health on http://{addr}")?;
     }
     if let Some(addr) = app.http_addr() {
-        println!("usher is listening on http://{addr}");
+        out!("usher is listening on http://{addr}")?;
         if dev {
             let page = browsable(addr);
-            println!("open {page}/ in a browser to book seats (sign in with any name), {page}/ops for the ops view");
+            out!("open {page}/ in a browser to book seats (sign in with any name), {page}/ops for the ops view")?;
             // The token comes last: launchers (testkit::Dev, scripts) stop reading there.
             let token = ingress::auth::mint_token(app.secret(), "admin", Role::Admin, Duration::from_secs(86_400));
-            println!("admin token (24 h): {token}");
+            out!("admin token (24 h): {token}")?;
         }
     }
     let shutdown = CancellationToken::new();

@@ -4,6 +4,7 @@
 use crate::cli::{DlqCmd, parse_queue};
 use anyhow::{Context, bail};
 use infra::{Backend, Settings};
+use std::io::Write as _;
 use std::time::Duration;
 use workers::dlq::{DeadLetters, ReplayOptions};
 
@@ -14,10 +15,10 @@ pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<(
         DlqCmd::List { json } => {
             let depths = dead.list().await?;
             if json {
-                println!("{}", serde_json::to_string(&depths)?);
+                out!("{}", serde_json::to_string(&depths)?)?;
             } else {
                 for d in depths {
-                    println!("{} {}", d.queue, d.depth);
+                    out!("{} {}", d.queue, d.depth)?;
                 }
             }
         }
@@ -28,12 +29,12 @@ pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<(
             }
             let messages = dead.peek(queue, limit).await?;
             if json {
-                println!("{}", serde_json::to_string(&messages)?);
+                out!("{}", serde_json::to_string(&messages)?)?;
             } else if messages.is_empty() {
-                println!("{} is empty", queue.dlq().name());
+                out!("{} is empty", queue.dlq().name())?;
             } else {
                 for m in messages {
-                    println!(
+                    out!(
                         "{} request={} type={} receives={} failed_at={} reason={:?}\n  {}",
                         m.message_id,
                         m.request_id.as_deref().unwrap_or("-"),
@@ -42,7 +43,7 @@ pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<(
                         m.failed_at.as_deref().unwrap_or("-"),
                         m.failure_reason.as_deref().unwrap_or("-"),
                         m.body
-                    );
+                    )?;
                 }
             }
         }
@@ -54,7 +55,7 @@ pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<(
             let options = ReplayOptions { limit, rate, message_type, dry_run };
             let report = dead.replay(queue, &options).await?;
             let verb = if dry_run { "would move" } else { "moved" };
-            println!("{verb} {} skipped {} failed {}", report.moved, report.skipped, report.failed);
+            out!("{verb} {} skipped {} failed {}", report.moved, report.skipped, report.failed)?;
             if report.failed > 0 {
                 bail!("{} messages could not be replayed; they are still in {}", report.failed, queue.dlq().name());
             }
@@ -65,7 +66,7 @@ pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<(
                 bail!("purging {} cannot be undone; pass --yes", queue.dlq().name());
             }
             dead.purge(queue).await?;
-            println!("purged {}", queue.dlq().name());
+            out!("purged {}", queue.dlq().name())?;
         }
     }
     Ok(())
@@ -90,7 +91,7 @@ pub(crate) fn health(mut addr: std::net::SocketAddr) -> anyhow::Result<()> {
     if status.split_whitespace().nth(1) != Some("200") {
         bail!("{addr} answered {status:?} on /health/live");
     }
-    println!("ok");
+    out!("ok")?;
     Ok(())
 }
 
@@ -101,12 +102,12 @@ pub(crate) async fn status(settings: Settings, watch: bool, json: bool) -> anyho
     let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
     if json {
         let status = infra::status::gather(&backend).await.context("cannot read the status")?;
-        println!("{}", serde_json::to_string(&status)?);
+        out!("{}", serde_json::to_string(&status)?)?;
         return Ok(());
     }
     if !watch {
         let status = infra::status::gather(&backend).await.context("cannot read the status")?;
-        print!("{}", render_status(&status));
+        write!(std::io::stdout().lock(), "{}", render_status(&status))?;
         return Ok(());
     }
     let keys = Keys::listen();
@@ -119,15 +120,21 @@ pub(crate) async fn status(settings: Settings, watch: bool, json: bool) -> anyho
         }
         match infra::status::gather(&backend).await {
             // Home, draw, clear what is left of the previous frame.
-            Ok(status) => print!(
-                "\x1b[H\x1b[2J{}\nupdated {} · every 2 s · q quits\n",
-                render_status(&status),
-                domain::clock::format(domain::clock::now())
-            ),
+            Ok(status) => {
+                let mut stdout = std::io::stdout().lock();
+                let drawn = write!(
+                    stdout,
+                    "\x1b[H\x1b[2J{}\nupdated {} · every 2 s · q quits\n",
+                    render_status(&status),
+                    domain::clock::format(domain::clock::now())
+                )
+                .and_then(|()| stdout.flush());
+                if let Err(e) = drawn {
+                    break Err(e.into());
+                }
+            }
             Err(e) => break Err(anyhow::Error::new(e).context("cannot read the status")),
         }
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
     };
     drop(keys);
     result

@@ -8,7 +8,7 @@ use domain::actor::Role;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::{cli, spawn};
+use support::{cli, cli_command, spawn};
 use usher::{App, Components, Config, Pool};
 
 /// Every metric name docs/contract.md §6 lists.
@@ -152,6 +152,23 @@ async fn status_shows_every_queue_and_the_outbox_on_the_cli_and_the_api() {
     assert_eq!(app.client.get(Some(&alice), "/v1/admin/status").await.status(), 403);
     assert_eq!(app.client.get(None, "/v1/admin/status").await.status(), 401);
     app.stop().await;
+}
+
+/// `usher status | head -0`: a reader that goes away ends the command with a one-line
+/// error and a non-zero exit, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_is_an_error_not_a_panic() {
+    let app = spawn().await;
+    let mut child = cli_command(&app, &["status"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("usher runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("usher ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim(), "usher: Broken pipe (os error 32)", "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,20 +47,25 @@ async fn spawn_on(tweak: impl FnOnce(&mut Config, &mut Components), faults: Opti
     TestApp::start(dir, settings, backend, secret, addr, |stop| app.run_until_stopped(stop))
 }
 
-/// Runs the `usher` binary on this app's backend; returns (exit ok, stdout, stderr).
-pub fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+/// The `usher` binary with `args`, set up for this app's backend.
+pub fn cli_command(app: &TestApp, args: &[&str]) -> std::process::Command {
     let backend = match app.settings.backend {
         infra::BackendKind::Aws => "aws",
         infra::BackendKind::Embedded => "embedded",
     };
-    let out = std::process::Command::new(USHER)
+    let mut command = std::process::Command::new(USHER);
+    command
         .args(args)
         .env("USHER_DATA_DIR", app.dir.path())
         .env("USHER_MAX_RECEIVES", app.settings.max_receives.to_string())
         .env("USHER_BACKEND", backend)
-        .env("USHER_ENV", &app.settings.env)
-        .output()
-        .expect("usher runs");
+        .env("USHER_ENV", &app.settings.env);
+    command
+}
+
+/// Runs the `usher` binary on this app's backend; returns (exit ok, stdout, stderr).
+pub fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = cli_command(app, args).output().expect("usher runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
