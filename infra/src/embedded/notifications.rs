@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS handled_marks (
     PRIMARY KEY (consumer, at, event_id)
 ) WITHOUT ROWID;
 
+-- Marks by id alone, as versions before handled_marks made them: read, never added to.
 CREATE TABLE IF NOT EXISTS handled_events (
     consumer TEXT NOT NULL,
     event_id TEXT NOT NULL,
