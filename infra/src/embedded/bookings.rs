@@ -5,7 +5,7 @@ use super::Embedded;
 use super::bus;
 use super::catalog::{load_show, seat_from};
 use super::db::{json_error, sql_error};
-use super::requests::{Progress, complete_open, progress};
+use super::requests::complete_open;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::booking::{self, Booking, BookingStatus, HeldSeats, HoldStatus, SeatHold, SeatRecord};
@@ -194,11 +194,7 @@ impl BookingStore for Embedded {
         max_held_seats: usize,
     ) -> Result<Completion, PortError> {
         let (ctx, show_id, seat_ids) = (ctx.clone(), show_id.clone(), seat_ids.to_vec());
-        self.write_completion(ctx.delivery.clone(), move |conn| {
-            let open = match progress(conn, &ctx.request_id)? {
-                Progress::Open(doc) => doc,
-                Progress::Ended(done) => return Ok(done),
-            };
+        self.write_completion(ctx.request_id.clone(), ctx.delivery.clone(), move |conn, open| {
             let show = load_show(conn, &show_id)?;
             let current = load_seats(conn, &show_id, &seat_ids)?;
             let held = held_seats(conn, &ctx.actor.sub, ctx.now, max_held_seats)?;
@@ -214,11 +210,7 @@ impl BookingStore for Embedded {
 
     async fn release_hold(&self, ctx: &CommandContext, hold_id: &HoldId) -> Result<Completion, PortError> {
         let (ctx, hold_id) = (ctx.clone(), hold_id.clone());
-        self.write_completion(ctx.delivery.clone(), move |conn| {
-            let open = match progress(conn, &ctx.request_id)? {
-                Progress::Open(doc) => doc,
-                Progress::Ended(done) => return Ok(done),
-            };
+        self.write_completion(ctx.request_id.clone(), ctx.delivery.clone(), move |conn, open| {
             let stored = load_hold(conn, &hold_id)?;
             let (freed, decision) = booking::decide_release(&ctx, &hold_id, stored.as_ref());
             if let Some(hold) = &freed {
@@ -237,11 +229,7 @@ impl BookingStore for Embedded {
         payment: &PaymentReceipt,
     ) -> Result<Completion, PortError> {
         let (ctx, hold_id, payment) = (ctx.clone(), hold_id.clone(), payment.clone());
-        self.write_completion(ctx.delivery.clone(), move |conn| {
-            let open = match progress(conn, &ctx.request_id)? {
-                Progress::Open(doc) => doc,
-                Progress::Ended(done) => return Ok(done),
-            };
+        self.write_completion(ctx.request_id.clone(), ctx.delivery.clone(), move |conn, open| {
             let hold = load_hold(conn, &hold_id)?;
             let seats = match &hold {
                 Some(h) => load_seats(conn, &h.show_id, &h.seat_ids)?,

@@ -1,6 +1,6 @@
-//! Idempotency records and status documents. `progress` and `complete_open` are shared
-//! with the booking and ticket stores, so that a command's effects and its status commit
-//! in one transaction, and the request is read once in it.
+//! Idempotency records and status documents. `write_completion` reads a request with
+//! `progress`, and the booking and ticket stores complete it with `complete_open`, so that
+//! a command's effects and its status commit in one transaction that reads it once.
 
 use super::Embedded;
 use super::bus;
@@ -72,20 +72,6 @@ pub(super) fn progress(conn: &Connection, request_id: &RequestId) -> Result<Prog
     }
     let events: Vec<CloudEvent> = serde_json::from_str(&events).map_err(json_error)?;
     Ok(Progress::Ended(Completion { doc: record.doc, events, first: false }))
-}
-
-/// Commits a terminal outcome, with its events and messages onto their queues, unless the
-/// request is already terminal.
-fn complete_in(
-    conn: &Connection,
-    request_id: &RequestId,
-    decision: Decision,
-    now: Timestamp,
-) -> Result<Completion, PortError> {
-    match progress(conn, request_id)? {
-        Progress::Open(doc) => complete_open(conn, doc, decision, now),
-        Progress::Ended(done) => Ok(done),
-    }
 }
 
 /// Commits the terminal outcome of a request that [`progress`] found open in this same
@@ -296,8 +282,10 @@ impl RequestStore for Embedded {
         decision: Decision,
         now: Timestamp,
     ) -> Result<Completion, PortError> {
-        let id = request_id.clone();
-        self.write_completion(None, move |conn| complete_in(conn, &id, decision.clone(), now)).await
+        self.write_completion(request_id.clone(), None, move |conn, open| {
+            complete_open(conn, open, decision.clone(), now)
+        })
+        .await
     }
 
     async fn reopen(&self, request_id: &RequestId, now: Timestamp) -> Result<bool, PortError> {

@@ -5,7 +5,7 @@
 
 use super::Embedded;
 use super::db::{json_error, sql_error};
-use super::requests::{Progress, complete_open, progress};
+use super::requests::complete_open;
 use super::users::is_agent_in;
 use async_trait::async_trait;
 use domain::PortError;
@@ -114,11 +114,7 @@ fn list(conn: &Connection, q: &TicketQuery) -> Result<TicketPage, PortError> {
 impl TicketStore for Embedded {
     async fn create_ticket(&self, ctx: &CommandContext, ticket: &Ticket) -> Result<Completion, PortError> {
         let (ctx, ticket) = (ctx.clone(), ticket.clone());
-        self.write_completion(ctx.delivery.clone(), move |conn| {
-            let open = match progress(conn, &ctx.request_id)? {
-                Progress::Open(doc) => doc,
-                Progress::Ended(done) => return Ok(done),
-            };
+        self.write_completion(ctx.request_id.clone(), ctx.delivery.clone(), move |conn, open| {
             insert_ticket(conn, &ticket)?;
             complete_open(conn, open, ticket::created(&ctx, &ticket).into(), ctx.now)
         })
@@ -132,11 +128,7 @@ impl TicketStore for Embedded {
         change: &TicketChange,
     ) -> Result<Completion, PortError> {
         let (ctx, ticket_id, change) = (ctx.clone(), ticket_id.clone(), change.clone());
-        self.write_completion(ctx.delivery.clone(), move |conn| {
-            let open = match progress(conn, &ctx.request_id)? {
-                Progress::Open(doc) => doc,
-                Progress::Ended(done) => return Ok(done),
-            };
+        self.write_completion(ctx.request_id.clone(), ctx.delivery.clone(), move |conn, open| {
             let current = load_ticket(conn, &ticket_id)?;
             let assignee_is_agent = match &change {
                 TicketChange::Assign { agent_id } => is_agent_in(conn, agent_id)?,

@@ -5,10 +5,11 @@
 use super::Embedded;
 use super::db::Db;
 use super::queue::delete_received;
+use super::requests::{Progress, progress};
 use domain::PortError;
 use domain::ids::RequestId;
 use domain::ports::Completion;
-use domain::request::{Delivery, RequestRecord};
+use domain::request::{Delivery, RequestRecord, StatusDoc};
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,23 +50,30 @@ impl Waiters {
 }
 
 impl Embedded {
-    /// A write job that completes a request (its closure returns the completion), with
-    /// the request's waiters, and the receivers of the queues its events went onto, woken
-    /// once it has committed. The command's message (`delivery`) is deleted in the same
-    /// transaction, whether this run completed the request or found it complete.
+    /// A write job that completes request `request_id`, with the request's waiters, and
+    /// the receivers of the queues its events went onto, woken once it has committed.
+    ///
+    /// The job reads the request once: already terminal, it answers what the first run
+    /// committed; still open, `f` applies the command and completes the open status
+    /// document it is given (with [`complete_open`]). The command's message (`delivery`)
+    /// is deleted in the same transaction either way.
     pub(super) async fn write_completion<F>(
         &self,
+        request_id: RequestId,
         delivery: Option<Delivery>,
         mut f: F,
     ) -> Result<Completion, PortError>
     where
-        F: FnMut(&Connection) -> Result<Completion, PortError> + Send + 'static,
+        F: FnMut(&Connection, StatusDoc) -> Result<Completion, PortError> + Send + 'static,
     {
         let delivered = delivery.map(|d| (d.queue.name(), d.receipt));
         let completion = self
             .db
             .write(move |conn| {
-                let completion = f(conn)?;
+                let completion = match progress(conn, &request_id)? {
+                    Progress::Open(doc) => f(conn, doc)?,
+                    Progress::Ended(done) => done,
+                };
                 if let Some((queue, receipt)) = &delivered {
                     delete_received(conn, queue, receipt)?;
                 }
