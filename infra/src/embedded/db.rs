@@ -28,6 +28,7 @@ use domain::PortError;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 /// Most jobs one commit carries; bounds the latency one group adds.
@@ -39,11 +40,12 @@ const MAX_WAITING: usize = 8192;
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-/// How often the writer itself checkpoints between two groups, so the WAL starts over.
-/// Under load a second of commits is about 200 MB of WAL; starting over four times as
-/// often keeps the WAL a quarter of that, and rewrites pages the OS already caches
-/// (1 s against 250 ms: 4% fewer holds/s, in six interleaved pairs).
-const RESTART_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// The longest the writer goes without letting the WAL start over (see [`restart_point`]).
+/// It normally does so sooner: right after each of the checkpointer's passes, when there
+/// is least left to copy. Under load a second of commits is about 200 MB of WAL; starting
+/// over every 250 ms keeps the WAL a quarter of that, and rewrites pages the OS already
+/// caches (1 s against 250 ms: 4% fewer holds/s, in six interleaved pairs).
+const RESTART_EVERY: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Most reads on the blocking pool at once. Reads are CPU work on a small machine: more
 /// at once only adds connections and memory (64 status polls at once held 64 reader
 /// connections, and 70 MiB more RSS, before this bound).
@@ -188,10 +190,12 @@ impl Db {
                 .map(drop)
                 .map_err(|e| PortError::Unavailable(format!("cannot start the {name} thread: {e}")))
         };
-        spawn("usher-sqlite-writer", Box::new(move || write_loop(conn, rx, to_sync)))?;
+        let caught_up = Arc::new(AtomicBool::new(false));
+        let restart_now = Arc::clone(&caught_up);
+        spawn("usher-sqlite-writer", Box::new(move || write_loop(conn, rx, to_sync, &restart_now)))?;
         spawn("usher-sqlite-syncer", Box::new(move || sync_loop(wal, syncs)))?;
         let (stop_checkpoints, stop) = mpsc::channel();
-        spawn("usher-sqlite-checkpointer", Box::new(move || checkpoint_loop(checkpointer, stop)))?;
+        spawn("usher-sqlite-checkpointer", Box::new(move || checkpoint_loop(checkpointer, stop, &caught_up)))?;
         Ok(Arc::new(Db {
             path: path.to_owned(),
             writer: tx,
@@ -275,10 +279,18 @@ impl Db {
     }
 }
 
-fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, to_sync: mpsc::Sender<Vec<Box<dyn Job>>>) {
+/// Runs groups of jobs as they come. Between two groups it lets the WAL start over when
+/// the checkpointer says it has just caught up (`caught_up`), or when it has not for
+/// [`RESTART_EVERY`].
+fn write_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Box<dyn Job>>,
+    to_sync: mpsc::Sender<Vec<Box<dyn Job>>>,
+    caught_up: &AtomicBool,
+) {
     let mut checkpointed = std::time::Instant::now();
     while let Ok(first) = jobs.recv() {
-        if checkpointed.elapsed() >= RESTART_EVERY {
+        if caught_up.swap(false, Ordering::Relaxed) || checkpointed.elapsed() >= RESTART_EVERY {
             restart_point(&conn);
             checkpointed = std::time::Instant::now();
         }
@@ -385,12 +397,15 @@ fn sync_loop(wal: std::fs::File, groups: mpsc::Receiver<Vec<Box<dyn Job>>>) {
 }
 
 /// Copies the WAL into the database file now and then, without blocking the writer, until
-/// the database is dropped (`stop` disconnects).
-fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+/// the database is dropped (`stop` disconnects). After each pass it tells the writer
+/// (`caught_up`), whose own checkpoint then only has the commits made during the pass
+/// left to copy.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, caught_up: &AtomicBool) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "checkpoint failed");
         }
+        caught_up.store(true, Ordering::Relaxed);
     }
 }
 
