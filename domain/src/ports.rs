@@ -154,6 +154,9 @@ pub struct Completion {
     pub doc: StatusDoc,
     pub events: Vec<CloudEvent>,
     pub first: bool,
+    /// The command's message ([`CommandContext::delivery`](crate::request::CommandContext))
+    /// was deleted in the same transaction: the worker has no delete left to send.
+    pub acknowledged: bool,
 }
 
 /// A request whose command is not known to be queued.

@@ -88,7 +88,7 @@ impl BookingPool {
         if expires_at > now {
             let mut again = envelope.message();
             again.delay = (expires_at - now).try_into().unwrap_or(Duration::ZERO);
-            return Ok(Effects { follow_ups: vec![(Queue::BookingCommands.source(), again)] });
+            return Ok(Effects { follow_ups: vec![(Queue::BookingCommands.source(), again)], acknowledged: false });
         }
         // The expiry event commits to the outbox with the freed seats.
         self.backend.bookings.expire_hold(hold_id, now).await?;

@@ -125,8 +125,9 @@ impl<P: CommandPool> Handler for P {
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
         let (envelope, ctx) = parse(message, P::QUEUE.source(), self.backend().clock.now())?;
-        let (completion, effects) = self.apply(&envelope, &ctx).await?;
+        let (completion, mut effects) = self.apply(&envelope, &ctx).await?;
         if let Some(done) = completion {
+            effects.acknowledged |= done.acknowledged;
             tracing::debug!(
                 pool = P::POOL, request_id = %ctx.request_id, status = done.doc.status.as_str(), first = done.first,
                 "command applied"

@@ -37,6 +37,9 @@ use tracing::Instrument;
 #[derive(Debug, Default)]
 pub struct Effects {
     pub follow_ups: Vec<(QueueAddr, OutgoingMessage)>,
+    /// The store deleted the message with the effects (see
+    /// [`Completion::acknowledged`](domain::ports::Completion)): nothing to delete.
+    pub acknowledged: bool,
 }
 
 /// Why a message was not applied.
@@ -303,6 +306,7 @@ impl<H: Handler> Consumer<H> {
         let source = self.config.queue.source();
         let mut report = BatchReport::default();
         let mut done: Vec<&ReceivedMessage> = Vec::new();
+        let mut to_delete: Vec<Receipt> = Vec::new();
         let mut follow_ups: HashMap<QueueAddr, Vec<OutgoingMessage>> = HashMap::new();
         for (message, outcome) in messages.iter().zip(outcomes) {
             // A handler task that panicked is a bug in the handler: dead-letter the message.
@@ -311,6 +315,9 @@ impl<H: Handler> Consumer<H> {
                 Ok(effects) => {
                     for (queue, m) in effects.follow_ups {
                         follow_ups.entry(queue).or_default().push(m);
+                    }
+                    if !effects.acknowledged {
+                        to_delete.push(message.receipt.clone());
                     }
                     done.push(message);
                 }
@@ -361,8 +368,9 @@ impl<H: Handler> Consumer<H> {
         }
         metrics::counter!("usher_messages_total", "pool" => self.handler.pool(), "outcome" => "done")
             .increment(done.len() as u64);
-        let receipts: Vec<Receipt> = done.iter().map(|m| m.receipt.clone()).collect();
-        if let Err(e) = self.backend.queues.delete_batch(source, receipts).await {
+        if !to_delete.is_empty()
+            && let Err(e) = self.backend.queues.delete_batch(source, to_delete).await
+        {
             // Their effects are committed; a redelivery finds them terminal and changes nothing.
             tracing::warn!(pool = self.handler.pool(), error = %e, "cannot delete a processed batch");
         }

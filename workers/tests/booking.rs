@@ -21,7 +21,8 @@ async fn a_command_message_is_deleted_by_the_commit_that_applies_it() {
     assert_eq!((in_flight.visible, in_flight.in_flight), (0, 1), "received: {in_flight:?}");
 
     let pool = BookingPool::new(app.backend.clone(), Duration::from_secs(600), 10);
-    pool.handle(&received[0]).await.expect("the hold is applied");
+    let effects = pool.handle(&received[0]).await.expect("the hold is applied");
+    assert!(effects.acknowledged, "the consumer would send a delete the commit made needless");
     let doc = app.get_json(&alice, &format!("/v1/requests/{request_id}")).await;
     assert_eq!(doc["status"], "succeeded", "{doc}");
     // Only the hold's delayed expiry is left: the command's message went with the commit.

@@ -1,7 +1,8 @@
 //! The consumer's rules, driven directly through `Consumer::process_batch` on the embedded
 //! backend, with a handler whose outcome per message is scripted by the message's body:
-//! `ok`, `follow-up`, `transient`, `poison`, `panic`, or `unrecorded` (poison whose dead
-//! letter cannot be recorded on its status document).
+//! `ok`, `acknowledged` (done, and already deleted by the store, it says), `follow-up`,
+//! `transient`, `poison`, `panic`, or `unrecorded` (poison whose dead letter cannot be
+//! recorded on its status document).
 
 use async_trait::async_trait;
 use domain::PortError;
@@ -40,9 +41,11 @@ impl Handler for Scripted {
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
         match message.body.as_str() {
             "ok" => Ok(Effects::default()),
+            // As a command whose store deleted its message with the effects says.
+            "acknowledged" => Ok(Effects { follow_ups: Vec::new(), acknowledged: true }),
             "follow-up" => {
                 let next = OutgoingMessage::new("next".into(), attributes());
-                Ok(Effects { follow_ups: vec![(Queue::Notifications.source(), next)] })
+                Ok(Effects { follow_ups: vec![(Queue::Notifications.source(), next)], acknowledged: false })
             }
             "transient" => Err(HandlerError::Transient("the store is busy".into())),
             "poison" | "unrecorded" => Err(HandlerError::Poison("cannot parse it".into())),
@@ -126,6 +129,20 @@ impl Fixture {
 
 fn id_of<'a>(messages: &'a [ReceivedMessage], body: &str) -> &'a str {
     &messages.iter().find(|m| m.body == body).expect("the message").message_id
+}
+
+/// A message whose handler says the store already deleted it is done, and the consumer
+/// sends no delete for it: this scripted handler deleted nothing, so it stays in flight.
+#[tokio::test]
+async fn a_message_acknowledged_by_its_store_gets_no_second_delete() {
+    let f = fixture().await;
+    f.send(&["ok", "acknowledged"]).await;
+    let (received, report) = f.receive_and_process().await;
+    assert_eq!(received.len(), 2);
+    assert_eq!(report.done, 2, "{report:?}");
+    // `ok` is deleted; `acknowledged` is still in flight, as no one deleted it.
+    let stats = f.backend.queues.stats(SOURCE.source()).await.unwrap();
+    assert_eq!((stats.visible, stats.in_flight), (0, 1), "{stats:?}");
 }
 
 #[tokio::test]

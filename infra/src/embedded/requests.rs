@@ -71,7 +71,7 @@ pub(super) fn progress(conn: &Connection, request_id: &RequestId) -> Result<Prog
         return Ok(Progress::Open(record.doc));
     }
     let events: Vec<CloudEvent> = serde_json::from_str(&events).map_err(json_error)?;
-    Ok(Progress::Ended(Completion { doc: record.doc, events, first: false }))
+    Ok(Progress::Ended(Completion { doc: record.doc, events, first: false, acknowledged: false }))
 }
 
 /// Commits the terminal outcome of a request that [`progress`] found open in this same
@@ -93,7 +93,7 @@ pub(super) fn complete_open(
     .map_err(sql_error)?
     .execute(params![doc.request_id.as_str(), doc.status.as_str(), result, error, stored, clock::to_millis(now)])
     .map_err(sql_error)?;
-    Ok(Completion { doc, events: decision.events, first: true })
+    Ok(Completion { doc, events: decision.events, first: true, acknowledged: false })
 }
 
 #[async_trait]

@@ -70,12 +70,13 @@ impl Embedded {
         let completion = self
             .db
             .write(move |conn| {
-                let completion = match progress(conn, &request_id)? {
+                let mut completion = match progress(conn, &request_id)? {
                     Progress::Open(doc) => f(conn, doc)?,
                     Progress::Ended(done) => done,
                 };
                 if let Some((queue, receipt)) = &delivered {
                     delete_received(conn, queue, receipt)?;
+                    completion.acknowledged = true;
                 }
                 Ok(completion)
             })

@@ -64,7 +64,7 @@ impl StoredRequest {
         if !self.record.doc.status.is_terminal() {
             return Ok(None);
         }
-        Ok(Some(Completion { doc: self.record.doc.clone(), events: self.events()?, first: false }))
+        Ok(Some(Completion { doc: self.record.doc.clone(), events: self.events()?, first: false, acknowledged: false }))
     }
 }
 
@@ -147,7 +147,7 @@ impl DynamoStore {
             Ok(()) => {
                 self.outbox_committed();
                 let doc = stored.record.doc.completed(&decision.outcome, now);
-                Ok(Ok(Completion { doc, events: decision.events, first: true }))
+                Ok(Ok(Completion { doc, events: decision.events, first: true, acknowledged: false }))
             }
             Err(cancelled) if cancelled.failed(request) => {
                 // Terminal already: another run of the same command got there first.
