@@ -250,9 +250,9 @@ fn seat(i: usize, per_row: usize) -> String {
 /// as soon as it is free. Closed loop, a unit starts then. Open loop, unit `n` is due at
 /// `n / rate` from the start: a worker free early waits for it, a worker free late starts
 /// it at once, and its latency still counts from when it was due. So at most
-/// `--connections` are in flight either way, and the generator costs one task per
-/// connection, not one per request (spawning each request to queue for a permit cost the
-/// generator half again as much CPU per request, on the cores the server runs on).
+/// `--connections` are in flight either way, and the generator holds one task per
+/// connection. (It used to spawn a task per request, to wait for a permit: once the server
+/// fell behind, thousands of them waited at once, on the cores the server runs on.)
 async fn load(run: &Arc<Run>, plan: &Plan) {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();

@@ -289,8 +289,8 @@ impl Db {
 }
 
 /// Runs groups of jobs as they come. Between two groups it lets the WAL start over, when a
-/// restart is due and the checkpointer has just ended a pass (`caught_up`), or when none
-/// came for [`RESTART_LATEST`].
+/// restart is due and the checkpointer has just caught up (`caught_up`), or when it has
+/// not for [`RESTART_LATEST`].
 fn write_loop(
     conn: Connection,
     jobs: mpsc::Receiver<Box<dyn Job>>,
