@@ -414,15 +414,15 @@ fn sync_loop(wal: std::fs::File, groups: mpsc::Receiver<Vec<Box<dyn Job>>>) {
 /// only the commits of the last, short pass left to copy.
 fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, caught_up: &AtomicBool) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        let mut copied_before = None;
+        let mut copied_before = 0;
         for _ in 0..CATCH_UP_PASSES {
             // (frames in the WAL, frames copied into the database file so far)
             let pass = conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)));
             match pass {
                 Ok((frames, copied)) => {
-                    let fresh = frames - copied_before.unwrap_or(0);
-                    copied_before = Some(copied);
+                    let fresh = frames - copied_before;
+                    copied_before = copied;
                     if fresh <= CAUGHT_UP_FRAMES {
                         break;
                     }
