@@ -21,6 +21,7 @@ RUN apt-get update \
 
 # 1. Dependencies only: every member's manifest, placeholder targets.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo/config.toml .cargo/
 COPY domain/Cargo.toml domain/
 COPY infra/Cargo.toml infra/
 COPY ingress/Cargo.toml ingress/
