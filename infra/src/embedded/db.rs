@@ -41,7 +41,7 @@ const MAX_WAITING: usize = 8192;
 /// How long a readiness probe waits for the writer to run a job.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often the checkpointer copies the WAL into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most passes the checkpointer makes back to back (see [`checkpoint_loop`]).
 const CATCH_UP_PASSES: usize = 3;
 /// A pass that found at most this many new frames to copy has caught up.
@@ -50,9 +50,12 @@ const CAUGHT_UP_FRAMES: i64 = 64;
 /// the checkpointer has caught up this long after the last restart, when least is left to
 /// copy. Each restart stalls the writer while it copies the rest and syncs: 15-20 ms
 /// when it came at any time, 2-4 ms right after the checkpointer's catch-up passes. Under
-/// load a second of commits is about 200 MB of WAL; starting over every 250 ms keeps
-/// the WAL a quarter of that, and rewrites pages the OS already caches.
-const RESTART_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// load a second of commits is about 150 MB of WAL; starting over every 100 ms keeps
+/// the WAL a tenth of that, and rewrites pages the OS already caches. Against 250 ms, the
+/// writer spent 2-8% less time per hold and the admissions' p99 was 0.1-0.8 ms lower
+/// (BENCHMARKS.md, runs L and M), likely because a smaller WAL is more often still in
+/// the CPU's caches when it is written again.
+const RESTART_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// The longest the writer goes without a restart, if the checkpointer never catches up.
 const RESTART_LATEST: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Most reads on the blocking pool at once. Reads are CPU work on a small machine: more
