@@ -53,7 +53,7 @@ const CAUGHT_UP_FRAMES: i64 = 64;
 /// load a second of commits is about 150 MB of WAL; starting over every 100 ms keeps
 /// the WAL a tenth of that, and rewrites pages the OS already caches. Against 250 ms, the
 /// writer spent 2-8% less time per hold and the admissions' p99 was 0.1-0.8 ms lower
-/// (BENCHMARKS.md, runs L and M), likely because a smaller WAL is more often still in
+/// (BENCHMARKS.md, runs L to O), likely because a smaller WAL is more often still in
 /// the CPU's caches when it is written again.
 const RESTART_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// The longest the writer goes without a restart, if the checkpointer never catches up.
