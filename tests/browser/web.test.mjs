@@ -74,6 +74,17 @@ async function openShow(sub, { width = 1280, height = 900 } = {}) {
   return { page, showId };
 }
 
+/** Opens the ticket titled `subject` from `page`'s list. If it never shows, the error says
+ * what the list showed instead (no tickets, other tickets, or why it could not list). */
+async function openTicket(page, subject) {
+  try {
+    await page.locator(".ticket", { hasText: subject }).click();
+  } catch (e) {
+    const shown = await page.locator("#ticket-list").innerText().catch((why) => `(unreadable: ${why.message})`);
+    throw new Error(`${e.message}\nthe ticket list showed: ${JSON.stringify(shown)}`);
+  }
+}
+
 async function shot(page, name) {
   if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
@@ -224,7 +235,7 @@ test("my tickets: a customer opens a ticket, an agent assigns and answers it, th
   await agent.getByLabel("Role").selectOption("agent");
   await agent.getByRole("button", { name: "Sign in" }).click();
   await agent.getByRole("button", { name: "Tickets" }).click();
-  await agent.locator(".ticket", { hasText: `Seat C5 wobbles ${run}` }).click();
+  await openTicket(agent, `Seat C5 wobbles ${run}`);
   await agent.getByRole("button", { name: "Assign" }).click();
   await agent.locator("#ticket-detail .badge", { hasText: "open" }).waitFor();
   await agent.getByLabel("Move to").selectOption("pending");
@@ -233,7 +244,7 @@ test("my tickets: a customer opens a ticket, an agent assigns and answers it, th
   await agent.locator("#ticket-detail .badge", { hasText: "pending" }).waitFor();
   await agent.close();
 
-  await page.locator(".ticket", { hasText: `Seat C5 wobbles ${run}` }).click();
+  await openTicket(page, `Seat C5 wobbles ${run}`);
   await page.locator("#ticket-detail .comments", { hasText: "Which row?" }).waitFor();
   await page.getByRole("textbox", { name: "Reply" }).fill("Row C.");
   await page.getByRole("button", { name: "Send reply" }).click();
