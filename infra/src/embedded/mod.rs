@@ -26,8 +26,13 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 const SCHEMA: &str = r#"
+-- `seq` orders messages sent at the same time; a new message takes one past the largest
+-- left, so it still comes after every message on the table. Not AUTOINCREMENT, which
+-- never reuses a deleted largest `seq` at the price of a read and a write of
+-- sqlite_sequence on every insert (three a hold; about 3 us each, BENCHMARKS.md). Files
+-- made before keep their AUTOINCREMENT table, which works the same.
 CREATE TABLE IF NOT EXISTS messages (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq           INTEGER PRIMARY KEY,
     queue         TEXT    NOT NULL,
     message_id    TEXT    NOT NULL,
     body          TEXT    NOT NULL,
