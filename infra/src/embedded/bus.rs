@@ -21,34 +21,27 @@ use std::collections::BTreeSet;
 
 /// Delivers what a command commits in the caller's transaction: each event onto every
 /// queue subscribed to its type, each scheduled message onto its queue, delayed by what
-/// is left until it is due. Returns the events as one JSON array, built from the same
-/// serialization, for the caller that stores them too.
+/// is left until it is due.
 pub(super) fn fan_out(
     conn: &Connection,
     events: &[CloudEvent],
     messages: &[ScheduledMessage],
     now: Timestamp,
-) -> Result<String, PortError> {
-    let mut stored = String::from("[");
-    for (i, event) in events.iter().enumerate() {
+) -> Result<(), PortError> {
+    for event in events {
         let body = event.to_json();
-        if i > 0 {
-            stored.push(',');
-        }
-        stored.push_str(&body);
         let message = [OutgoingMessage::new(body, event.attributes())];
         for queue in Queue::subscribed_to(event.event_type) {
             enqueue(conn, queue.name(), &message, now)?;
         }
     }
-    stored.push(']');
     for message in messages {
         let queue = message
             .address()
             .ok_or_else(|| PortError::Corrupt(format!("a scheduled message for an unknown queue {}", message.queue)))?;
         enqueue(conn, &queue.name(), &[message.outgoing(now)], now)?;
     }
-    Ok(stored)
+    Ok(())
 }
 
 impl Embedded {
