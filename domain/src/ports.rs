@@ -148,11 +148,7 @@ pub enum Admitted {
 }
 
 /// A terminal status and the events it committed with. `first` is false when the
-/// request was already terminal and this is what the first run committed: its status
-/// document, and its events where the backend keeps a copy. The aws backend does; the
-/// embedded one put them onto their queues in the first run's own transaction and keeps
-/// none, so its redeliveries carry none. Nothing needs them: the first run's events were
-/// published with it.
+/// request was already terminal and this is what the first run committed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub doc: StatusDoc,

@@ -21,27 +21,34 @@ use std::collections::BTreeSet;
 
 /// Delivers what a command commits in the caller's transaction: each event onto every
 /// queue subscribed to its type, each scheduled message onto its queue, delayed by what
-/// is left until it is due.
+/// is left until it is due. Returns the events as one JSON array, built from the same
+/// serialization, for the caller that stores them too.
 pub(super) fn fan_out(
     conn: &Connection,
     events: &[CloudEvent],
     messages: &[ScheduledMessage],
     now: Timestamp,
-) -> Result<(), PortError> {
-    for event in events {
+) -> Result<String, PortError> {
+    let mut stored = String::from("[");
+    for (i, event) in events.iter().enumerate() {
         let body = event.to_json();
+        if i > 0 {
+            stored.push(',');
+        }
+        stored.push_str(&body);
         let message = [OutgoingMessage::new(body, event.attributes())];
         for queue in Queue::subscribed_to(event.event_type) {
             enqueue(conn, queue.name(), &message, now)?;
         }
     }
+    stored.push(']');
     for message in messages {
         let queue = message
             .address()
             .ok_or_else(|| PortError::Corrupt(format!("a scheduled message for an unknown queue {}", message.queue)))?;
         enqueue(conn, &queue.name(), &[message.outgoing(now)], now)?;
     }
-    Ok(())
+    Ok(stored)
 }
 
 impl Embedded {

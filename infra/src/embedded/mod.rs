@@ -52,8 +52,6 @@ CREATE TABLE IF NOT EXISTS requests (
     status     TEXT    NOT NULL,
     result     TEXT,
     error      TEXT,
-    -- '[]': a command's events go onto their queues in its own transaction, and no copy
-    -- is kept here (one was, before: 509 of a hold's 778 bytes). Older rows may hold one.
     events     TEXT    NOT NULL DEFAULT '[]',
     -- The command, until it is queued (then ''): what the sweep sends for a stranded one.
     command    TEXT    NOT NULL,

@@ -85,15 +85,13 @@ pub(super) fn complete_open(
     let doc = open.completed(&decision.outcome, now);
     let result = doc.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let error = doc.error.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
-    bus::fan_out(conn, &decision.events, &decision.messages, now)?;
-    // No copy of the events: they are on their queues as of this commit (see `events` in
-    // the schema). A replayed request may still hold an older version's copy: cleared.
+    let stored = bus::fan_out(conn, &decision.events, &decision.messages, now)?;
     conn.prepare_cached(
-        "UPDATE requests SET status = ?2, result = ?3, error = ?4, events = '[]', updated_at = ?5
+        "UPDATE requests SET status = ?2, result = ?3, error = ?4, events = ?5, updated_at = ?6
          WHERE request_id = ?1",
     )
     .map_err(sql_error)?
-    .execute(params![doc.request_id.as_str(), doc.status.as_str(), result, error, clock::to_millis(now)])
+    .execute(params![doc.request_id.as_str(), doc.status.as_str(), result, error, stored, clock::to_millis(now)])
     .map_err(sql_error)?;
     Ok(Completion { doc, events: decision.events, first: true, acknowledged: false })
 }
