@@ -101,7 +101,7 @@ CREATE TABLE IF NOT EXISTS seats (
 
 -- WITHOUT ROWID: one b-tree keyed by the hold's id, instead of a rowid table and an index
 -- of its id, each written and searched on every hold (ids are time-ordered, so a new
--- hold goes at the end). Its rows are about 160 bytes, small enough for that layout,
+-- hold goes at the end). Its rows are about 150 bytes, small enough for that layout,
 -- which keeps whole rows in the interior pages too. Files made before keep their rowid
 -- table, which works the same.
 CREATE TABLE IF NOT EXISTS holds (
