@@ -26,11 +26,13 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 const SCHEMA: &str = r#"
+-- A table's layout here reaches new files only: an existing file keeps the table it was
+-- made with (`IF NOT EXISTS`), which answers the same SQL.
+
 -- `seq` orders messages sent at the same time; a new message takes one past the largest
 -- left, so it still comes after every message on the table. Not AUTOINCREMENT, which
 -- never reuses a deleted largest `seq` at the price of a read and a write of
--- sqlite_sequence on every insert (three a hold; 1-3 us each, BENCHMARKS.md, run Q). Files
--- made before keep their AUTOINCREMENT table, which works the same.
+-- sqlite_sequence on every insert (three a hold; 1-3 us each, BENCHMARKS.md, run Q).
 CREATE TABLE IF NOT EXISTS messages (
     seq           INTEGER PRIMARY KEY,
     queue         TEXT    NOT NULL,
@@ -102,8 +104,7 @@ CREATE TABLE IF NOT EXISTS seats (
 -- WITHOUT ROWID: one b-tree keyed by the hold's id, instead of a rowid table and an index
 -- of its id, each written and searched on every hold (ids are time-ordered, so a new
 -- hold goes at the end). Its rows are about 150 bytes, small enough for that layout,
--- which keeps whole rows in the interior pages too. Files made before keep their rowid
--- table, which works the same.
+-- which keeps whole rows in the interior pages too.
 CREATE TABLE IF NOT EXISTS holds (
     hold_id     TEXT PRIMARY KEY,
     show_id     TEXT    NOT NULL,
