@@ -27,7 +27,8 @@ use tokio::sync::Notify;
 
 const SCHEMA: &str = r#"
 -- A table's layout here reaches new files only: an existing file keeps the table it was
--- made with (`IF NOT EXISTS`), which answers the same SQL.
+-- made with (`IF NOT EXISTS`), which answers the same SQL. The port contract suite runs
+-- on such a file too (`tests/embedded_contract.rs`).
 
 -- `seq` orders messages sent at the same time; a new message takes one past the largest
 -- left, so it still comes after every message on the table. Not AUTOINCREMENT, which
