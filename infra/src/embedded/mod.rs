@@ -23,6 +23,7 @@ use domain::PortError;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 const SCHEMA: &str = r#"
 -- A table's layout here reaches new files only: an existing file keeps the table it was
@@ -156,9 +157,8 @@ pub struct Embedded {
     db: Arc<Db>,
     /// Receives after which a message moves to its DLQ (the redrive safety net).
     redrive_after: u32,
-    /// Per queue, what this process's receivers share: the wake-up on a send, and the
-    /// turn to receive (see [`queue::Receivers`]).
-    receivers: HashMap<String, Arc<queue::Receivers>>,
+    /// Wakes long-polling receivers in this process when a send commits.
+    arrivals: HashMap<String, Arc<Notify>>,
     /// Long polls on status documents, woken by the commits that complete their request.
     waiters: waiters::Waiters,
 }
@@ -188,12 +188,12 @@ fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError>
     #[cfg(unix)]
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(|e| PortError::Unavailable(format!("cannot make {} owner-only: {e}", path.display())))?;
-    let receivers = domain::queue::Queue::ALL
+    let arrivals = domain::queue::Queue::ALL
         .into_iter()
         .flat_map(|q| [q.source(), q.dlq()])
-        .map(|addr| (addr.name(), Arc::default()))
+        .map(|addr| (addr.name(), Arc::new(Notify::new())))
         .collect();
-    Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, receivers, waiters: waiters::Waiters::default() }))
+    Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, arrivals, waiters: waiters::Waiters::default() }))
 }
 
 impl Embedded {

@@ -11,7 +11,6 @@ use domain::ports::MessageQueue;
 use domain::queue::{Attributes, OutgoingMessage, QueueAddr, QueueStats, Receipt, ReceivedMessage};
 use rusqlite::{Connection, params};
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// The longest a message can be delayed, as on SQS, so long holds exercise the same
 /// re-delay path on both backends.
@@ -63,26 +62,10 @@ pub(super) fn delete_received(conn: &Connection, queue: &str, receipt: &Receipt)
     Ok(())
 }
 
-/// What the receivers of one queue in this process share.
-#[derive(Default)]
-pub(super) struct Receivers {
-    /// Woken when a send to the queue commits.
-    arrivals: Notify,
-    /// Taken from before a receive looks at the queue until its write answered, so one
-    /// receiver at a time takes what is visible. A send wakes every idle receiver; without
-    /// the turn each saw the same messages and asked the writer for them, and all but the
-    /// first came back empty: 78-79% of the receive writes of a holds run. With it, the
-    /// next receiver looks after the first one's write and finds nothing on a reader, and
-    /// a hold costs 0.05 receive writes instead of 0.42 (BENCHMARKS.md; holds/s did not
-    /// change measurably). Receivers in other processes sharing the file still race, as
-    /// on SQS.
-    turn: tokio::sync::Mutex<()>,
-}
-
 impl Embedded {
     pub(super) fn notify(&self, queue: &str) {
-        if let Some(r) = self.receivers.get(queue) {
-            r.arrivals.notify_waiters();
+        if let Some(n) = self.arrivals.get(queue) {
+            n.notify_waiters();
         }
     }
 
@@ -93,10 +76,6 @@ impl Embedded {
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, PortError> {
         let name = queue.name();
-        let _turn = match self.receivers.get(&name) {
-            Some(r) => Some(r.turn.lock().await),
-            None => None,
-        };
         // An empty queue is seen on a reader, so idle receivers never queue for the writer.
         // One probe of the visibility index: read on this thread (see `Db::read_now`).
         let any = self.db.read_now(|conn| {
@@ -215,11 +194,11 @@ impl MessageQueue for Embedded {
     ) -> Result<Vec<ReceivedMessage>, PortError> {
         let max = max.clamp(1, MAX_RECEIVE);
         let deadline = tokio::time::Instant::now() + wait;
-        let receivers = self.receivers.get(&queue.name()).cloned();
+        let arrivals = self.arrivals.get(&queue.name()).cloned();
         loop {
             // Register interest before looking, so a send between the look and the wait
             // still wakes this receiver.
-            let notified = receivers.as_ref().map(|r| r.arrivals.notified());
+            let notified = arrivals.as_ref().map(|n| n.notified());
             let received = self.receive_now(queue, max, visibility).await?;
             let now = tokio::time::Instant::now();
             if !received.is_empty() || now >= deadline {
