@@ -35,7 +35,8 @@ async fn reopening_the_file_keeps_every_commit() {
 mod a_file_made_by_an_earlier_release {
     use infra::{Backend, Settings};
 
-    /// The tables whose layout changed, as an earlier release declared them.
+    /// The tables whose layout changed, as `066038d` declared them: a frozen copy, not
+    /// derived from today's schema, which it must be able to differ from.
     const EARLIER: &str = "
         CREATE TABLE messages (
             seq           INTEGER PRIMARY KEY AUTOINCREMENT,
