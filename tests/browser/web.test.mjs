@@ -220,6 +220,10 @@ test("my tickets: a customer opens a ticket, an agent assigns and answers it, th
   const frank = `frank-${run}`;
   const page = await browser.newPage();
   await page.goto(`${BASE}/`);
+  // Signed out, the page offers the sign-in only: its sections would call the API
+  // without a token.
+  await page.getByLabel("Your name").waitFor();
+  assert.equal(await page.locator("#nav").isVisible(), false, "the nav shows before signing in");
   await page.getByLabel("Your name").fill(frank);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("button", { name: "My tickets" }).click();
