@@ -100,6 +100,23 @@ async fn every_contract_metric_is_present_after_one_booking() {
     ] {
         assert!(text.contains(series), "{series} missing:\n{text}");
     }
+    if app.settings.backend == infra::BackendKind::Embedded {
+        // The store's writer and syncer: the booking's writes were committed and synced,
+        // into buckets finer than the API's.
+        let positive = |series: &str| value(&text, series) > 0.0;
+        for series in [
+            "usher_store_commits_total",
+            "usher_store_writes_total",
+            "usher_store_commit_seconds_count",
+            "usher_store_write_wait_seconds_count",
+            "usher_store_sync_seconds_count",
+            r#"usher_store_sync_seconds_bucket{le="1"}"#,
+        ] {
+            assert!(positive(series), "{series} missing or zero:\n{text}");
+        }
+        assert!(value(&text, "usher_store_writes_total") >= value(&text, "usher_store_commits_total"));
+        assert!(text.contains(r#"usher_store_commit_seconds_bucket{le="0.0001"}"#), "{text}");
+    }
     app.stop().await;
 }
 
@@ -223,8 +240,16 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 }
 
 /// What `/metrics` serves beyond the contract's list.
-const OTHER_METRICS: [&str; 3] =
-    ["usher_consumer_lag_seconds", "usher_outbox_delivered_total", "usher_payments_voided_total"];
+const OTHER_METRICS: [&str; 8] = [
+    "usher_consumer_lag_seconds",
+    "usher_outbox_delivered_total",
+    "usher_payments_voided_total",
+    "usher_store_write_wait_seconds",
+    "usher_store_commit_seconds",
+    "usher_store_sync_seconds",
+    "usher_store_commits_total",
+    "usher_store_writes_total",
+];
 
 #[test]
 fn the_dashboard_is_grafana_json_over_metrics_usher_serves() {

@@ -2,7 +2,8 @@
 //! and whatever the rest of the process records (queue gauges, message outcomes, handler
 //! durations, the outbox, business counters: docs/contract.md §6). One recorder per
 //! process, installed the first time it is asked for. Durations (`*_seconds` histograms)
-//! are Prometheus histograms with [`BUCKETS`], so they aggregate across instances.
+//! are Prometheus histograms with [`BUCKETS`] (the embedded store's with
+//! [`STORE_BUCKETS`]), so they aggregate across instances.
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header;
@@ -18,6 +19,11 @@ static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// handler (10 s), with 0.5 s (the p95 alert's threshold) a bound of its own.
 pub const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Bucket bounds of the embedded store's histograms (`usher_store_*_seconds`): a commit,
+/// a sync or a write's wait for the writer takes from a tenth of a millisecond to a few,
+/// and a second means the writer or the disk has stalled.
+pub const STORE_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
 /// Installs the process-wide recorder on first use. `None` if another one was installed
 /// first (then metrics go there, and `/metrics` is empty).
 pub fn install() -> Option<&'static PrometheusHandle> {
@@ -25,6 +31,9 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &BUCKETS)
+                .ok()?
+                // A prefix matcher is tried before a suffix one.
+                .set_buckets_for_metric(Matcher::Prefix("usher_store_".to_owned()), &STORE_BUCKETS)
                 .ok()?
                 .install_recorder()
                 .ok()

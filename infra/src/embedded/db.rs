@@ -21,6 +21,10 @@
 //! marking a request `processing`, deleting a handled message. The WAL is sequential, so
 //! such a write is never on disk while a durable write before it is not.
 //!
+//! The writer and the syncer export how busy they are (`usher_store_*` on `/metrics`):
+//! how long the oldest write of each group waited for the writer, how long each group's
+//! transaction took, each sync, and the writes and commits counted.
+//!
 //! Checkpoints run on the checkpointer thread's own connection, every
 //! [`CHECKPOINT_EVERY`], off the writer's path (automatic checkpoints are off). The writer
 //! only copies what the checkpointer has not, right after it caught up, to let the WAL
@@ -32,6 +36,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 
 /// Most jobs one commit carries; bounds the latency one group adds.
 const MAX_GROUP: usize = 512;
@@ -78,6 +83,9 @@ const STATEMENT_CACHE: usize = 128;
 trait Job: Send {
     fn durability(&self) -> Durability;
 
+    /// When the caller handed it to the writer.
+    fn submitted(&self) -> Instant;
+
     /// Runs the write on the writer's connection, inside the group's transaction; false
     /// if it failed, and its changes must be undone.
     fn run(&mut self, conn: &Connection) -> bool;
@@ -90,6 +98,7 @@ trait Job: Send {
 /// A [`Job`] made of a caller's closure and the channel its result goes back on.
 struct Write<R, F> {
     durability: Durability,
+    submitted: Instant,
     f: F,
     result: Option<Result<R, PortError>>,
     reply: tokio::sync::oneshot::Sender<Result<R, PortError>>,
@@ -102,6 +111,10 @@ where
 {
     fn durability(&self) -> Durability {
         self.durability
+    }
+
+    fn submitted(&self) -> Instant {
+        self.submitted
     }
 
     fn run(&mut self, conn: &Connection) -> bool {
@@ -255,7 +268,7 @@ impl Db {
         F: FnMut(&Connection) -> Result<R, PortError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Box::new(Write { durability, f, result: None, reply });
+        let job = Box::new(Write { durability, submitted: Instant::now(), f, result: None, reply });
         self.writer.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => PortError::Unavailable("the store's writer is overloaded".to_owned()),
             mpsc::TrySendError::Disconnected(_) => PortError::Unavailable("the writer thread has stopped".to_owned()),
@@ -311,13 +324,13 @@ fn write_loop(
     to_sync: mpsc::Sender<Vec<Box<dyn Job>>>,
     caught_up: &AtomicBool,
 ) {
-    let mut checkpointed = std::time::Instant::now();
+    let mut checkpointed = Instant::now();
     while let Ok(first) = jobs.recv() {
         let just_caught_up = caught_up.swap(false, Ordering::Relaxed);
         let since = checkpointed.elapsed();
         if (just_caught_up && since >= RESTART_EVERY) || since >= RESTART_LATEST {
             restart_point(&conn);
-            checkpointed = std::time::Instant::now();
+            checkpointed = Instant::now();
         }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -326,7 +339,14 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
+        // Jobs come in order, so the first waited longest; the wait includes a restart.
+        metrics::histogram!("usher_store_write_wait_seconds")
+            .record(started.saturating_duration_since(group[0].submitted()).as_secs_f64());
         let ok = commit_group(&conn, &mut group);
+        metrics::histogram!("usher_store_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("usher_store_commits_total").increment(1);
+        metrics::counter!("usher_store_writes_total").increment(group.len() as u64);
         let (synced, committed): (Vec<_>, Vec<_>) =
             group.into_iter().partition(|job| job.durability() == Durability::Synced);
         for job in committed {
@@ -408,7 +428,10 @@ fn sync_loop(wal: std::fs::File, groups: mpsc::Receiver<Vec<Box<dyn Job>>>) {
         while let Ok(more) = groups.try_recv() {
             waiting.extend(more);
         }
-        let synced = match wal.sync_data() {
+        let started = Instant::now();
+        let sync = wal.sync_data();
+        metrics::histogram!("usher_store_sync_seconds").record(started.elapsed().as_secs_f64());
+        let synced = match sync {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sync the WAL");
