@@ -258,7 +258,7 @@ fn the_dashboard_is_grafana_json_over_metrics_usher_serves() {
     assert_eq!(dashboard["uid"], "usher-overview");
     let panels = dashboard["panels"].as_array().unwrap();
     let rows: Vec<&str> = panels.iter().filter(|p| p["type"] == "row").map(|p| p["title"].as_str().unwrap()).collect();
-    assert_eq!(rows, ["RED per route (ingress)", "Queues", "Pools", "Outbox", "Business"]);
+    assert_eq!(rows, ["RED per route (ingress)", "Queues", "Pools", "Outbox", "Business", "Store (embedded)"]);
     let known: BTreeSet<&str> = CONTRACT_METRICS.iter().chain(OTHER_METRICS.iter()).copied().collect();
     let mut used = BTreeSet::new();
     for panel in panels.iter().filter(|p| p["type"] != "row") {
