@@ -2,7 +2,7 @@
 //! only; `main` wires what was asked.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use domain::actor::Role;
 use domain::queue::Queue;
 use std::time::Duration;
@@ -152,6 +152,38 @@ pub(crate) enum DlqCmd {
     },
 }
 
+impl Cli {
+    /// Parses `args` (the first is the program's name). A command that lacks its
+    /// subcommand (`usher dlq`) is an error like any other, not a page of help, so that
+    /// every mistake reads as one line (see [`one_line`]).
+    pub(crate) fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        fn no_help_for_missing(command: clap::Command) -> clap::Command {
+            command.arg_required_else_help(false).mut_subcommands(no_help_for_missing)
+        }
+        let matches = no_help_for_missing(Cli::command()).try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+}
+
+/// A command-line mistake as one line: clap's message and its hints (the valid values, a
+/// similar name), without the usage and the pointer to `--help` that follow them.
+pub(crate) fn one_line(error: &clap::Error) -> String {
+    error
+        .render()
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:"))
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("expected customer, agent or admin, got {s:?}"))
 }
@@ -200,5 +232,33 @@ mod tests {
         for bad in ["0s", "367d", "18446744073709551615d", "5124095576030432h", "99999999999999999999", "1w", "h"] {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_command_line_mistake_is_one_line() {
+        let cases: [(&[&str], &str); 7] = [
+            (&["dlq"], "'usher dlq' requires a subcommand"),
+            (&[], "'usher' requires a subcommand"),
+            (&["bogus"], "unrecognized subcommand 'bogus'"),
+            (&["token", "--sub", "x"], "--role <ROLE>"),
+            (&["token", "--sub", "x", "--role", "king"], "expected customer, agent or admin"),
+            (&["worker", "--pool", "zz"], "[possible values: booking, tickets, notifications, analytics, all]"),
+            (&["dlq", "peek", "booking-commands", "--limit", "abc"], "'--limit <LIMIT>'"),
+        ];
+        for (args, expected) in cases {
+            let error = Cli::try_parse_args(std::iter::once("usher").chain(args.iter().copied())).expect_err(expected);
+            assert!(error.use_stderr() && error.exit_code() == 2, "{args:?}");
+            let line = one_line(&error);
+            assert!(line.contains(expected) && !line.contains('\n') && !line.contains("Usage"), "{args:?}: {line}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_are_not_mistakes() {
+        for asked in ["--help", "--version", "help"] {
+            let answer = Cli::try_parse_args(["usher", asked]).expect_err(asked);
+            assert!(!answer.use_stderr() && answer.exit_code() == 0, "{asked}");
+        }
+        assert!(Cli::try_parse_args(["usher", "dlq", "list", "--json"]).is_ok());
     }
 }

@@ -15,7 +15,6 @@ mod cli;
 mod operate;
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use cli::{Cli, Cmd};
 use domain::actor::Role;
 use infra::Backend;
@@ -34,7 +33,18 @@ use usher::{App, Components, Config};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        // --help and --version: printed on stdout, and a success.
+        Err(asked) if !asked.use_stderr() => {
+            let _ = asked.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(mistake) => {
+            eprintln!("usher: {}", cli::one_line(&mistake));
+            return ExitCode::from(u8::try_from(mistake.exit_code()).unwrap_or(2));
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -58,18 +68,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command {
         Cmd::Dev { no_setup } => {
-            infra::logging::init();
+            infra::logging::init()?;
             let components = Components { dev_tokens: true, ..Components::everything() };
             serve(config, components, Some(Dev { setup: !no_setup })).await
         }
         Cmd::Ingress => {
-            infra::logging::init();
+            infra::logging::init()?;
             let components =
                 Components { pools: Vec::new(), sweep: false, dev_secret: false, ..Components::everything() };
             serve(config, components, None).await
         }
         Cmd::Worker { pool, concurrency } => {
-            infra::logging::init();
+            infra::logging::init()?;
             let components = Components {
                 ingress: false,
                 pools: vec![pool],

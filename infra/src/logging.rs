@@ -8,6 +8,7 @@
 //! rides in its command message and events (docs/contract.md §6) and log lines can be
 //! joined by `trace_id` even without a collector.
 
+use crate::config::ConfigError;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -15,14 +16,20 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// The filter when `USHER_LOG` is unset.
+const DEFAULT_FILTER: &str = "info";
 
 /// The provider of the installed subscriber, kept to flush its spans at exit.
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-/// Installs the subscriber once; later calls (tests) keep the first.
-pub fn init() {
+/// Installs the subscriber once; later calls (tests) keep the first. A `USHER_LOG` that
+/// is not a filter stops start-up, naming it, like every other setting's bad value.
+pub fn init() -> Result<(), ConfigError> {
+    let filter = filter_from_env()?;
     let mut provider = SdkTracerProvider::builder().with_resource(resource());
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty()) {
         match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
@@ -30,14 +37,32 @@ pub fn init() {
             Err(e) => eprintln!("usher: spans are not exported: {e}"),
         }
     }
-    init_with(provider.build());
+    install(filter, provider.build());
+    Ok(())
 }
 
-/// Installs the subscriber with this provider (a test's in-memory exporter); later calls
-/// keep the first.
+/// Installs the subscriber with this provider (a test's in-memory exporter) and the
+/// `info` filter; later calls keep the first.
 pub fn init_with(provider: SdkTracerProvider) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("USHER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    install(EnvFilter::new(DEFAULT_FILTER), provider);
+}
+
+/// What `USHER_LOG` asks for: `info` when it is unset or blank.
+fn filter_from_env() -> Result<EnvFilter, ConfigError> {
+    filter_of(std::env::var("USHER_LOG").ok().as_deref())
+}
+
+fn filter_of(value: Option<&str>) -> Result<EnvFilter, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(EnvFilter::new(DEFAULT_FILTER)),
+        Some(directives) => EnvFilter::try_new(directives).map_err(|e| ConfigError {
+            variable: "USHER_LOG",
+            reason: format!("{directives:?} is not a log filter ({e}); e.g. info or info,usher=debug"),
+        }),
+    }
+}
+
+fn install(filter: EnvFilter, provider: SdkTracerProvider) {
     let tracer = provider.tracer("usher");
     let installed = tracing_subscriber::registry()
         .with(filter)
@@ -113,5 +138,17 @@ mod tests {
         continue_trace(&span, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
         continue_trace(&span, Some("garbage"));
         assert_eq!(traceparent(&span), None);
+    }
+
+    #[test]
+    fn usher_log_is_a_filter_or_an_error_naming_it() {
+        for fine in [None, Some(""), Some("  "), Some("warn"), Some("info,usher=debug"), Some("usher::bench=trace")] {
+            assert!(filter_of(fine).is_ok(), "{fine:?}");
+        }
+        for bad in ["usher=notalevel", "[[[", "info,=debug["] {
+            let e = filter_of(Some(bad)).expect_err(bad);
+            assert_eq!(e.variable, "USHER_LOG");
+            assert!(e.to_string().starts_with("USHER_LOG: ") && !e.to_string().contains('\n'), "{e}");
+        }
     }
 }

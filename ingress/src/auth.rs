@@ -16,8 +16,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Clock skew tolerated on `exp`, between the machine that minted a token and this one.
-const LEEWAY_SECS: u64 = 5;
+/// Clock skew tolerated on `exp` and `nbf`: none. A token is refused from the first
+/// second past its `exp`, so `usher token --ttl 1s` is refused two seconds later, as its
+/// holder would expect; an issuer whose clock runs ahead should back-date `nbf`.
+const LEEWAY_SECS: u64 = 0;
 
 /// The HS256 signing secret. Its `Debug` never shows the value.
 #[derive(Debug, Clone)]
@@ -314,10 +316,19 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_refused_from_the_second_after_its_exp() {
+        let verifier = TokenVerifier::new(&secret("k1"));
+        let lapsed = signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(-2)}));
+        assert_eq!(verifier.verify(&lapsed).unwrap_err().to_string(), "the token has expired");
+        let live = signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(2)}));
+        assert!(verifier.verify(&live).is_ok());
+    }
+
+    #[test]
     fn a_token_not_valid_yet_is_refused() {
         let verifier = TokenVerifier::new(&secret("k1"));
         let early =
-            signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(600), "nbf": in_secs(300)}));
+            signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(600), "nbf": in_secs(2)}));
         assert_eq!(verifier.verify(&early).unwrap_err().to_string(), "the token is not valid yet (nbf)");
         let ready =
             signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(600), "nbf": in_secs(-1)}));

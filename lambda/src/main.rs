@@ -7,7 +7,10 @@ use usher_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    infra::logging::init();
+    if let Err(e) = infra::logging::init() {
+        eprintln!("usher-lambda: {e}");
+        std::process::exit(1);
+    }
 
     let function = match Function::from_lookup(|name| std::env::var(name).ok()).await {
         Ok(f) => f,

@@ -91,8 +91,8 @@ pub struct TicketList {
 }
 
 /// Tickets matching every filter given, oldest first (`created_at`, then `ticket_id`), a
-/// page at a time. A customer's list is always of their own tickets, whatever `requester`
-/// says, without internal comments.
+/// page at a time. A customer's list is of their own tickets only, without internal
+/// comments: a `requester` other than the caller matches none.
 #[utoipa::path(
     get,
     path = "/v1/tickets",
@@ -120,6 +120,10 @@ pub async fn list(
 ) -> Result<Json<TicketList>, ApiError> {
     let mut query = params.query()?;
     if !caller.role.is_staff() {
+        // A customer sees their own tickets only, so asking for anyone else's finds none.
+        if query.requester.as_ref().is_some_and(|asked| *asked != caller.sub) {
+            return Ok(Json(TicketList { items: Vec::new(), next_cursor: None }));
+        }
         query.requester = Some(caller.sub.clone());
     }
     let page = state.backend.tickets.tickets(&query).await?;
