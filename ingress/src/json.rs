@@ -2,6 +2,7 @@
 //! the offending field (400). It keeps the parsed `serde_json::Value` too, because the
 //! idempotency fingerprint hashes the body canonically.
 
+use crate::AppState;
 use crate::problem::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -21,14 +22,13 @@ pub struct JsonBody<T> {
     pub raw: Value,
 }
 
-impl<S, T> FromRequest<S> for JsonBody<T>
+impl<T> FromRequest<AppState> for JsonBody<T>
 where
-    S: Send + Sync,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
             if !is_json(content_type.to_str().unwrap_or("")) {
                 return Err(ApiError::InvalidBody {
@@ -37,31 +37,19 @@ where
                 });
             }
         }
-        // The router's `DefaultBodyLimit` makes `Bytes` stop at BODY_LIMIT.
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        // The whole body must arrive within the body timeout, however it trickles in: a
+        // timer between frames would let a byte every few seconds hold the connection. The
+        // router's `DefaultBodyLimit` makes `Bytes` stop at BODY_LIMIT.
+        let read = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state)).await;
+        let bytes = read.map_err(|_| ApiError::RequestTimeout)?.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge { limit: BODY_LIMIT }
-            } else if timed_out(&rejection) {
-                ApiError::RequestTimeout
             } else {
                 ApiError::InvalidBody { field: None, detail: rejection.body_text() }
             }
         })?;
         parse(&bytes)
     }
-}
-
-/// Whether reading the body failed because the body timeout (the router's
-/// `RequestBodyTimeoutLayer`) ran out.
-fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(rejection);
-    while let Some(e) = cause {
-        if e.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
 }
 
 /// Parses a body. An empty body, or `null`, reads as `{}`, so a bodiless POST is told

@@ -59,7 +59,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// What every handler shares, behind one `Arc`: a request clones it with one atomic
@@ -122,7 +121,6 @@ impl Shared {
 /// Every route of the API (see [`routes::api`]) and the web page (see [`web`]), with
 /// metrics, fallbacks and limits.
 pub fn router(state: AppState) -> Router {
-    let body_timeout = state.body_timeout;
     let (routes, _document) = routes::api().split_for_parts();
     let mut routes = routes.merge(web::pages());
     if state.dev_tokens.is_some() {
@@ -134,7 +132,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::route_not_found)
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn(within_request_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

@@ -96,6 +96,43 @@ async fn a_stalled_body_is_answered_with_a_problem() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_cut_off_at_the_body_timeout_and_its_connection_closed() {
+    let app = TestApp::ingress_with(|c| c.body_timeout = Duration::from_secs(1)).await;
+    let token = app.customer("alice");
+    let mut slow = TcpStream::connect(addr(&app)).await.unwrap();
+    // No `Connection: close` from the client: closing is the server's doing.
+    let head = format!(
+        "POST /v1/holds HTTP/1.1\r\nHost: usher\r\nAuthorization: Bearer {token}\r\nIdempotency-Key: trickle\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    );
+    let started = Instant::now();
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // A byte every 200 ms, for longer than the answer may take: each byte comes well
+    // within the timeout, the whole body never does.
+    let (mut reader, mut writer) = slow.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..25 {
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_millis(2500), reader.read_to_end(&mut got)).await;
+    trickle.abort();
+    let took = started.elapsed();
+    assert!(read.is_ok(), "still open after {took:?}, the trickle going on");
+    assert!(took >= Duration::from_millis(900), "answered after {took:?}, before the timeout");
+    let answer = String::from_utf8_lossy(&got);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    // Nothing was admitted under that key.
+    assert_eq!(app.post(Some(&token), "/v1/holds", Some("trickle"), HOLD_BODY).await.status(), 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_does_not_hold_the_shutdown_past_the_grace() {
     let app = TestApp::ingress_with(|c| {
         c.header_timeout = Duration::from_secs(60);
