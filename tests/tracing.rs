@@ -14,6 +14,9 @@ use support::spawn;
 /// A caller's trace, as a W3C `traceparent` header sends it.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// Another caller's trace, for a command that ends dead-lettered.
+const FAILING_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const FAILING_TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 fn attribute(span: &SpanData, key: &str) -> Option<String> {
     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
@@ -116,5 +119,39 @@ async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     let hold_trace = hold_ingress.span_context.trace_id().to_string();
     assert_ne!(hold_trace, TRACE_ID);
     assert_eq!(spans(&finished, &hold_trace, "message", Some("booking")).len(), 1, "the hold's worker joins its trace");
+
+    // A confirm that keeps failing until it is dead-lettered stays in its caller's trace:
+    // each receive's span, and the `usher.request.dead_lettered` event, which the analytics
+    // pool then handles in a span of that trace too.
+    let second = app.hold(&alice, &show, &["E2"]).await;
+    let second_hold = second["result"]["hold_id"].as_str().unwrap().to_owned();
+    let response = app
+        .http
+        .post(app.url("/v1/bookings"))
+        .bearer_auth(&alice)
+        .header("Idempotency-Key", "traced-unavailable")
+        .header("traceparent", FAILING_TRACEPARENT)
+        .json(&json!({ "hold_id": second_hold, "payment_token": "tok_unavailable" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let request_id = response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.terminal(&alice, &request_id).await["status"], "dead_lettered");
+    let dead_lettered_in_trace = |finished: &[SpanData]| {
+        spans(finished, FAILING_TRACE_ID, "message", Some("analytics"))
+            .iter()
+            .any(|s| attribute(s, "message_type").as_deref() == Some("usher.request.dead_lettered"))
+    };
+    for _ in 0..100 {
+        finished = exporter.get_finished_spans().unwrap();
+        if dead_lettered_in_trace(&finished) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let receives = spans(&finished, FAILING_TRACE_ID, "message", Some("booking")).len();
+    assert_eq!(receives, app.settings.max_receives as usize, "each receive continues the caller's trace");
+    assert!(dead_lettered_in_trace(&finished), "the dead_lettered event carries the caller's trace");
     app.stop().await;
 }

@@ -285,7 +285,12 @@ pub trait BookingStore: Send + Sync {
     /// Marks an active hold whose time has come as expired and frees its seats, with the
     /// `usher.booking.hold.expired` event in the outbox. Returns that event when this call
     /// expired the hold, nothing when it was expired, released or confirmed before.
-    async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError>;
+    async fn expire_hold(
+        &self,
+        hold_id: &HoldId,
+        now: Timestamp,
+        traceparent: Option<&str>,
+    ) -> Result<Option<CloudEvent>, PortError>;
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError>;
     async fn booking(&self, booking_id: &BookingId) -> Result<Option<Booking>, PortError>;

@@ -283,8 +283,13 @@ impl BookingStore for Faulty<dyn BookingStore> {
         self.faults.around(Op::Commit, self.inner.confirm_booking(ctx, hold_id, payment)).await
     }
 
-    async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
-        self.inner.expire_hold(hold_id, now).await
+    async fn expire_hold(
+        &self,
+        hold_id: &HoldId,
+        now: Timestamp,
+        traceparent: Option<&str>,
+    ) -> Result<Option<CloudEvent>, PortError> {
+        self.inner.expire_hold(hold_id, now, traceparent).await
     }
 
     async fn hold(&self, hold_id: &HoldId) -> Result<Option<SeatHold>, PortError> {

@@ -90,8 +90,9 @@ impl BookingPool {
             again.delay = (expires_at - now).try_into().unwrap_or(Duration::ZERO);
             return Ok(Effects { follow_ups: vec![(Queue::BookingCommands.source(), again)], acknowledged: false });
         }
-        // The expiry event commits to the outbox with the freed seats.
-        self.backend.bookings.expire_hold(hold_id, now).await?;
+        // The expiry event commits to the outbox with the freed seats, in this span's trace.
+        let traceparent = infra::logging::current_traceparent();
+        self.backend.bookings.expire_hold(hold_id, now, traceparent.as_deref()).await?;
         Ok(Effects::default())
     }
 }

@@ -243,9 +243,9 @@ impl<H: Handler> Consumer<H> {
         let spans: Vec<tracing::Span> = messages.iter().map(|m| message_span(pool, m)).collect();
         let outcomes = match self.apply_together(&messages, &spans).await {
             Some(outcomes) => outcomes,
-            None => self.apply_each(&messages, spans).await,
+            None => self.apply_each(&messages, spans.clone()).await,
         };
-        self.settle(messages, outcomes).await
+        self.settle(messages, outcomes, &spans).await
     }
 
     /// Applies the batch in one call of the handler, if it does batches. Each message still
@@ -297,18 +297,21 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Acts on each message's outcome: follow-ups sent and the done deleted, the failed
-    /// retried later or dead-lettered. `None` is a handler that panicked.
+    /// retried later or dead-lettered, each in its message's span (so its log lines and
+    /// its `usher.request.dead_lettered` event carry the message's trace). `None` is a
+    /// handler that panicked.
     async fn settle(
         &self,
         messages: Vec<ReceivedMessage>,
         outcomes: Vec<Option<Result<Effects, HandlerError>>>,
+        spans: &[tracing::Span],
     ) -> BatchReport {
         let source = self.config.queue.source();
         let mut report = BatchReport::default();
         let mut done: Vec<&ReceivedMessage> = Vec::new();
         let mut to_delete: Vec<Receipt> = Vec::new();
         let mut follow_ups: HashMap<QueueAddr, Vec<OutgoingMessage>> = HashMap::new();
-        for (message, outcome) in messages.iter().zip(outcomes) {
+        for ((message, outcome), span) in messages.iter().zip(outcomes).zip(spans) {
             // A handler task that panicked is a bug in the handler: dead-letter the message.
             let outcome = outcome.unwrap_or_else(|| Err(HandlerError::Poison("the handler panicked".to_owned())));
             match outcome {
@@ -323,22 +326,26 @@ impl<H: Handler> Consumer<H> {
                 }
                 Err(HandlerError::Transient(reason)) if message.receive_count < self.config.max_receives => {
                     let delay = self.config.backoff.delay(message.receive_count);
-                    tracing::info!(message_id = %message.message_id, receive_count = message.receive_count, ?delay, %reason, "retrying later");
-                    if let Err(e) = self.backend.queues.change_visibility(source, &message.receipt, delay).await {
-                        tracing::warn!(error = %e, "cannot delay the retry; the visibility timeout will");
+                    async {
+                        tracing::info!(message_id = %message.message_id, receive_count = message.receive_count, ?delay, %reason, "retrying later");
+                        if let Err(e) = self.backend.queues.change_visibility(source, &message.receipt, delay).await {
+                            tracing::warn!(error = %e, "cannot delay the retry; the visibility timeout will");
+                        }
                     }
+                    .instrument(span.clone())
+                    .await;
                     report.retried.push(message.message_id.clone());
                     metrics::counter!("usher_messages_total", "pool" => self.handler.pool(), "outcome" => "retried")
                         .increment(1);
                 }
                 Err(HandlerError::Transient(reason)) => {
                     let reason = format!("gave up after {} receives: {reason}", message.receive_count);
-                    if self.dead_letter(message, &reason).await {
+                    if self.dead_letter(message, &reason).instrument(span.clone()).await {
                         report.dead_lettered += 1;
                     }
                 }
                 Err(HandlerError::Poison(reason)) => {
-                    if self.dead_letter(message, &reason).await {
+                    if self.dead_letter(message, &reason).instrument(span.clone()).await {
                         report.dead_lettered += 1;
                     }
                 }

@@ -509,11 +509,14 @@ pub fn decide_confirm(
 }
 
 /// Expires an active hold whose time has come: returns its expiry event, committed with
-/// the freed seats. A hold already expired, released or confirmed, or still live, is left
-/// alone (its expiry event, if any, was committed when it expired).
-pub fn decide_expire(hold: Option<&SeatHold>, now: Timestamp) -> Option<CloudEvent> {
+/// the freed seats, in the trace of the worker expiring it (which continues the hold's).
+/// A hold already expired, released or confirmed, or still live, is left alone (its
+/// expiry event, if any, was committed when it expired).
+pub fn decide_expire(hold: Option<&SeatHold>, now: Timestamp, traceparent: Option<&str>) -> Option<CloudEvent> {
     match hold {
-        Some(hold) if hold.status == HoldStatus::Active && hold.expires_at <= now => Some(hold_expired(hold)),
+        Some(hold) if hold.status == HoldStatus::Active && hold.expires_at <= now => {
+            Some(hold_expired(hold).traced(traceparent))
+        }
         _ => None,
     }
 }

@@ -184,9 +184,12 @@ fn a_confirm_that_lost_its_hold_fails_cleanly() {
 #[test]
 fn a_hold_expires_once() {
     let hold = live_hold();
-    assert!(decide_expire(Some(&hold), from_millis(999)).is_none(), "not due");
-    assert_eq!(decide_expire(Some(&hold), from_millis(1_000)).unwrap().event_type, EventType::HoldExpired);
+    assert!(decide_expire(Some(&hold), from_millis(999), None).is_none(), "not due");
+    assert_eq!(decide_expire(Some(&hold), from_millis(1_000), None).unwrap().event_type, EventType::HoldExpired);
+    let traced = decide_expire(Some(&hold), from_millis(1_000), Some("00-aa-bb-01")).unwrap();
+    assert_eq!(traced.traceparent.as_deref(), Some("00-aa-bb-01"));
+    assert_eq!(traced.id, decide_expire(Some(&hold), from_millis(1_000), None).unwrap().id, "the same event");
     let expired = SeatHold { status: HoldStatus::Expired, ..hold };
-    assert!(decide_expire(Some(&expired), from_millis(2_000)).is_none(), "its event was committed then");
+    assert!(decide_expire(Some(&expired), from_millis(2_000), None).is_none(), "its event was committed then");
     assert!(HoldStatus::parse("lost").is_err(), "an unknown stored status is corrupt, never guessed");
 }

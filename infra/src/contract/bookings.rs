@@ -90,7 +90,7 @@ pub async fn expired_hold_counts_available(b: Backend) {
     let placed = b.bookings.place_hold(&ctx(&r1, "alice"), &show_id, &seats(&["A1"]), soon, MAX_HELD).await.unwrap();
     let hold_id = HoldId::from(placed.doc.result.unwrap()["hold_id"].as_str().unwrap());
     assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Held);
-    assert!(b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().is_none(), "not due yet");
+    assert!(b.bookings.expire_hold(&hold_id, clock::now(), None).await.unwrap().is_none(), "not due yet");
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Available, "no sweep needed");
     let r2 = admitted(&b, "bob").await;
@@ -98,10 +98,13 @@ pub async fn expired_hold_counts_available(b: Backend) {
     let taken = b.bookings.place_hold(&ctx(&r2, "bob"), &show_id, &seats(&["A1"]), later, MAX_HELD).await.unwrap();
     assert_eq!(taken.doc.status, RequestStatus::Succeeded, "an expired hold's seat can be held again");
     // The late expiry of the first hold must not free the second hold's seat.
-    let expired = b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().expect("the expiry event");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let expired =
+        b.bookings.expire_hold(&hold_id, clock::now(), Some(traceparent)).await.unwrap().expect("the expiry event");
     assert_eq!(expired.event_type, EventType::HoldExpired);
+    assert_eq!(expired.traceparent.as_deref(), Some(traceparent), "in the trace of the worker expiring it");
     assert_eq!(expired.correlationid, r1.as_str());
-    assert!(b.bookings.expire_hold(&hold_id, clock::now()).await.unwrap().is_none(), "expired once");
+    assert!(b.bookings.expire_hold(&hold_id, clock::now(), None).await.unwrap().is_none(), "expired once");
     assert_eq!(seat_state(&b, &show_id, "A1").await, SeatState::Held);
     let expiries = delivered_events(&b, 3).await.into_iter().filter(|e| *e == expired).count();
     assert_eq!(expiries, 1, "the expiry event is delivered once");
@@ -144,7 +147,7 @@ pub async fn release_and_confirm(b: Backend) {
         b.bookings.release_hold(&ctx(&r5, "alice"), &h1).await.unwrap().doc.error.unwrap().code,
         "hold_not_found"
     );
-    assert!(b.bookings.expire_hold(&h1, clock::now() + Duration::from_secs(700)).await.unwrap().is_none());
+    assert!(b.bookings.expire_hold(&h1, clock::now() + Duration::from_secs(700), None).await.unwrap().is_none());
     assert_eq!(seat_state(&b, &show_id, "A2").await, SeatState::Booked);
 
     let r6 = admitted(&b, "carol").await;
@@ -302,7 +305,7 @@ pub async fn the_hold_cap_counts_live_holds(b: Backend) {
         .await
         .unwrap();
     assert_eq!(after_expiry.doc.status, RequestStatus::Succeeded, "{:?}", after_expiry.doc.error);
-    assert!(b.bookings.expire_hold(&hold_id_of(&third), later).await.unwrap().is_some());
+    assert!(b.bookings.expire_hold(&hold_id_of(&third), later, None).await.unwrap().is_some());
     let r = admitted(&b, "alice").await;
     let ahead = CommandContext { now: later, ..ctx(&r, "alice") };
     let more = b

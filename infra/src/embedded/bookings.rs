@@ -244,13 +244,21 @@ impl BookingStore for Embedded {
         .await
     }
 
-    async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
+    async fn expire_hold(
+        &self,
+        hold_id: &HoldId,
+        now: Timestamp,
+        traceparent: Option<&str>,
+    ) -> Result<Option<CloudEvent>, PortError> {
         let hold_id = hold_id.clone();
+        let traceparent = traceparent.map(str::to_owned);
         let expired = self
             .db
             .write(move |conn| {
                 let hold = load_hold(conn, &hold_id)?;
-                let Some(event) = booking::decide_expire(hold.as_ref(), now) else { return Ok(None) };
+                let Some(event) = booking::decide_expire(hold.as_ref(), now, traceparent.as_deref()) else {
+                    return Ok(None);
+                };
                 if let Some(hold) = &hold {
                     free_seats(conn, hold)?;
                     set_hold_status(conn, &hold_id, HoldStatus::Expired)?;

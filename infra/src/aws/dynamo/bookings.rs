@@ -377,10 +377,15 @@ impl BookingStore for DynamoStore {
         self.apply("confirm_booking", ctx, || self.plan_confirm(ctx, hold_id, payment)).await
     }
 
-    async fn expire_hold(&self, hold_id: &HoldId, now: Timestamp) -> Result<Option<CloudEvent>, PortError> {
+    async fn expire_hold(
+        &self,
+        hold_id: &HoldId,
+        now: Timestamp,
+        traceparent: Option<&str>,
+    ) -> Result<Option<CloudEvent>, PortError> {
         retrying("expire_hold", ATTEMPTS, move || async move {
             let hold = self.load_hold(hold_id).await?;
-            let (Some(event), Some(hold)) = (booking::decide_expire(hold.as_ref(), now), hold) else {
+            let (Some(event), Some(hold)) = (booking::decide_expire(hold.as_ref(), now, traceparent), hold) else {
                 return Ok(Step::Done(None));
             };
             let mut tx = Transaction::from(self.free_seats(&hold).await?);
