@@ -47,7 +47,8 @@ impl From<SecretString> for JwtSecret {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// What `usher token` signs.
+#[derive(Debug, Serialize)]
 struct Claims {
     sub: String,
     role: Role,
@@ -58,6 +59,15 @@ struct Claims {
     iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aud: Option<String>,
+}
+
+/// What a verified token says of its caller. `exp`, `nbf`, `iss` and `aud` are the
+/// validation's to check, from the raw claims: there an `aud` may be one string or an
+/// array of them (RFC 7519 §4.1.3), and one of them must match `USHER_JWT_AUDIENCE`.
+#[derive(Debug, Deserialize)]
+struct Verified {
+    sub: String,
+    role: Role,
 }
 
 /// Signs a token for `sub` with `role`, valid for `ttl` from now.
@@ -133,12 +143,12 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let mut decoded = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation);
+        let mut decoded = jsonwebtoken::decode::<Verified>(token, &self.key, &self.validation);
         if let (Err(e), Some(previous)) = (&decoded, &self.previous) {
             // Only a signature mismatch can be the rotation; an expired or malformed token
             // is refused for what it is.
             if matches!(e.kind(), ErrorKind::InvalidSignature) {
-                decoded = jsonwebtoken::decode::<Claims>(token, previous, &self.validation);
+                decoded = jsonwebtoken::decode::<Verified>(token, previous, &self.validation);
             }
         }
         let data = decoded.map_err(|e| match e.kind() {
@@ -149,7 +159,7 @@ impl TokenVerifier {
             }
             _ => ApiError::Unauthorized("the token is not valid".into()),
         })?;
-        let Claims { sub, role, .. } = data.claims;
+        let Verified { sub, role } = data.claims;
         if !crate::routes::is_id(&sub) {
             return Err(ApiError::Unauthorized("the token's sub is not valid".into()));
         }
@@ -349,6 +359,19 @@ mod tests {
         assert_eq!(verifier.verify(&wrong).unwrap_err().to_string(), "the token is for another issuer or audience");
         // Unset, neither is checked.
         assert!(TokenVerifier::new(&s).verify(&ok).is_ok());
+    }
+
+    #[test]
+    fn an_audience_may_be_an_array_that_names_ours() {
+        let verifier = TokenVerifier::new(&secret("k1")).requiring(None, Some("api"));
+        let token = |aud: serde_json::Value| {
+            signed(&serde_json::json!({"sub": "alice", "role": "customer", "exp": in_secs(600), "aud": aud}))
+        };
+        assert!(verifier.verify(&token(serde_json::json!(["billing", "api"]))).is_ok());
+        assert!(verifier.verify(&token(serde_json::json!("api"))).is_ok());
+        assert!(verifier.verify(&token(serde_json::json!(["billing"]))).is_err());
+        // Without a configured audience, any `aud` is let through.
+        assert!(TokenVerifier::new(&secret("k1")).verify(&token(serde_json::json!(["billing"]))).is_ok());
     }
 
     #[test]
