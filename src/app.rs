@@ -6,7 +6,7 @@ use anyhow::Context;
 use domain::request::ADMISSION_GRACE;
 use infra::Backend;
 use ingress::auth::JwtSecret;
-use ingress::{Ingress, Operations};
+use ingress::{ConnectionLimits, Ingress, Operations};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -121,7 +121,7 @@ impl App {
             None
         } else {
             let addr = config.workers.metrics_addr;
-            let bound = Operations::build(addr, backend.clone())
+            let bound = Operations::build(addr, backend.clone(), ConnectionLimits::of(&config.ingress))
                 .await
                 .with_context(|| format!("cannot listen on {addr} (USHER_METRICS_ADDR)"))?;
             Some(bound)

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::{cli, cli_command, spawn};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use usher::{App, Components, Config, Pool};
 
 /// Every metric name docs/contract.md §6 lists.
@@ -197,6 +198,7 @@ async fn a_worker_only_process_serves_metrics_and_health() {
         workers: testkit::settings::workers(),
     };
     config.workers.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    config.ingress.header_timeout = Duration::from_secs(1);
     infra::Backend::setup(&config.backend).await.unwrap();
     let components =
         Components { ingress: false, pools: vec![Pool::Analytics], sweep: false, ..Components::everything() };
@@ -220,6 +222,15 @@ async fn a_worker_only_process_serves_metrics_and_health() {
     assert!(text.contains(r#"usher_messages_total{pool="analytics",outcome="done"}"#), "{text}");
     assert!(text.contains(r#"usher_dlq_depth{queue="analytics"}"#), "{text}");
     assert_eq!(get("/v1/movies").await.unwrap().status(), 404, "only operations routes");
+
+    // A client that never finishes its headers is cut off, as on the API's listener.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: usher\r\nX-Slow: ").await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a stalled client still held its connection after 5 s");
+    assert!(started.elapsed() >= Duration::from_millis(900), "closed before the header timeout");
     stop.cancel();
     running.await.unwrap().unwrap();
 }

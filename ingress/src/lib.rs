@@ -193,78 +193,121 @@ impl Ingress {
     }
 
     /// Serves until `shutdown` fires, then stops accepting, answers long polls at once and
-    /// lets in-flight requests end; connections still open after `shutdown_grace` (a
-    /// stalled client) are dropped.
-    ///
-    /// Connections are accepted here rather than by `axum::serve`, which sets no timer:
-    /// hyper's HTTP/1 server closes a connection whose headers take longer than
-    /// `header_timeout`, and at most `max_connections` are served at once (the rest wait
-    /// in the listen backlog).
+    /// lets in-flight requests end (see [`serve_connections`]).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         let Ingress { listener, local_addr, state, config } = self;
         let stopping = state.shutdown.clone();
         let app = router(AppState(Arc::new(state)));
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new()).header_read_timeout(config.header_timeout);
-        let slots = Arc::new(Semaphore::new(config.max_connections));
-        let graceful = GracefulShutdown::new();
-        let mut connections = JoinSet::new();
         tracing::info!(addr = %local_addr, "ingress listening");
-        loop {
-            while connections.try_join_next().is_some() {}
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
-                () = shutdown.cancelled() => break,
-            };
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors and the like: pause rather than spin.
-                        tracing::warn!(error = %e, "cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = shutdown.cancelled() => break,
-            };
-            let service = TowerToHyperService::new(app.clone());
-            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-            connections.spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                drop(slot);
-            });
-        }
-        drop(listener);
-        // Long polls answer at once; idle keep-alive connections close.
-        stopping.cancel();
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("ingress stopped"),
-            () = tokio::time::sleep(config.shutdown_grace) => {
-                tracing::warn!(open = connections.len(), "ingress stopped; dropping connections still open after the grace");
-            }
-        }
-        connections.shutdown().await;
+        serve_connections(listener, app, ConnectionLimits::of(&config), shutdown, stopping).await;
+        tracing::info!("ingress stopped");
         Ok(())
     }
 }
 
+/// What a listener allows its clients: the time to send a request's headers, how many
+/// connections are served at once, and how long a graceful stop waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl ConnectionLimits {
+    /// The API's limits (`USHER_MAX_CONNECTIONS` and the fixed timers), which the
+    /// operations listener of a worker-only process shares.
+    pub fn of(config: &IngressConfig) -> Self {
+        Self {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+            shutdown_grace: config.shutdown_grace,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` fires; then stops accepting, fires
+/// `stopping` (long polls answer at once, idle keep-alive connections close) and lets
+/// in-flight requests end. Connections still open after the grace (a stalled client) are
+/// dropped.
+///
+/// Connections are accepted here rather than by `axum::serve`, which sets no timer:
+/// hyper's HTTP/1 server closes a connection whose headers take longer than the header
+/// timeout, and at most `max_connections` are served at once (the rest wait in the listen
+/// backlog).
+async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+    stopping: CancellationToken,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    stopping.cancel();
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(open = connections.len(), "dropping connections still open after the shutdown grace");
+        }
+    }
+    connections.shutdown().await;
+}
+
 /// `/metrics` and `/health/*` without the API, for processes that run only workers.
+/// It holds its clients to the same limits as the API (see [`serve_connections`]).
 pub struct Operations {
     listener: TcpListener,
     local_addr: SocketAddr,
     backend: Backend,
+    limits: ConnectionLimits,
 }
 
 impl Operations {
     /// Binds `addr` (port 0 picks a free port).
-    pub async fn build(addr: SocketAddr, backend: Backend) -> Result<Operations, std::io::Error> {
+    pub async fn build(
+        addr: SocketAddr,
+        backend: Backend,
+        limits: ConnectionLimits,
+    ) -> Result<Operations, std::io::Error> {
         metrics::install();
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        Ok(Operations { listener, local_addr, backend })
+        Ok(Operations { listener, local_addr, backend, limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -273,8 +316,8 @@ impl Operations {
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), std::io::Error> {
         tracing::info!(addr = %self.local_addr, "metrics and health listening");
-        axum::serve(self.listener, routes::ops::operations(self.backend))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        let app = routes::ops::operations(self.backend);
+        serve_connections(self.listener, app, self.limits, shutdown, CancellationToken::new()).await;
+        Ok(())
     }
 }
