@@ -30,6 +30,22 @@ fn spans<'a>(all: &'a [SpanData], trace_id: &str, name: &str, pool: Option<&str>
         .collect()
 }
 
+/// Confirms `hold_id` with `card`, sending `traceparent`; the request's id.
+async fn confirm(app: &support::TestApp, token: &str, hold_id: &str, card: &str, traceparent: &str) -> String {
+    let response = app
+        .http
+        .post(app.url("/v1/bookings"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", format!("traced-{card}"))
+        .header("traceparent", traceparent)
+        .json(&json!({ "hold_id": hold_id, "payment_token": card }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     let exporter = InMemorySpanExporter::default();
@@ -44,18 +60,7 @@ async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     let hold_id = held["result"]["hold_id"].as_str().unwrap().to_owned();
 
     // The confirm carries the caller's trace.
-    let response = app
-        .http
-        .post(app.url("/v1/bookings"))
-        .bearer_auth(&alice)
-        .header("Idempotency-Key", "traced-confirm")
-        .header("traceparent", TRACEPARENT)
-        .json(&json!({ "hold_id": hold_id, "payment_token": "tok_visa" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let request_id = response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
+    let request_id = confirm(&app, &alice, &hold_id, "tok_visa", TRACEPARENT).await;
     let booked = app.terminal(&alice, &request_id).await;
     assert_eq!(booked["status"], "succeeded", "{booked}");
 
@@ -124,19 +129,8 @@ async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     // each receive's span, and the `usher.request.dead_lettered` event, which the analytics
     // pool then handles in a span of that trace too.
     let second = app.hold(&alice, &show, &["E2"]).await;
-    let second_hold = second["result"]["hold_id"].as_str().unwrap().to_owned();
-    let response = app
-        .http
-        .post(app.url("/v1/bookings"))
-        .bearer_auth(&alice)
-        .header("Idempotency-Key", "traced-unavailable")
-        .header("traceparent", FAILING_TRACEPARENT)
-        .json(&json!({ "hold_id": second_hold, "payment_token": "tok_unavailable" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let request_id = response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
+    let second_hold = second["result"]["hold_id"].as_str().unwrap();
+    let request_id = confirm(&app, &alice, second_hold, "tok_unavailable", FAILING_TRACEPARENT).await;
     assert_eq!(app.terminal(&alice, &request_id).await["status"], "dead_lettered");
     let dead_lettered_in_trace = |finished: &[SpanData]| {
         spans(finished, FAILING_TRACE_ID, "message", Some("analytics"))
