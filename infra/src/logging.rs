@@ -13,11 +13,17 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::OnceLock;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// The filter when `USHER_LOG` is unset.
@@ -66,12 +72,62 @@ fn install(filter: EnvFilter, provider: SdkTracerProvider) {
     let tracer = provider.tracer("usher");
     let installed = tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_current_span(true))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .event_format(WithIds(tracing_subscriber::fmt::format().json().with_current_span(true))),
+        )
         .with(tracing_opentelemetry::layer().with_tracer(tracer).with_tracked_inactivity(false))
         .try_init();
     if installed.is_ok() {
         let _ = PROVIDER.set(provider);
     }
+}
+
+/// tracing-subscriber's JSON line, with the `trace_id` and `request_id` of the innermost
+/// span that has them copied to the top level, ahead of the rest (they stay in `span` and
+/// `spans` too): whoever reads the logs finds a request's lines by those two keys without
+/// knowing which span recorded them.
+struct WithIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithIds<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        writer.write_str(&with_ids(&line))
+    }
+}
+
+/// `line` (one JSON object) with `trace_id` and `request_id` lifted out of its `spans`.
+fn with_ids(line: &str) -> Cow<'_, str> {
+    if !line.starts_with('{') || !line.contains("\"spans\"") {
+        return Cow::Borrowed(line);
+    }
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else { return Cow::Borrowed(line) };
+    let spans = map.get("spans").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut lifted = String::from("{");
+    for key in ["trace_id", "request_id"] {
+        let innermost = spans.iter().rev().find_map(|span| span.get(key).filter(|v| v.is_string()));
+        if let (Some(value), false) = (innermost, map.contains_key(key)) {
+            lifted.push_str(&format!("\"{key}\":{value},"));
+        }
+    }
+    if lifted.len() == 1 {
+        return Cow::Borrowed(line);
+    }
+    lifted.push_str(&line[1..]);
+    Cow::Owned(lifted)
 }
 
 /// Exports what is still buffered and stops the exporter; call once before the process
@@ -138,6 +194,47 @@ mod tests {
         continue_trace(&span, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
         continue_trace(&span, Some("garbage"));
         assert_eq!(traceparent(&span), None);
+    }
+
+    #[test]
+    fn a_log_line_carries_its_spans_trace_and_request_ids_at_the_top() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(move || writer.clone())
+                .event_format(WithIds(tracing_subscriber::fmt::format().json().with_current_span(true))),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside any span");
+            let request = tracing::info_span!("request", trace_id = "4bf92f35", request_id = tracing::field::Empty);
+            request.record("request_id", "req_1");
+            let _request = request.enter();
+            let message = tracing::info_span!("message", trace_id = "0af76519");
+            let _message = message.enter();
+            tracing::info!(detail = 1, "inside");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let parsed: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+        assert_eq!(parsed.len(), 2, "{text}");
+        assert!(parsed[0].get("trace_id").is_none() && parsed[0]["fields"]["message"] == "outside any span");
+        assert_eq!(parsed[1]["trace_id"], "0af76519", "the innermost span's");
+        assert_eq!(parsed[1]["request_id"], "req_1", "from the span that has one");
+        assert_eq!(parsed[1]["fields"]["detail"], 1);
+        assert_eq!(parsed[1]["span"]["trace_id"], "0af76519", "still in the span's fields too");
+        assert!(text.lines().nth(1).unwrap().starts_with(r#"{"trace_id":"0af76519","request_id":"req_1","#), "{text}");
     }
 
     #[test]
