@@ -18,8 +18,13 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
+use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::Registry;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -68,21 +73,33 @@ fn filter_of(value: Option<&str>) -> Result<EnvFilter, ConfigError> {
     }
 }
 
+/// `USHER_LOG` filters log lines, not traces: the request and message spans (info) are
+/// always made, so that a trace rides through the queues and events whatever the log
+/// level, and a warning logged inside one still carries its `trace_id` and `request_id`.
+/// The OpenTelemetry layer takes those spans and no log events.
 fn install(filter: EnvFilter, provider: SdkTracerProvider) {
-    let tracer = provider.tracer("usher");
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(std::io::stderr)
-                .event_format(WithIds(tracing_subscriber::fmt::format().json().with_current_span(true))),
-        )
-        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_tracked_inactivity(false))
-        .try_init();
+    let installed = tracing_subscriber::registry().with(layers(filter, &provider, std::io::stderr)).try_init();
     if installed.is_ok() {
         let _ = PROVIDER.set(provider);
     }
+}
+
+/// The log lines (JSON, filtered by `filter`, written to `writer`) and the spans.
+fn layers<W>(filter: EnvFilter, provider: &SdkTracerProvider, writer: W) -> Vec<Box<dyn Layer<Registry> + Send + Sync>>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let spans = || filter_fn(|meta| meta.is_span() && *meta.level() <= Level::INFO);
+    let lines = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(writer)
+        .event_format(WithIds(tracing_subscriber::fmt::format().json().with_current_span(true)))
+        .with_filter(filter.or(spans()));
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("usher"))
+        .with_tracked_inactivity(false)
+        .with_filter(spans());
+    vec![Box::new(lines), Box::new(traces)]
 }
 
 /// tracing-subscriber's JSON line, with the `trace_id` and `request_id` of the innermost
@@ -196,19 +213,28 @@ mod tests {
         assert_eq!(traceparent(&span), None);
     }
 
+    /// What a test's subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Lines {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn a_log_line_carries_its_spans_trace_and_request_ids_at_the_top() {
-        #[derive(Clone, Default)]
-        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let lines = Lines::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::registry().with(
@@ -226,7 +252,7 @@ mod tests {
             let _message = message.enter();
             tracing::info!(detail = 1, "inside");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let parsed: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
         assert_eq!(parsed.len(), 2, "{text}");
         assert!(parsed[0].get("trace_id").is_none() && parsed[0]["fields"]["message"] == "outside any span");
@@ -235,6 +261,33 @@ mod tests {
         assert_eq!(parsed[1]["fields"]["detail"], 1);
         assert_eq!(parsed[1]["span"]["trace_id"], "0af76519", "still in the span's fields too");
         assert!(text.lines().nth(1).unwrap().starts_with(r#"{"trace_id":"0af76519","request_id":"req_1","#), "{text}");
+    }
+
+    #[test]
+    fn usher_log_quiets_log_lines_but_never_the_traces() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(layers(EnvFilter::new("warn"), &provider, move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", request_id = "req_1", trace_id = tracing::field::Empty);
+            continue_trace(&request, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+            let _request = request.enter();
+            assert_eq!(
+                current_traceparent().map(|t| t[3..35].to_owned()).as_deref(),
+                Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+                "an info span is traced under USHER_LOG=warn"
+            );
+            tracing::info!("quieted");
+            tracing::warn!("kept");
+        });
+        let text = lines.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["fields"]["message"], "kept");
+        assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{text}");
+        assert_eq!(line["request_id"], "req_1");
     }
 
     #[test]
