@@ -14,7 +14,6 @@ use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -26,7 +25,7 @@ use tracing_subscriber::Registry;
 use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -122,29 +121,49 @@ where
     ) -> fmt::Result {
         let mut line = String::new();
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        writer.write_str(&with_ids(&line))
+        let ids = Ids::in_scope(ctx);
+        let Some(rest) = line.strip_prefix('{').filter(|_| ids.trace_id.is_some() || ids.request_id.is_some()) else {
+            return writer.write_str(&line);
+        };
+        writer.write_char('{')?;
+        for (key, value) in [("trace_id", ids.trace_id), ("request_id", ids.request_id)] {
+            if let Some(value) = value {
+                write!(writer, "\"{key}\":{},", Value::String(value))?;
+            }
+        }
+        writer.write_str(rest)
     }
 }
 
-/// `line` (one JSON object) with `trace_id` and `request_id` lifted out of its `spans`.
-fn with_ids(line: &str) -> Cow<'_, str> {
-    if !line.starts_with('{') || !line.contains("\"spans\"") {
-        return Cow::Borrowed(line);
-    }
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else { return Cow::Borrowed(line) };
-    let spans = map.get("spans").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    let mut lifted = String::from("{");
-    for key in ["trace_id", "request_id"] {
-        let innermost = spans.iter().rev().find_map(|span| span.get(key).filter(|v| v.is_string()));
-        if let (Some(value), false) = (innermost, map.contains_key(key)) {
-            lifted.push_str(&format!("\"{key}\":{value},"));
+/// The two ids a log line is looked up by, as its spans recorded them.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Ids {
+    trace_id: Option<String>,
+    request_id: Option<String>,
+}
+
+impl Ids {
+    /// Each id from the innermost span of the event's scope that has it. A span's fields
+    /// are kept as a small JSON object (what the line's `span` and `spans` show), so only
+    /// those are read, not the whole line.
+    fn in_scope<S, N>(ctx: &FmtContext<'_, S, N>) -> Ids
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        let mut ids = Ids::default();
+        for span in ctx.event_scope().into_iter().flatten() {
+            if ids.trace_id.is_some() && ids.request_id.is_some() {
+                break;
+            }
+            let extensions = span.extensions();
+            let Some(fields) = extensions.get::<FormattedFields<N>>() else { continue };
+            let Ok(found) = serde_json::from_str::<Ids>(&fields.fields) else { continue };
+            ids.trace_id = ids.trace_id.or(found.trace_id);
+            ids.request_id = ids.request_id.or(found.request_id);
         }
+        ids
     }
-    if lifted.len() == 1 {
-        return Cow::Borrowed(line);
-    }
-    lifted.push_str(&line[1..]);
-    Cow::Owned(lifted)
 }
 
 /// Exports what is still buffered and stops the exporter; call once before the process
@@ -237,12 +256,9 @@ mod tests {
     fn a_log_line_carries_its_spans_trace_and_request_ids_at_the_top() {
         let lines = Lines::default();
         let writer = lines.clone();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(move || writer.clone())
-                .event_format(WithIds(tracing_subscriber::fmt::format().json().with_current_span(true))),
-        );
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(layers(EnvFilter::new("info"), &provider, move || writer.clone()));
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("outside any span");
             let request = tracing::info_span!("request", trace_id = "4bf92f35", request_id = tracing::field::Empty);

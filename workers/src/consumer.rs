@@ -243,7 +243,7 @@ impl<H: Handler> Consumer<H> {
         let spans: Vec<tracing::Span> = messages.iter().map(|m| message_span(pool, m)).collect();
         let outcomes = match self.apply_together(&messages, &spans).await {
             Some(outcomes) => outcomes,
-            None => self.apply_each(&messages, spans.clone()).await,
+            None => self.apply_each(&messages, &spans).await,
         };
         self.settle(messages, outcomes, &spans).await
     }
@@ -270,10 +270,10 @@ impl<H: Handler> Consumer<H> {
     async fn apply_each(
         &self,
         messages: &[ReceivedMessage],
-        spans: Vec<tracing::Span>,
+        spans: &[tracing::Span],
     ) -> Vec<Option<Result<Effects, HandlerError>>> {
         let mut running = JoinSet::new();
-        for ((index, message), span) in messages.iter().cloned().enumerate().zip(spans) {
+        for ((index, message), span) in messages.iter().cloned().enumerate().zip(spans.iter().cloned()) {
             let handler = Arc::clone(&self.handler);
             running.spawn(
                 async move {
