@@ -9,12 +9,11 @@
 //! joined by `trace_id` even without a collector.
 
 use crate::config::ConfigError;
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 use tracing::Level;
@@ -22,6 +21,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::Registry;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
@@ -91,14 +91,117 @@ where
     let spans = || filter_fn(|meta| meta.is_span() && *meta.level() <= Level::INFO);
     let lines = tracing_subscriber::fmt::layer()
         .json()
+        .fmt_fields(SpanFields)
         .with_writer(writer)
         .event_format(WithIds(tracing_subscriber::fmt::format().json().with_current_span(true)))
         .with_filter(filter.or(spans()));
+    // Nothing here reads OpenTelemetry's own current context (a span's is reached through
+    // tracing's), so entering a span need not attach one; and a task's spans move between
+    // threads, so the thread they started on says nothing.
     let traces = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("usher"))
         .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_threads(false)
         .with_filter(spans());
     vec![Box::new(lines), Box::new(traces)]
+}
+
+/// A span's fields as the JSON object the log lines show in `span` and `spans`, as
+/// tracing-subscriber's `JsonFields` writes them, but cheaper: they are written straight
+/// to the string, and a field recorded later (a span's `trace_id`, a request's
+/// `request_id`) is appended to it. `JsonFields` parses the whole object and writes it
+/// again for that, on every span whatever the log level.
+struct SpanFields;
+
+impl<'w> FormatFields<'w> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut object = JsonObject::default();
+        fields.record(&mut object);
+        writer.write_str(&object.finish())
+    }
+
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
+        let mut added = JsonObject::default();
+        fields.record(&mut added);
+        if added.is_empty() {
+            return Ok(());
+        }
+        let object = &mut current.fields;
+        let recorded_before = added.keys.iter().any(|key| object.contains(&format!("\"{key}\":")));
+        if object.is_empty() || object == "{}" {
+            *object = added.finish();
+        } else if recorded_before {
+            // A field set again: its new value replaces the old, in one object.
+            let mut merged: serde_json::Map<String, Value> = serde_json::from_str(object).map_err(|_| fmt::Error)?;
+            let added: serde_json::Map<String, Value> =
+                serde_json::from_str(&added.finish()).map_err(|_| fmt::Error)?;
+            merged.extend(added);
+            *object = Value::Object(merged).to_string();
+        } else {
+            object.pop(); // its closing brace
+            object.push(',');
+            object.push_str(&added.finish()[1..]);
+        }
+        Ok(())
+    }
+}
+
+/// The fields one visit records, written as a JSON object as they come.
+#[derive(Default)]
+struct JsonObject {
+    body: Vec<u8>,
+    keys: Vec<&'static str>,
+}
+
+impl JsonObject {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn push(&mut self, field: &tracing::field::Field, value: impl serde::Serialize) {
+        // As `JsonFields` names them: a raw identifier without its `r#`, no `log.` fields.
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        self.body.push(if self.keys.is_empty() { b'{' } else { b',' });
+        // Writing JSON to a Vec cannot fail, and every value here serializes.
+        let _ = serde_json::to_writer(&mut self.body, name);
+        self.body.push(b':');
+        let _ = serde_json::to_writer(&mut self.body, &value);
+        self.keys.push(name);
+    }
+
+    fn finish(mut self) -> String {
+        if self.keys.is_empty() {
+            self.body.push(b'{');
+        }
+        self.body.push(b'}');
+        String::from_utf8(self.body).unwrap_or_default()
+    }
+}
+
+impl tracing::field::Visit for JsonObject {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.push(field, value);
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.push(field, value);
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.push(field, value);
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.push(field, value);
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.push(field, value);
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.push(field, format!("{value:?}"));
+    }
 }
 
 /// tracing-subscriber's JSON line, with the `trace_id` and `request_id` of the innermost
@@ -196,19 +299,51 @@ pub fn current_traceparent() -> Option<String> {
     traceparent(&tracing::Span::current())
 }
 
-/// Makes `span` continue the trace of `traceparent` (its remote parent) and records the
-/// span's `trace_id` field, if it has one. Call before the span is first entered. A
-/// missing or malformed `traceparent` leaves the span the root of a new trace.
-pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
-    if let Some(traceparent) = traceparent {
-        let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
-        let parent = TraceContextPropagator::new().extract(&carrier);
-        if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
-        }
+/// Where a request or message sits in its caller's trace: the W3C `traceparent` it came
+/// with, parsed before its span is made, so that the span is made with its `trace_id`.
+pub struct TraceParent(opentelemetry::Context);
+
+impl TraceParent {
+    /// The caller's trace; `None` when `traceparent` is missing or malformed, and the span
+    /// starts a trace of its own.
+    pub fn parse(traceparent: Option<&str>) -> Option<TraceParent> {
+        let carrier = OneHeader(traceparent?);
+        let context = TraceContextPropagator::new().extract_with_context(&opentelemetry::Context::new(), &carrier);
+        context.span().span_context().is_valid().then_some(TraceParent(context))
     }
-    if let Some(trace_id) = trace_id(span) {
-        span.record("trace_id", trace_id);
+
+    /// Its trace id (hex), for the span's `trace_id` field.
+    pub fn trace_id(&self) -> tracing::field::DisplayValue<TraceId> {
+        tracing::field::display(self.0.span().span_context().trace_id())
+    }
+}
+
+/// A carrier of the `traceparent` header alone.
+struct OneHeader<'a>(&'a str);
+
+impl Extractor for OneHeader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == "traceparent").then_some(self.0)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent"]
+    }
+}
+
+/// Makes `span` continue its caller's trace (`parent`, its remote parent; made with
+/// `trace_id = parent.trace_id()`), or, without one, records the `trace_id` of the trace it
+/// starts. Call before the span is first entered.
+pub fn continue_trace(span: &tracing::Span, parent: Option<TraceParent>) {
+    match parent {
+        Some(TraceParent(context)) => {
+            let _ = span.set_parent(context);
+        }
+        None => {
+            if let Some(trace_id) = trace_id(span) {
+                span.record("trace_id", trace_id);
+            }
+        }
     }
 }
 
@@ -227,9 +362,37 @@ mod tests {
     #[test]
     fn without_a_subscriber_nothing_is_traced_and_nothing_breaks() {
         let span = tracing::info_span!("x", trace_id = tracing::field::Empty);
-        continue_trace(&span, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        continue_trace(&span, Some("garbage"));
+        continue_trace(&span, TraceParent::parse(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")));
+        continue_trace(&span, TraceParent::parse(Some("garbage")));
         assert_eq!(traceparent(&span), None);
+    }
+
+    #[test]
+    fn a_traceparent_is_parsed_or_refused() {
+        let parent = TraceParent::parse(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")).unwrap();
+        assert_eq!(parent.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        for bad in [None, Some(""), Some("garbage"), Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")] {
+            assert!(TraceParent::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_span_without_a_parent_records_the_trace_it_starts() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(layers(EnvFilter::new("info"), &provider, move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", trace_id = tracing::field::Empty);
+            continue_trace(&span, TraceParent::parse(Some("garbage")));
+            let _span = span.enter();
+            let traceparent = current_traceparent().unwrap();
+            tracing::info!(traceparent, "inside");
+        });
+        let line: Value = serde_json::from_str(lines.text().trim()).unwrap();
+        let traceparent = line["fields"]["traceparent"].as_str().unwrap();
+        assert_eq!(line["trace_id"].as_str(), Some(&traceparent[3..35]), "{line}");
     }
 
     /// What a test's subscriber wrote.
@@ -280,6 +443,47 @@ mod tests {
     }
 
     #[test]
+    fn span_fields_recorded_later_join_the_same_json_object() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(layers(EnvFilter::new("info"), &provider, move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                path = %"/v1/\"quoted\"",
+                r#type = "hold",
+                count = 3u64,
+                ok = true,
+                empty = tracing::field::Empty,
+                later = tracing::field::Empty,
+            );
+            span.record("later", "first");
+            span.record("empty", -1i64);
+            span.record("later", "second");
+            let _span = span.enter();
+            tracing::info!("inside");
+            let blank = tracing::info_span!("blank", later = tracing::field::Empty);
+            blank.record("later", 1.5);
+            let _blank = blank.enter();
+            tracing::info!("inside the blank one");
+        });
+        let text = lines.text();
+        let parsed: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+        assert_eq!(
+            parsed[0]["span"],
+            serde_json::json!({
+                "name": "request", "path": "/v1/\"quoted\"", "type": "hold", "count": 3, "ok": true,
+                "empty": -1, "later": "second",
+            }),
+            "{text}"
+        );
+        assert_eq!(parsed[1]["span"], serde_json::json!({"name": "blank", "later": 1.5}), "{text}");
+        assert_eq!(parsed[1]["spans"][0]["later"], "second", "{text}");
+    }
+
+    #[test]
     fn usher_log_quiets_log_lines_but_never_the_traces() {
         let lines = Lines::default();
         let writer = lines.clone();
@@ -287,8 +491,13 @@ mod tests {
         let subscriber =
             tracing_subscriber::registry().with(layers(EnvFilter::new("warn"), &provider, move || writer.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let request = tracing::info_span!("request", request_id = "req_1", trace_id = tracing::field::Empty);
-            continue_trace(&request, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+            let parent = TraceParent::parse(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+            let request = tracing::info_span!(
+                "request",
+                request_id = "req_1",
+                trace_id = parent.as_ref().map(TraceParent::trace_id)
+            );
+            continue_trace(&request, parent);
             let _request = request.enter();
             assert_eq!(
                 current_traceparent().map(|t| t[3..35].to_owned()).as_deref(),

@@ -52,6 +52,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use infra::Backend;
+use infra::logging::TraceParent;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,15 +151,15 @@ async fn within_request_timeout(request: axum::extract::Request, next: axum::mid
 /// trace), and the command it admits carries that trace on (docs/contract.md §6). Its
 /// `trace_id` and `request_id` fields go on every log line written while it is handled.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let parent = TraceParent::parse(request.headers().get("traceparent").and_then(|v| v.to_str().ok()));
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
-        trace_id = tracing::field::Empty,
+        trace_id = parent.as_ref().map(TraceParent::trace_id),
         request_id = tracing::field::Empty,
     );
-    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
-    infra::logging::continue_trace(&span, traceparent);
+    infra::logging::continue_trace(&span, parent);
     span
 }
 

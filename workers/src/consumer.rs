@@ -22,6 +22,7 @@ use domain::queue::{
     OutgoingMessage, Queue, QueueAddr, Receipt, ReceivedMessage,
 };
 use infra::Backend;
+use infra::logging::TraceParent;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -418,15 +419,16 @@ impl<H: Handler> Consumer<H> {
 /// The span one message is handled in: it continues the trace of what sent the message
 /// (its `traceparent` attribute), and its fields go on every log line of the handler.
 fn message_span(pool: &'static str, message: &ReceivedMessage) -> tracing::Span {
+    let parent = TraceParent::parse(message.attributes.get(ATTR_TRACEPARENT).map(String::as_str));
     let span = tracing::info_span!(
         "message",
         pool,
         message_id = %message.message_id,
         request_id = message.attributes.get(ATTR_REQUEST_ID).map(String::as_str),
         message_type = message.attributes.get(ATTR_TYPE).map(String::as_str),
-        trace_id = tracing::field::Empty,
+        trace_id = parent.as_ref().map(TraceParent::trace_id),
     );
-    infra::logging::continue_trace(&span, message.attributes.get(ATTR_TRACEPARENT).map(String::as_str));
+    infra::logging::continue_trace(&span, parent);
     span
 }
 
