@@ -378,21 +378,27 @@ mod tests {
 
     #[test]
     fn a_span_without_a_parent_records_the_trace_it_starts() {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(layers(EnvFilter::new("info"), &provider, move || writer.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged("info", || {
             let span = tracing::info_span!("request", trace_id = tracing::field::Empty);
             continue_trace(&span, TraceParent::parse(Some("garbage")));
             let _span = span.enter();
             let traceparent = current_traceparent().unwrap();
             tracing::info!(traceparent, "inside");
         });
-        let line: Value = serde_json::from_str(lines.text().trim()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
         let traceparent = line["fields"]["traceparent"].as_str().unwrap();
         assert_eq!(line["trace_id"].as_str(), Some(&traceparent[3..35]), "{line}");
+    }
+
+    /// The log lines written while `f` ran under the real layers, with `filter`.
+    fn logged(filter: &str, f: impl FnOnce()) -> String {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(layers(EnvFilter::new(filter), &provider, move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, f);
+        lines.text()
     }
 
     /// What a test's subscriber wrote.
@@ -417,12 +423,7 @@ mod tests {
 
     #[test]
     fn a_log_line_carries_its_spans_trace_and_request_ids_at_the_top() {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(layers(EnvFilter::new("info"), &provider, move || writer.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged("info", || {
             tracing::info!("outside any span");
             let request = tracing::info_span!("request", trace_id = "4bf92f35", request_id = tracing::field::Empty);
             request.record("request_id", "req_1");
@@ -431,7 +432,6 @@ mod tests {
             let _message = message.enter();
             tracing::info!(detail = 1, "inside");
         });
-        let text = lines.text();
         let parsed: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
         assert_eq!(parsed.len(), 2, "{text}");
         assert!(parsed[0].get("trace_id").is_none() && parsed[0]["fields"]["message"] == "outside any span");
@@ -444,12 +444,7 @@ mod tests {
 
     #[test]
     fn span_fields_recorded_later_join_the_same_json_object() {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(layers(EnvFilter::new("info"), &provider, move || writer.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged("info", || {
             let span = tracing::info_span!(
                 "request",
                 path = %"/v1/\"quoted\"",
@@ -469,7 +464,6 @@ mod tests {
             let _blank = blank.enter();
             tracing::info!("inside the blank one");
         });
-        let text = lines.text();
         let parsed: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
         assert_eq!(
             parsed[0]["span"],
@@ -485,12 +479,7 @@ mod tests {
 
     #[test]
     fn usher_log_quiets_log_lines_but_never_the_traces() {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(layers(EnvFilter::new("warn"), &provider, move || writer.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged("warn", || {
             let parent = TraceParent::parse(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
             let request = tracing::info_span!(
                 "request",
@@ -507,7 +496,6 @@ mod tests {
             tracing::info!("quieted");
             tracing::warn!("kept");
         });
-        let text = lines.text();
         assert_eq!(text.lines().count(), 1, "{text}");
         let line: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["fields"]["message"], "kept");
