@@ -38,6 +38,10 @@ pub struct IngressConfig {
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body (30 s; tests shorten it).
     pub body_timeout: Duration,
+    /// The longest a request may take from its first header to its answer (60 s: the body
+    /// timeout plus the longest long poll, with room to spare; tests shorten it). Past it
+    /// the request is answered 503.
+    pub request_timeout: Duration,
     /// How long a graceful shutdown waits for open connections before dropping them (25 s,
     /// so the process is gone within 30 s).
     pub shutdown_grace: Duration,
@@ -45,10 +49,6 @@ pub struct IngressConfig {
 
 /// The shortest HS256 secret accepted: 256 bits, the hash's own size (RFC 7518 §3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
-
-/// The longest a request may take from its first header to its answer: the body timeout
-/// plus the longest long poll, with room to spare.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl IngressConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -80,6 +80,7 @@ impl IngressConfig {
             max_waiters: number(&get, "USHER_MAX_WAITERS", 1024, 0, 1_000_000)? as usize,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(25),
         })
     }
@@ -106,6 +107,7 @@ mod tests {
         assert_eq!((c.max_connections, c.max_waiters), (4096, 1024));
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.request_timeout, Duration::from_secs(60));
         assert_eq!(c.shutdown_grace, Duration::from_secs(25));
         assert_eq!(with(&[("USHER_RATE_LIMIT", "0")]).unwrap().rate_limit, 0, "0 is unlimited");
         assert_eq!(with(&[("USHER_RATE_BURST", "0")]).unwrap_err().variable, "USHER_RATE_BURST");

@@ -46,7 +46,7 @@ pub use problem::ApiError;
 
 use auth::TokenVerifier;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -97,6 +97,8 @@ pub struct Shared {
     pub waiters: Arc<Semaphore>,
     /// How long a client may take to send a body before it is answered 408.
     pub body_timeout: Duration,
+    /// How long a request may take before it is answered 503.
+    pub request_timeout: Duration,
 }
 
 impl Shared {
@@ -115,6 +117,7 @@ impl Shared {
             rate_limit: Arc::new(limits::RateLimit::new(config.rate_limit, config.rate_burst)),
             waiters: Arc::new(Semaphore::new(config.max_waiters)),
             body_timeout: config.body_timeout,
+            request_timeout: config.request_timeout,
         }
     }
 }
@@ -128,20 +131,26 @@ pub fn router(state: AppState) -> Router {
         routes = routes.merge(web::dev_token());
     }
     routes
+        // Inside the metrics, so that a request answered 503 for taking too long counts.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), within_request_timeout))
         .route_layer(axum::middleware::from_fn(metrics::track))
         // Applies to the routes above only, so it comes after them.
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::route_not_found)
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
-        .layer(axum::middleware::from_fn(within_request_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
-/// A request still unanswered after [`config::REQUEST_TIMEOUT`] is answered 503, a problem
-/// document like any other: only a backend that stopped answering gets it there.
-async fn within_request_timeout(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    match tokio::time::timeout(config::REQUEST_TIMEOUT, next.run(request)).await {
+/// A request still unanswered after the request timeout ([`Shared::request_timeout`],
+/// 60 s) is answered 503, a problem document like any other: only a backend that stopped
+/// answering gets it there.
+async fn within_request_timeout(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::from(domain::PortError::Unavailable("the request timed out".into())).into_response(),
     }

@@ -209,3 +209,22 @@ async fn past_the_waiter_cap_a_long_poll_answers_at_once() {
     assert_eq!(doc["status"], "accepted");
     assert!(took >= Duration::from_millis(2900), "the first one waited: {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_request_timeout_is_answered_503_and_counted() {
+    let app = TestApp::ingress_with(|c| c.request_timeout = Duration::from_secs(1)).await;
+    let alice = app.customer("alice");
+    // No pool runs here, so the command stays accepted and the long poll outlasts 1 s.
+    let id = accepted_request(&app, &alice, "slow-1").await;
+    let started = Instant::now();
+    problem(app.get(Some(&alice), &format!("/v1/requests/{id}?wait=10")).await, 503, "backend_unavailable").await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "answered after {took:?}");
+    let metrics = app.get(None, "/metrics").await.text().await.unwrap();
+    let counted = metrics.lines().any(|l| {
+        l.starts_with("usher_http_requests_total{")
+            && l.contains(r#"route="/v1/requests/{request_id}""#)
+            && l.contains(r#"status="503""#)
+    });
+    assert!(counted, "the 503 is in the metrics the 5xx alert reads: {metrics}");
+}
