@@ -47,6 +47,7 @@ pub use problem::ApiError;
 use auth::TokenVerifier;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -134,9 +135,11 @@ pub fn router(state: AppState) -> Router {
         // Inside the metrics, so that a request answered 503 for taking too long counts.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), within_request_timeout))
         .route_layer(axum::middleware::from_fn(metrics::track))
-        // Applies to the routes above only, so it comes after them.
-        .method_not_allowed_fallback(routes::method_not_allowed)
-        .fallback(routes::route_not_found)
+        // Applies to the routes above only, so it comes after them. The fallbacks' answers
+        // are counted too (an unknown path as route `unmatched`): a client probing for
+        // paths shows up in the metrics.
+        .method_not_allowed_fallback(routes::method_not_allowed.layer(axum::middleware::from_fn(metrics::track)))
+        .fallback(routes::route_not_found.layer(axum::middleware::from_fn(metrics::track)))
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

@@ -61,9 +61,10 @@ pub async fn render() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Counts and times every request to a known route.
+/// Counts and times every request, by its route's path pattern (a wrong method too), or
+/// as `unmatched` when no route has its path.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;

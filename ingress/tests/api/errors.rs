@@ -107,6 +107,33 @@ async fn a_wrong_method_is_405() {
     problem(response, 405, "method_not_allowed").await;
 }
 
+/// The value of `usher_http_requests_total` for `method`, `route` and `status` (0 before
+/// the first).
+async fn requests_counted(app: &TestApp, method: &str, route: &str, status: u16) -> u64 {
+    let metrics = app.get(None, "/metrics").await.text().await.unwrap();
+    let labels = [format!(r#"method="{method}""#), format!(r#"route="{route}""#), format!(r#"status="{status}""#)];
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("usher_http_requests_total{") && labels.iter().all(|label| l.contains(label.as_str()))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn requests_no_route_answers_are_counted_too() {
+    let app = TestApp::ingress().await;
+    let not_found = requests_counted(&app, "GET", "unmatched", 404).await;
+    let wrong_method = requests_counted(&app, "DELETE", "/v1/movies", 405).await;
+    problem(app.get(None, "/wp-login.php").await, 404, "not_found").await;
+    let response = app.http.delete(app.url("/v1/movies")).bearer_auth(app.admin()).send().await.unwrap();
+    assert!(response.headers().contains_key("allow"), "still says what is allowed");
+    problem(response, 405, "method_not_allowed").await;
+    assert!(requests_counted(&app, "GET", "unmatched", 404).await > not_found, "an unknown path, as `unmatched`");
+    assert!(requests_counted(&app, "DELETE", "/v1/movies", 405).await > wrong_method, "a wrong method, by its route");
+}
+
 #[tokio::test]
 async fn a_body_over_64_kib_is_413() {
     let app = TestApp::ingress().await;
