@@ -23,7 +23,6 @@ use domain::PortError;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 const SCHEMA: &str = r#"
 -- A table's layout here reaches new files only: an existing file keeps the table it was
@@ -158,7 +157,7 @@ pub struct Embedded {
     /// Receives after which a message moves to its DLQ (the redrive safety net).
     redrive_after: u32,
     /// Wakes long-polling receivers in this process when a send commits.
-    arrivals: HashMap<String, Arc<Notify>>,
+    arrivals: HashMap<String, Arc<queue::Arrival>>,
     /// Long polls on status documents, woken by the commits that complete their request.
     waiters: waiters::Waiters,
 }
@@ -191,7 +190,7 @@ fn open_file(path: &Path, max_receives: u32) -> Result<Arc<Embedded>, PortError>
     let arrivals = domain::queue::Queue::ALL
         .into_iter()
         .flat_map(|q| [q.source(), q.dlq()])
-        .map(|addr| (addr.name(), Arc::new(Notify::new())))
+        .map(|addr| (addr.name(), Arc::default()))
         .collect();
     Ok(Arc::new(Embedded { db, redrive_after: max_receives + 1, arrivals, waiters: waiters::Waiters::default() }))
 }
