@@ -10,7 +10,7 @@
 
 use crate::config::ConfigError;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
@@ -128,10 +128,9 @@ impl<'w> FormatFields<'w> for SpanFields {
             return Ok(());
         }
         let object = &mut current.fields;
-        let recorded_before = added.keys.iter().any(|key| object.contains(&format!("\"{key}\":")));
         if object.is_empty() || object == "{}" {
             *object = added.finish();
-        } else if recorded_before {
+        } else if added.keys.iter().any(|key| object.contains(&format!("\"{key}\":"))) {
             // A field set again: its new value replaces the old, in one object.
             let mut merged: serde_json::Map<String, Value> = serde_json::from_str(object).map_err(|_| fmt::Error)?;
             let added: serde_json::Map<String, Value> =
@@ -288,10 +287,14 @@ fn resource() -> opentelemetry_sdk::Resource {
 /// The W3C `traceparent` of `span`, when it belongs to a trace (no subscriber with the
 /// OpenTelemetry layer installed: none).
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
-    let context = span.context();
-    let span_ref = context.span();
-    let sc = span_ref.span_context();
-    sc.is_valid().then(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
+    let sc = span_context(span)?;
+    Some(format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
+}
+
+/// `span`'s place in its trace, if it is traced.
+fn span_context(span: &tracing::Span) -> Option<SpanContext> {
+    let sc = span.context().span().span_context().clone();
+    sc.is_valid().then_some(sc)
 }
 
 /// The `traceparent` of the current span (what a command or event it causes carries).
@@ -349,10 +352,7 @@ pub fn continue_trace(span: &tracing::Span, parent: Option<TraceParent>) {
 
 /// The hex trace id of `span`, if it is traced.
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
-    let context = span.context();
-    let span_ref = context.span();
-    let sc = span_ref.span_context();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    span_context(span).map(|sc| sc.trace_id().to_string())
 }
 
 #[cfg(test)]

@@ -131,15 +131,16 @@ pub fn router(state: AppState) -> Router {
     if state.dev_tokens.is_some() {
         routes = routes.merge(web::dev_token());
     }
+    let track = axum::middleware::from_fn(metrics::track);
     routes
         // Inside the metrics, so that a request answered 503 for taking too long counts.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), within_request_timeout))
-        .route_layer(axum::middleware::from_fn(metrics::track))
+        .route_layer(track.clone())
         // Applies to the routes above only, so it comes after them. The fallbacks' answers
         // are counted too (an unknown path as route `unmatched`): a client probing for
         // paths shows up in the metrics.
-        .method_not_allowed_fallback(routes::method_not_allowed.layer(axum::middleware::from_fn(metrics::track)))
-        .fallback(routes::route_not_found.layer(axum::middleware::from_fn(metrics::track)))
+        .method_not_allowed_fallback(routes::method_not_allowed.layer(track.clone()))
+        .fallback(routes::route_not_found.layer(track))
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
