@@ -2,12 +2,15 @@
 //! continues into the booking worker's span through the command message, and into the
 //! analytics and notifications workers' spans through the events. Spans are read with the
 //! OpenTelemetry SDK's in-memory exporter, installed as this test binary's subscriber.
+//! Without an exporter, spans get ids alone and the trace rides just the same: that is
+//! read from the log lines.
 
 mod support;
 
 use domain::actor::Role;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::spawn;
 
@@ -148,4 +151,93 @@ async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     assert_eq!(receives, app.settings.max_receives as usize, "each receive continues the caller's trace");
     assert!(dead_lettered_in_trace(&finished), "the dead_lettered event carries the caller's trace");
     app.stop().await;
+}
+
+/// What a subscriber wrote: its log lines, parsed.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Lines {
+    fn parsed(&self) -> Vec<Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).expect(l)).collect()
+    }
+
+    /// The lines whose message is `message`.
+    fn saying(&self, message: &str) -> Vec<Value> {
+        self.parsed().into_iter().filter(|l| l["fields"]["message"] == message).collect()
+    }
+}
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How Usher runs unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set: no exporter, so spans get
+/// ids alone. The trace still rides from the caller through ingress, the command message,
+/// the booking worker and its events into the notifications pool, as the log lines of each
+/// show. The app runs on this thread's runtime, under the subscriber `init` would install,
+/// writing where the test reads.
+#[test]
+fn without_an_exporter_a_booking_is_still_one_trace_in_the_log_lines() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = infra::logging::subscriber("info", move || writer.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (hold_request, confirm_request, failing_request, max_receives) =
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let app = spawn().await;
+                let alice = app.token("alice", Role::Customer);
+                let show = app.show_id().await;
+                let held = app.hold(&alice, &show, &["E1"]).await;
+                let hold_id = held["result"]["hold_id"].as_str().unwrap().to_owned();
+                let confirmed = confirm(&app, &alice, &hold_id, "tok_visa", TRACEPARENT).await;
+                assert_eq!(app.terminal(&alice, &confirmed).await["status"], "succeeded");
+                let second = app.hold(&alice, &show, &["E2"]).await;
+                let second_hold = second["result"]["hold_id"].as_str().unwrap();
+                let failing = confirm(&app, &alice, second_hold, "tok_unavailable", FAILING_TRACEPARENT).await;
+                assert_eq!(app.terminal(&alice, &failing).await["status"], "dead_lettered");
+                // The notifications pool finishes after the booking does.
+                for _ in 0..100 {
+                    if lines.saying("notification sent").iter().any(|l| l["trace_id"] == TRACE_ID) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let max_receives = app.settings.max_receives as usize;
+                app.stop().await;
+                (held["request_id"].as_str().unwrap().to_owned(), confirmed, failing, max_receives)
+            })
+        });
+
+    let admitted = |request_id: &str| {
+        let found = lines.saying("command admitted");
+        let line = found.iter().find(|l| l["request_id"] == request_id).expect("the admission's log line");
+        line["trace_id"].as_str().expect("a trace id").to_owned()
+    };
+    assert_eq!(admitted(&confirm_request), TRACE_ID, "ingress continues the caller's trace");
+    let hold_trace = admitted(&hold_request);
+    assert!(hold_trace.len() == 32 && hold_trace != TRACE_ID && hold_trace != "0".repeat(32), "{hold_trace}");
+    assert!(
+        lines.saying("notification sent").iter().any(|l| l["trace_id"] == TRACE_ID),
+        "the booking's event carried the trace through the worker into the notifications pool"
+    );
+    // Each receive of the failing confirm but the last is retried in the caller's trace,
+    // and the last dead-lettered in it.
+    let in_failing_trace = |message: &str| {
+        lines
+            .saying(message)
+            .iter()
+            .filter(|l| l["trace_id"] == FAILING_TRACE_ID && l["request_id"] == failing_request)
+            .count()
+    };
+    assert_eq!(in_failing_trace("retrying later"), max_receives - 1);
+    assert_eq!(in_failing_trace("dead-lettering"), 1);
 }

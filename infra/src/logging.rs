@@ -6,13 +6,17 @@
 //!
 //! Spans always get W3C trace ids, exported or not, so that a request's `traceparent`
 //! rides in its command message and events (docs/contract.md §6) and log lines can be
-//! joined by `trace_id` even without a collector.
+//! joined by `trace_id` even without a collector. Without an exporter a span gets its ids
+//! and nothing else ([`TraceIds`]): the OpenTelemetry SDK's spans are made only to be
+//! exported.
 
 use crate::config::ConfigError;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use serde_json::Value;
 use std::fmt;
 use std::sync::OnceLock;
@@ -40,21 +44,39 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// is not a filter stops start-up, naming it, like every other setting's bad value.
 pub fn init() -> Result<(), ConfigError> {
     let filter = filter_from_env()?;
-    let mut provider = SdkTracerProvider::builder().with_resource(resource());
-    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty()) {
-        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
-            Ok(exporter) => provider = provider.with_batch_exporter(exporter),
-            Err(e) => eprintln!("usher: spans are not exported: {e}"),
-        }
-    }
-    install(filter, provider.build());
+    install(filter, exporting_provider());
     Ok(())
 }
 
 /// Installs the subscriber with this provider (a test's in-memory exporter) and the
 /// `info` filter; later calls keep the first.
 pub fn init_with(provider: SdkTracerProvider) {
-    install(EnvFilter::new(DEFAULT_FILTER), provider);
+    install(EnvFilter::new(DEFAULT_FILTER), Some(provider));
+}
+
+/// The subscriber [`init`] installs when no exporter is configured, with `filter` (as
+/// `USHER_LOG` would be) and its log lines written to `writer`: for tests that read what a
+/// process logs.
+pub fn subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry().with(layers(EnvFilter::new(filter), None, writer))
+}
+
+/// The provider that exports spans over OTLP, when `OTEL_EXPORTER_OTLP_ENDPOINT` asks for
+/// it and the exporter can be built; otherwise spans get ids only.
+fn exporting_provider() -> Option<SdkTracerProvider> {
+    std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.is_empty())?;
+    match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+        Ok(exporter) => {
+            Some(SdkTracerProvider::builder().with_resource(resource()).with_batch_exporter(exporter).build())
+        }
+        Err(e) => {
+            eprintln!("usher: spans are not exported: {e}");
+            None
+        }
+    }
 }
 
 /// What `USHER_LOG` asks for: `info` when it is unset or blank.
@@ -75,16 +97,21 @@ fn filter_of(value: Option<&str>) -> Result<EnvFilter, ConfigError> {
 /// `USHER_LOG` filters log lines, not traces: the request and message spans (info) are
 /// always made, so that a trace rides through the queues and events whatever the log
 /// level, and a warning logged inside one still carries its `trace_id` and `request_id`.
-/// The OpenTelemetry layer takes those spans and no log events.
-fn install(filter: EnvFilter, provider: SdkTracerProvider) {
-    let installed = tracing_subscriber::registry().with(layers(filter, &provider, std::io::stderr)).try_init();
-    if installed.is_ok() {
+/// The trace layer takes those spans and no log events.
+fn install(filter: EnvFilter, provider: Option<SdkTracerProvider>) {
+    let installed = tracing_subscriber::registry().with(layers(filter, provider.as_ref(), std::io::stderr)).try_init();
+    if let (Ok(()), Some(provider)) = (installed, provider) {
         let _ = PROVIDER.set(provider);
     }
 }
 
-/// The log lines (JSON, filtered by `filter`, written to `writer`) and the spans.
-fn layers<W>(filter: EnvFilter, provider: &SdkTracerProvider, writer: W) -> Vec<Box<dyn Layer<Registry> + Send + Sync>>
+/// The log lines (JSON, filtered by `filter`, written to `writer`) and the spans: the
+/// OpenTelemetry layer when `provider` exports them, their ids alone when nothing does.
+fn layers<W>(
+    filter: EnvFilter,
+    provider: Option<&SdkTracerProvider>,
+    writer: W,
+) -> Vec<Box<dyn Layer<Registry> + Send + Sync>>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -95,6 +122,9 @@ where
         .with_writer(writer)
         .event_format(WithIds(tracing_subscriber::fmt::format().json().with_current_span(true)))
         .with_filter(filter.or(spans()));
+    let Some(provider) = provider else {
+        return vec![Box::new(lines), Box::new(TraceIds.with_filter(spans()))];
+    };
     // Nothing here reads OpenTelemetry's own current context (a span's is reached through
     // tracing's), so entering a span need not attach one; and a task's spans move between
     // threads, so the thread they started on says nothing.
@@ -105,6 +135,59 @@ where
         .with_threads(false)
         .with_filter(spans());
     vec![Box::new(lines), Box::new(traces)]
+}
+
+/// Gives each span its place in a trace, and nothing more: a span id, and the trace id and
+/// flags of its parent span, or of a new trace (sampled, as the SDK's default sampler has
+/// it) when it has none; [`continue_trace`] moves it into its caller's trace. This is what
+/// a process that exports nothing needs: the `traceparent` its messages and events carry
+/// and the `trace_id` its log lines do. The OpenTelemetry layer would also build an SDK
+/// span for each (its attributes, its start and end times, ended on close) only to drop it.
+struct TraceIds;
+
+/// A span's ids, as [`TraceIds`] gave them, in the span's extensions.
+struct Place(SpanContext);
+
+impl<S> Layer<S> for TraceIds
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span.parent().and_then(|p| p.extensions().get::<Place>().map(|place| place.0.clone()));
+        let ids = RandomIdGenerator::default();
+        let place = match parent {
+            Some(parent) => in_trace_of(&parent, ids.new_span_id()),
+            None => SpanContext::new(
+                ids.new_trace_id(),
+                ids.new_span_id(),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+        };
+        span.extensions_mut().insert(Place(place));
+    }
+}
+
+/// Span `span_id` in the trace of `parent`, with its flags and state.
+fn in_trace_of(parent: &SpanContext, span_id: SpanId) -> SpanContext {
+    SpanContext::new(parent.trace_id(), span_id, parent.trace_flags(), false, parent.trace_state().clone())
+}
+
+/// What `f` makes of `span`'s [`Place`], when [`TraceIds`] gave it one.
+fn with_place<T>(span: &tracing::Span, f: impl FnOnce(&mut Place) -> T) -> Option<T> {
+    span.with_subscriber(|(id, dispatch)| {
+        let span = dispatch.downcast_ref::<Registry>()?.span(id)?;
+        let mut extensions = span.extensions_mut();
+        extensions.get_mut::<Place>().map(f)
+    })
+    .flatten()
 }
 
 /// A span's fields as the JSON object the log lines show in `span` and `spans`, as
@@ -291,9 +374,10 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
     Some(format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()))
 }
 
-/// `span`'s place in its trace, if it is traced.
+/// `span`'s place in its trace, if it is traced (by [`TraceIds`] or the OpenTelemetry
+/// layer, whichever is installed).
 fn span_context(span: &tracing::Span) -> Option<SpanContext> {
-    let sc = span.context().span().span_context().clone();
+    let sc = with_place(span, |place| place.0.clone()).unwrap_or_else(|| span.context().span().span_context().clone());
     sc.is_valid().then_some(sc)
 }
 
@@ -340,6 +424,8 @@ impl Extractor for OneHeader<'_> {
 pub fn continue_trace(span: &tracing::Span, parent: Option<TraceParent>) {
     match parent {
         Some(TraceParent(context)) => {
+            let parent = context.span().span_context().clone();
+            with_place(span, |place| place.0 = in_trace_of(&parent, place.0.span_id()));
             let _ = span.set_parent(context);
         }
         None => {
@@ -378,25 +464,65 @@ mod tests {
 
     #[test]
     fn a_span_without_a_parent_records_the_trace_it_starts() {
-        let text = logged("info", || {
-            let span = tracing::info_span!("request", trace_id = tracing::field::Empty);
-            continue_trace(&span, TraceParent::parse(Some("garbage")));
-            let _span = span.enter();
-            let traceparent = current_traceparent().unwrap();
-            tracing::info!(traceparent, "inside");
-        });
-        let line: Value = serde_json::from_str(text.trim()).unwrap();
-        let traceparent = line["fields"]["traceparent"].as_str().unwrap();
-        assert_eq!(line["trace_id"].as_str(), Some(&traceparent[3..35]), "{line}");
+        for exported in [false, true] {
+            let text = logged_in(exported, "info", || {
+                let span = tracing::info_span!("request", trace_id = tracing::field::Empty);
+                continue_trace(&span, TraceParent::parse(Some("garbage")));
+                let _span = span.enter();
+                let traceparent = current_traceparent().unwrap();
+                tracing::info!(traceparent, "inside");
+            });
+            let line: Value = serde_json::from_str(text.trim()).unwrap();
+            let traceparent = line["fields"]["traceparent"].as_str().unwrap();
+            assert_eq!(line["trace_id"].as_str(), Some(&traceparent[3..35]), "{line}");
+            assert!(traceparent.ends_with("-01"), "a new trace is sampled: {traceparent}");
+        }
     }
 
-    /// The log lines written while `f` ran under the real layers, with `filter`.
+    #[test]
+    fn a_span_continues_its_parent_span_or_its_callers_trace() {
+        const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        for exported in [false, true] {
+            logged_in(exported, "info", || {
+                let parts = |t: String| t.split('-').map(str::to_owned).collect::<Vec<_>>();
+                let root = tracing::info_span!("request");
+                continue_trace(&root, None);
+                let other = tracing::info_span!("request");
+                continue_trace(&other, None);
+                let (root_ids, other_ids) = (parts(traceparent(&root).unwrap()), parts(traceparent(&other).unwrap()));
+                assert_ne!(root_ids[1], other_ids[1], "each root starts a trace of its own");
+                let child = root.in_scope(|| tracing::info_span!("child"));
+                let child_ids = parts(traceparent(&child).unwrap());
+                assert_eq!(child_ids[1], root_ids[1], "a child is in its parent's trace");
+                assert_ne!(child_ids[2], root_ids[2], "with a span id of its own");
+
+                let called = tracing::info_span!("message");
+                continue_trace(&called, TraceParent::parse(Some(CALLER)));
+                let called_ids = parts(traceparent(&called).unwrap());
+                assert_eq!(called_ids[1], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace ({exported})");
+                assert_ne!(called_ids[2], "00f067aa0ba902b7", "not the caller's span");
+                assert_eq!(called_ids[3], "00", "nor sampled when the caller's was not");
+                let grandchild = called.in_scope(|| tracing::info_span!("child"));
+                assert_eq!(parts(traceparent(&grandchild).unwrap())[1], called_ids[1]);
+                assert_eq!(current_traceparent(), None, "no span is current here");
+            });
+        }
+    }
+
+    /// The log lines written while `f` ran under the real layers, with `filter`, and
+    /// spans given ids alone (as [`init`] does without an exporter).
     fn logged(filter: &str, f: impl FnOnce()) -> String {
+        logged_in(false, filter, f)
+    }
+
+    /// [`logged`], or with the OpenTelemetry layer and a provider if `exported`.
+    fn logged_in(exported: bool, filter: &str, f: impl FnOnce()) -> String {
         let lines = Lines::default();
         let writer = lines.clone();
-        let provider = SdkTracerProvider::builder().build();
+        let provider = exported.then(|| SdkTracerProvider::builder().build());
         let subscriber =
-            tracing_subscriber::registry().with(layers(EnvFilter::new(filter), &provider, move || writer.clone()));
+            tracing_subscriber::registry()
+                .with(layers(EnvFilter::new(filter), provider.as_ref(), move || writer.clone()));
         tracing::subscriber::with_default(subscriber, f);
         lines.text()
     }
@@ -479,28 +605,30 @@ mod tests {
 
     #[test]
     fn usher_log_quiets_log_lines_but_never_the_traces() {
-        let text = logged("warn", || {
-            let parent = TraceParent::parse(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-            let request = tracing::info_span!(
-                "request",
-                request_id = "req_1",
-                trace_id = parent.as_ref().map(TraceParent::trace_id)
-            );
-            continue_trace(&request, parent);
-            let _request = request.enter();
-            assert_eq!(
-                current_traceparent().map(|t| t[3..35].to_owned()).as_deref(),
-                Some("4bf92f3577b34da6a3ce929d0e0e4736"),
-                "an info span is traced under USHER_LOG=warn"
-            );
-            tracing::info!("quieted");
-            tracing::warn!("kept");
-        });
-        assert_eq!(text.lines().count(), 1, "{text}");
-        let line: Value = serde_json::from_str(text.trim()).unwrap();
-        assert_eq!(line["fields"]["message"], "kept");
-        assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{text}");
-        assert_eq!(line["request_id"], "req_1");
+        for exported in [false, true] {
+            let text = logged_in(exported, "warn", || {
+                let parent = TraceParent::parse(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+                let request = tracing::info_span!(
+                    "request",
+                    request_id = "req_1",
+                    trace_id = parent.as_ref().map(TraceParent::trace_id)
+                );
+                continue_trace(&request, parent);
+                let _request = request.enter();
+                assert_eq!(
+                    current_traceparent().map(|t| t[3..35].to_owned()).as_deref(),
+                    Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+                    "an info span is traced under USHER_LOG=warn"
+                );
+                tracing::info!("quieted");
+                tracing::warn!("kept");
+            });
+            assert_eq!(text.lines().count(), 1, "{text}");
+            let line: Value = serde_json::from_str(text.trim()).unwrap();
+            assert_eq!(line["fields"]["message"], "kept");
+            assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{text}");
+            assert_eq!(line["request_id"], "req_1");
+        }
     }
 
     #[test]
