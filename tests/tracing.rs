@@ -10,7 +10,6 @@ mod support;
 use domain::actor::Role;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::spawn;
 
@@ -153,30 +152,11 @@ async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     app.stop().await;
 }
 
-/// What a subscriber wrote: its log lines, parsed.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Lines {
-    fn parsed(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).expect(l)).collect()
-    }
-
-    /// The lines whose message is `message`.
-    fn saying(&self, message: &str) -> Vec<Value> {
-        self.parsed().into_iter().filter(|l| l["fields"]["message"] == message).collect()
-    }
-}
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// The lines of `logged` whose message is `message`.
+fn saying(logged: &infra::logging::Captured, message: &str) -> Vec<Value> {
+    let text = logged.text();
+    let lines = text.lines().map(|l| serde_json::from_str::<Value>(l).expect(l));
+    lines.filter(|l| l["fields"]["message"] == message).collect()
 }
 
 /// How Usher runs unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set: no exporter, so spans get
@@ -186,9 +166,7 @@ impl std::io::Write for Lines {
 /// writing where the test reads.
 #[test]
 fn without_an_exporter_a_booking_is_still_one_trace_in_the_log_lines() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = infra::logging::subscriber("info", move || writer.clone());
+    let (subscriber, lines) = infra::logging::captured("info");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (hold_request, confirm_request, failing_request, max_receives) =
         tracing::subscriber::with_default(subscriber, || {
@@ -206,7 +184,7 @@ fn without_an_exporter_a_booking_is_still_one_trace_in_the_log_lines() {
                 assert_eq!(app.terminal(&alice, &failing).await["status"], "dead_lettered");
                 // The notifications pool finishes after the booking does.
                 for _ in 0..100 {
-                    if lines.saying("notification sent").iter().any(|l| l["trace_id"] == TRACE_ID) {
+                    if saying(&lines, "notification sent").iter().any(|l| l["trace_id"] == TRACE_ID) {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -218,7 +196,7 @@ fn without_an_exporter_a_booking_is_still_one_trace_in_the_log_lines() {
         });
 
     let admitted = |request_id: &str| {
-        let found = lines.saying("command admitted");
+        let found = saying(&lines, "command admitted");
         let line = found.iter().find(|l| l["request_id"] == request_id).expect("the admission's log line");
         line["trace_id"].as_str().expect("a trace id").to_owned()
     };
@@ -226,14 +204,13 @@ fn without_an_exporter_a_booking_is_still_one_trace_in_the_log_lines() {
     let hold_trace = admitted(&hold_request);
     assert!(hold_trace.len() == 32 && hold_trace != TRACE_ID && hold_trace != "0".repeat(32), "{hold_trace}");
     assert!(
-        lines.saying("notification sent").iter().any(|l| l["trace_id"] == TRACE_ID),
+        saying(&lines, "notification sent").iter().any(|l| l["trace_id"] == TRACE_ID),
         "the booking's event carried the trace through the worker into the notifications pool"
     );
     // Each receive of the failing confirm but the last is retried in the caller's trace,
     // and the last dead-lettered in it.
     let in_failing_trace = |message: &str| {
-        lines
-            .saying(message)
+        saying(&lines, message)
             .iter()
             .filter(|l| l["trace_id"] == FAILING_TRACE_ID && l["request_id"] == failing_request)
             .count()

@@ -55,13 +55,44 @@ pub fn init_with(provider: SdkTracerProvider) {
 }
 
 /// The subscriber [`init`] installs when no exporter is configured, with `filter` (as
-/// `USHER_LOG` would be) and its log lines written to `writer`: for tests that read what a
-/// process logs.
-pub fn subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    tracing_subscriber::registry().with(layers(EnvFilter::new(filter), None, writer))
+/// `USHER_LOG` would be), and the log lines it writes, kept in memory: for tests that read
+/// what a process logs.
+pub fn captured(filter: &str) -> (impl tracing::Subscriber + Send + Sync, Captured) {
+    let lines = Captured::default();
+    (tracing_subscriber::registry().with(layers(EnvFilter::new(filter), None, lines.clone())), lines)
+}
+
+/// Log lines kept in memory (see [`captured`]).
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'w> MakeWriter<'w> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'w self) -> Captured {
+        self.clone()
+    }
 }
 
 /// The provider that exports spans over OTLP, when `OTEL_EXPORTER_OTLP_ENDPOINT` asks for
@@ -517,34 +548,12 @@ mod tests {
 
     /// [`logged`], or with the OpenTelemetry layer and a provider if `exported`.
     fn logged_in(exported: bool, filter: &str, f: impl FnOnce()) -> String {
-        let lines = Lines::default();
-        let writer = lines.clone();
+        let lines = Captured::default();
         let provider = exported.then(|| SdkTracerProvider::builder().build());
         let subscriber =
-            tracing_subscriber::registry()
-                .with(layers(EnvFilter::new(filter), provider.as_ref(), move || writer.clone()));
+            tracing_subscriber::registry().with(layers(EnvFilter::new(filter), provider.as_ref(), lines.clone()));
         tracing::subscriber::with_default(subscriber, f);
         lines.text()
-    }
-
-    /// What a test's subscriber wrote.
-    #[derive(Clone, Default)]
-    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Lines {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
