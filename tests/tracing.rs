@@ -48,25 +48,45 @@ async fn confirm(app: &support::TestApp, token: &str, hold_id: &str, card: &str,
     response.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned()
 }
 
+/// The requests of [`book_and_fail`].
+struct Flow {
+    /// A hold sent without a traceparent.
+    hold: String,
+    /// Its confirm, sent in `TRACEPARENT`'s trace.
+    confirm: String,
+    /// A confirm of another hold, sent in `FAILING_TRACEPARENT`'s trace, that keeps failing
+    /// until it is dead-lettered.
+    failing: String,
+}
+
+/// What both tests trace: a hold and its confirm, which succeed, and a confirm that is
+/// dead-lettered. Each waits for its outcome.
+async fn book_and_fail(app: &support::TestApp) -> Flow {
+    let alice = app.token("alice", Role::Customer);
+    let show = app.show_id().await;
+    let held = app.hold(&alice, &show, &["E1"]).await;
+    assert_eq!(held["status"], "succeeded", "{held}");
+    let hold_id = held["result"]["hold_id"].as_str().unwrap();
+    let confirmed = confirm(app, &alice, hold_id, "tok_visa", TRACEPARENT).await;
+    let booked = app.terminal(&alice, &confirmed).await;
+    assert_eq!(booked["status"], "succeeded", "{booked}");
+    let second = app.hold(&alice, &show, &["E2"]).await;
+    let second_hold = second["result"]["hold_id"].as_str().unwrap();
+    let failing = confirm(app, &alice, second_hold, "tok_unavailable", FAILING_TRACEPARENT).await;
+    assert_eq!(app.terminal(&alice, &failing).await["status"], "dead_lettered");
+    Flow { hold: held["request_id"].as_str().unwrap().to_owned(), confirm: confirmed, failing }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     let exporter = InMemorySpanExporter::default();
     infra::logging::init_with(SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build());
     let app = spawn().await;
-    let alice = app.token("alice", Role::Customer);
-    let show = app.show_id().await;
+    let flow = book_and_fail(&app).await;
+    let request_id = &flow.confirm;
 
-    // A hold without a traceparent starts a trace of its own at ingress.
-    let held = app.hold(&alice, &show, &["E1"]).await;
-    assert_eq!(held["status"], "succeeded", "{held}");
-    let hold_id = held["result"]["hold_id"].as_str().unwrap().to_owned();
-
-    // The confirm carries the caller's trace.
-    let request_id = confirm(&app, &alice, &hold_id, "tok_visa", TRACEPARENT).await;
-    let booked = app.terminal(&alice, &request_id).await;
-    assert_eq!(booked["status"], "succeeded", "{booked}");
-
-    // The downstream pools finish after the booking does.
+    // The confirm carries the caller's trace. The downstream pools finish after the
+    // booking does.
     let mut finished = Vec::new();
     for _ in 0..100 {
         finished = exporter.get_finished_spans().unwrap();
@@ -118,10 +138,9 @@ async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     );
 
     // The hold, sent without a traceparent, is a trace of its own, across the queue too.
-    let hold_request = held["request_id"].as_str().unwrap();
     let hold_ingress = finished
         .iter()
-        .find(|s| s.name == "request" && attribute(s, "request_id").as_deref() == Some(hold_request))
+        .find(|s| s.name == "request" && attribute(s, "request_id").as_deref() == Some(flow.hold.as_str()))
         .expect("the hold's ingress span");
     let hold_trace = hold_ingress.span_context.trace_id().to_string();
     assert_ne!(hold_trace, TRACE_ID);
@@ -130,10 +149,6 @@ async fn one_booking_is_one_trace_across_ingress_queue_and_pools() {
     // A confirm that keeps failing until it is dead-lettered stays in its caller's trace:
     // each receive's span, and the `usher.request.dead_lettered` event, which the analytics
     // pool then handles in a span of that trace too.
-    let second = app.hold(&alice, &show, &["E2"]).await;
-    let second_hold = second["result"]["hold_id"].as_str().unwrap();
-    let request_id = confirm(&app, &alice, second_hold, "tok_unavailable", FAILING_TRACEPARENT).await;
-    assert_eq!(app.terminal(&alice, &request_id).await["status"], "dead_lettered");
     let dead_lettered_in_trace = |finished: &[SpanData]| {
         spans(finished, FAILING_TRACE_ID, "message", Some("analytics"))
             .iter()
@@ -168,40 +183,30 @@ fn saying(logged: &infra::logging::Captured, message: &str) -> Vec<Value> {
 fn without_an_exporter_a_booking_is_still_one_trace_in_the_log_lines() {
     let (subscriber, lines) = infra::logging::captured("info");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (hold_request, confirm_request, failing_request, max_receives) =
-        tracing::subscriber::with_default(subscriber, || {
-            runtime.block_on(async {
-                let app = spawn().await;
-                let alice = app.token("alice", Role::Customer);
-                let show = app.show_id().await;
-                let held = app.hold(&alice, &show, &["E1"]).await;
-                let hold_id = held["result"]["hold_id"].as_str().unwrap().to_owned();
-                let confirmed = confirm(&app, &alice, &hold_id, "tok_visa", TRACEPARENT).await;
-                assert_eq!(app.terminal(&alice, &confirmed).await["status"], "succeeded");
-                let second = app.hold(&alice, &show, &["E2"]).await;
-                let second_hold = second["result"]["hold_id"].as_str().unwrap();
-                let failing = confirm(&app, &alice, second_hold, "tok_unavailable", FAILING_TRACEPARENT).await;
-                assert_eq!(app.terminal(&alice, &failing).await["status"], "dead_lettered");
-                // The notifications pool finishes after the booking does.
-                for _ in 0..100 {
-                    if saying(&lines, "notification sent").iter().any(|l| l["trace_id"] == TRACE_ID) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (flow, max_receives) = tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let app = spawn().await;
+            let flow = book_and_fail(&app).await;
+            // The notifications pool finishes after the booking does.
+            for _ in 0..100 {
+                if saying(&lines, "notification sent").iter().any(|l| l["trace_id"] == TRACE_ID) {
+                    break;
                 }
-                let max_receives = app.settings.max_receives as usize;
-                app.stop().await;
-                (held["request_id"].as_str().unwrap().to_owned(), confirmed, failing, max_receives)
-            })
-        });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let max_receives = app.settings.max_receives as usize;
+            app.stop().await;
+            (flow, max_receives)
+        })
+    });
 
     let admitted = |request_id: &str| {
         let found = saying(&lines, "command admitted");
         let line = found.iter().find(|l| l["request_id"] == request_id).expect("the admission's log line");
         line["trace_id"].as_str().expect("a trace id").to_owned()
     };
-    assert_eq!(admitted(&confirm_request), TRACE_ID, "ingress continues the caller's trace");
-    let hold_trace = admitted(&hold_request);
+    assert_eq!(admitted(&flow.confirm), TRACE_ID, "ingress continues the caller's trace");
+    let hold_trace = admitted(&flow.hold);
     assert!(hold_trace.len() == 32 && hold_trace != TRACE_ID && hold_trace != "0".repeat(32), "{hold_trace}");
     assert!(
         saying(&lines, "notification sent").iter().any(|l| l["trace_id"] == TRACE_ID),
@@ -212,7 +217,7 @@ fn without_an_exporter_a_booking_is_still_one_trace_in_the_log_lines() {
     let in_failing_trace = |message: &str| {
         saying(&lines, message)
             .iter()
-            .filter(|l| l["trace_id"] == FAILING_TRACE_ID && l["request_id"] == failing_request)
+            .filter(|l| l["trace_id"] == FAILING_TRACE_ID && l["request_id"] == flow.failing.as_str())
             .count()
     };
     assert_eq!(in_failing_trace("retrying later"), max_receives - 1);
