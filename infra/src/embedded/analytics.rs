@@ -121,20 +121,23 @@ fn apply_ticket(conn: &Connection, fact: &TicketFact) -> Result<(), PortError> {
 #[async_trait]
 impl AnalyticsStore for Embedded {
     async fn record_events(&self, events: &[CloudEvent]) -> Result<usize, PortError> {
-        let events = events.to_vec();
+        // Worked out here, not on the writer thread.
+        let facts: Vec<(CloudEvent, Vec<Fact>)> = events.iter().map(|e| (e.clone(), report::facts(e))).collect();
         self.db
             .write(move |conn| {
-                let mut applied = 0;
-                for event in &events {
-                    if !first_time(conn, "analytics", event)? {
-                        continue;
+                let mut new = 0;
+                let mut changes = Vec::new();
+                for (event, facts) in &facts {
+                    if first_time(conn, "analytics", event)? {
+                        new += 1;
+                        changes.extend(facts.iter().cloned());
                     }
-                    for fact in report::facts(event) {
-                        apply(conn, &fact)?;
-                    }
-                    applied += 1;
                 }
-                Ok(applied)
+                // A batch's counters change once per show and day, not once per event.
+                for fact in report::combined(changes) {
+                    apply(conn, &fact)?;
+                }
+                Ok(new)
             })
             .await
     }
