@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn combined_facts_sum_per_show_and_day_and_keep_every_ticket_fact_in_order() {
-        let events = vec![
+        let events = [
             event(EventType::HoldPlaced, json!({"show_id": "s", "seat_ids": ["A1", "A2"]}), 1),
             event(EventType::TicketCreated, json!({"ticket_id": "t", "status": "new"}), 2),
             event(EventType::HoldPlaced, json!({"show_id": "r", "seat_ids": ["A1"]}), 3),
