@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Compares builds of Usher by interleaved rounds, as the A/B tables of BENCHMARKS.md do:
+#   scripts/bench-ab.sh [-r ROUNDS] [-n REQUESTS] LABEL=BINARY LABEL=BINARY ...
+# Each round runs every build once, in the order given: a fresh data dir, `usher dev` on a
+# free port (USHER_LOG=warn, rate limit off, as scripts/bench.sh), then `usher bench
+# --scenario holds` closed loop over 64 connections. One line per run: holds/s, accept
+# p50/p99, the server's CPU (user + system, from /proc) and its write jobs and commits
+# (`usher_store_*` on /metrics) per hold. Then each build's means.
+# Interleaving matters: this VM's speed moves by up to 2x between windows of minutes.
+# Copy a binary aside (cp target/release/usher /tmp/usher-a) before building the next.
+# Env: BENCH_CLIENT (the `usher` that runs `usher bench`; default the first build),
+# BENCH_CONNECTIONS (64). Needs curl and python3.
+set -euo pipefail
+rounds=6
+requests=40000
+while getopts "r:n:" opt; do
+    case "$opt" in
+        r) rounds="$OPTARG" ;;
+        n) requests="$OPTARG" ;;
+        *) echo "usage: $0 [-r ROUNDS] [-n REQUESTS] LABEL=BINARY ..." >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+if [[ $# -lt 1 ]]; then
+    echo "usage: $0 [-r ROUNDS] [-n REQUESTS] LABEL=BINARY ..." >&2
+    exit 2
+fi
+for build in "$@"; do
+    if [[ "$build" != *=* || ! -x "${build#*=}" ]]; then
+        echo "bench-ab: $build is not LABEL=BINARY with an executable BINARY" >&2
+        exit 2
+    fi
+done
+first="${1#*=}"
+client="${BENCH_CLIENT:-$first}"
+connections="${BENCH_CONNECTIONS:-64}"
+secret="bench-ab-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+ticks="$(getconf CLK_TCK)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench-ab.XXXXXX")"
+pid=""
+cleanup() {
+    if [[ -n "$pid" ]]; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+cpu_ticks() {
+    # utime + stime: fields 14 and 15 of /proc/PID/stat, counted after the command's name.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+metric() {
+    awk -v name="$1" '$1 == name {printf "%d", $2}' "$work/metrics"
+}
+
+for round in $(seq 1 "$rounds"); do
+    for build in "$@"; do
+        label="${build%%=*}"
+        bin="${build#*=}"
+        dir="$work/run"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        port="$(free_port)"
+        USHER_DATA_DIR="$dir/data" USHER_LOG=warn USHER_RATE_LIMIT=0 USHER_JWT_SECRET="$secret" \
+            USHER_HTTP_ADDR="127.0.0.1:$port" "$bin" dev >"$dir/dev.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 1 100); do
+            curl -fsS -o /dev/null "http://127.0.0.1:$port/health/ready" 2>/dev/null && break
+            sleep 0.1
+        done
+        before="$(cpu_ticks "$pid")"
+        if ! USHER_JWT_SECRET="$secret" "$client" bench --url "http://127.0.0.1:$port" --scenario holds \
+            --requests "$requests" --connections "$connections" >"$dir/bench.txt" 2>&1; then
+            echo "bench-ab: round $round of $label failed:" >&2
+            cat "$dir/bench.txt" >&2
+            exit 1
+        fi
+        after="$(cpu_ticks "$pid")"
+        curl -fsS "http://127.0.0.1:$port/metrics" >"$work/metrics"
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+        pid=""
+        python3 - "$dir/bench.txt" "$round" "$label" "$requests" "$ticks" "$before" "$after" \
+            "$(metric usher_store_writes_total)" "$(metric usher_store_commits_total)" >>"$work/results" <<'PY'
+import re, sys
+out, round_, label, requests, ticks, before, after, writes, commits = sys.argv[1:]
+n = int(requests)
+line = next(l for l in open(out) if l.startswith("accepted"))
+rate, p50, p99 = re.search(r": (\d+)/s; accept latency p50 (\S+ ms), p99 (\S+ ms)", line).groups()
+cpu = (int(after) - int(before)) / int(ticks) * 1e6 / n
+print(f"{round_}\t{label}\t{rate}\t{p50}\t{p99}\t{cpu:.1f}\t{int(writes) / n:.2f}\t{int(commits) / n:.3f}")
+PY
+        tail -n 1 "$work/results" | awk -F'\t' \
+            '{printf "round %s  %-12s %6s holds/s  p50 %s  p99 %s  cpu %s us/hold  %s writes/hold  %s commits/hold\n", $1, $2, $3, $4, $5, $6, $7, $8}'
+    done
+done
+
+echo "== means over $rounds rounds of $requests holds"
+python3 - "$work/results" "$@" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+for build in sys.argv[2:]:
+    label = build.split("=", 1)[0]
+    mine = [r for r in rows if r[1] == label]
+    mean = lambda i: sum(float(r[i]) for r in mine) / len(mine)
+    print(f"{label:12s} {mean(2):8.0f} holds/s  cpu {mean(5):6.1f} us/hold  {mean(6):.2f} writes/hold")
+PY
