@@ -11,6 +11,8 @@
 # Env: BENCH_CLIENT (the `usher` that runs `usher bench`; default the first build),
 # BENCH_CONNECTIONS (64). Needs curl and python3.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rounds=6
 requests=40000
 while getopts "r:n:" opt; do
@@ -39,16 +41,10 @@ ticks="$(getconf CLK_TCK)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench-ab.XXXXXX")"
 pid=""
 cleanup() {
-    if [[ -n "$pid" ]]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    stop_pids "$pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 cpu_ticks() {
     # utime + stime: fields 14 and 15 of /proc/PID/stat, counted after the command's name.
     sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
@@ -81,8 +77,7 @@ for round in $(seq 1 "$rounds"); do
         fi
         after="$(cpu_ticks "$pid")"
         curl -fsS "http://127.0.0.1:$port/metrics" >"$work/metrics"
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
+        stop_pids "$pid"
         pid=""
         python3 - "$dir/bench.txt" "$round" "$label" "$requests" "$ticks" "$before" "$after" \
             "$(metric usher_store_writes_total)" "$(metric usher_store_commits_total)" >>"$work/results" <<'PY'

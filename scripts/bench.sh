@@ -11,6 +11,8 @@
 # Env: BENCH_REQUESTS (default 100000), BENCH_CONNECTIONS (64), BENCH_RATE (10000),
 # BENCH_SECONDS (60), BENCH_SKIP_SUSTAINED=1 to leave the sustained step out.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 requests="${BENCH_REQUESTS:-100000}"
 connections="${BENCH_CONNECTIONS:-64}"
@@ -22,16 +24,10 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 dir="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench.XXXXXX")"
 pids=()
 cleanup() {
-    if [[ ${#pids[@]} -gt 0 ]]; then
-        kill "${pids[@]}" 2>/dev/null || true
-        wait "${pids[@]}" 2>/dev/null || true
-    fi
+    stop_pids "${pids[@]}"
     rm -rf "$dir"
 }
 trap cleanup EXIT
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 wait_for() {
     for _ in $(seq 1 100); do
         if curl -fsS -o /dev/null "$1" 2>/dev/null || curl -fsS -o /dev/null -X POST -H 'content-type: application/json' -d '{}' "$1" 2>/dev/null; then
@@ -54,8 +50,7 @@ wait_for "http://127.0.0.1:$port/"
 # The hello-world ignores tokens; the bench still mints them, from a throwaway secret.
 USHER_JWT_SECRET="baseline-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
     "$bin/usher" bench --scenario baseline --url "http://127.0.0.1:$port/" --requests "$requests" --connections "$connections"
-kill "$hello"
-wait "$hello" 2>/dev/null || true
+stop_pids "$hello"
 pids=()
 
 echo "== 2. usher dev (embedded)"

@@ -10,6 +10,8 @@
 # them); otherwise they go to $USHER_SCREENSHOTS if set, or nowhere.
 # USHER_SKIP_BROWSER_TESTS=1 skips the whole thing with a message.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 if [[ "${USHER_SKIP_BROWSER_TESTS:-}" == 1 ]]; then
@@ -54,10 +56,7 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/usher-browser.XXXXXX")"
 pid=""
 cleanup() {
-    if [[ -n "$pid" ]]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    stop_pids "$pid"
     rm -rf "$work"
 }
 trap cleanup EXIT

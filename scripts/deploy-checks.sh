@@ -23,6 +23,8 @@
 # botocore than moto wants). The terraform provider comes from a local mirror
 # (TF_PLUGIN_DIR, or a tf-plugins directory found near /) when there is one.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 root="$PWD"
 mode="${1:-all}"
@@ -35,10 +37,7 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/usher-deploy.XXXXXX")"
 usher_pid=""
 cleanup() {
-    if [[ -n "$usher_pid" ]] && kill -0 "$usher_pid" 2>/dev/null; then
-        kill "$usher_pid" 2>/dev/null || true
-        wait "$usher_pid" 2>/dev/null || true
-    fi
+    stop_pids "$usher_pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -135,10 +134,6 @@ find_usher() {
     done
     echo "deploy-checks: no usher binary; build it first (cargo build --bin usher, or cargo test)" >&2
     return 1
-}
-
-free_port() {
-    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
 }
 
 suffix="$(printf '%04x%04x' $RANDOM $RANDOM)"
@@ -278,8 +273,7 @@ while True:
     time.sleep(0.5)
 print(f"book-a-seat: booked {seat} of {show_id} ({booking_id}); report: {json.dumps(report)}")
 PY
-    kill "$usher_pid"
-    wait "$usher_pid" 2>/dev/null || true
+    stop_pids "$usher_pid"
     usher_pid=""
 }
 

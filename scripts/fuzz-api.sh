@@ -15,6 +15,8 @@
 #
 #   USHER_SKIP_FUZZ=1 scripts/fuzz-api.sh   skips it, saying so
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 if [[ "${USHER_SKIP_FUZZ:-}" == 1 ]]; then
@@ -35,15 +37,12 @@ usher="${USHER_BIN:-${CARGO_TARGET_DIR:-target}/debug/usher}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/usher-fuzz.XXXXXX")"
 pid=""
 cleanup() {
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    stop_pids "$pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 export USHER_DATA_DIR="$work/data" USHER_HTTP_ADDR="127.0.0.1:$port" USHER_LOG=warn \
     USHER_RATE_LIMIT=0 USHER_MAX_HELD_SEATS=1000000
 unset USHER_BACKEND USHER_JWT_SECRET USHER_JWT_PREVIOUS_SECRET USHER_JWT_ISSUER USHER_JWT_AUDIENCE

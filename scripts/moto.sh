@@ -9,16 +9,15 @@
 #                                   AWS_REGION=us-east-1 and test credentials
 #                                   exported, stop moto, exit with CMD's status
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/usher-moto.XXXXXX")"
 log="$log_dir/moto.log"
 pid=""
 
 stop() {
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    stop_pids "$pid"
     rm -rf "$log_dir"
 }
 trap stop EXIT
@@ -66,10 +65,6 @@ from moto.server import main
 main()
 '
 
-free_port() {
-    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-
 # Waits until moto answers on its own API, or gives up (moto died, or 30 s passed).
 wait_ready() {
     local url="$1"
@@ -100,8 +95,7 @@ start() {
         if wait_ready "$endpoint"; then
             return 0
         fi
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        stop_pids "$pid"
         pid=""
     done
     echo "moto.sh: moto_server did not start; its log:" >&2
