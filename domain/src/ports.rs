@@ -15,7 +15,7 @@ use crate::outbox::{Decision, OutboxBacklog, OutboxItem};
 use crate::payment::PaymentReceipt;
 use crate::queue::{OutgoingMessage, QueueAddr, QueueStats, Receipt, ReceivedMessage};
 use crate::report::{DailyReport, ShowCounters, TicketStats};
-use crate::request::{CommandContext, RequestRecord, StatusDoc};
+use crate::request::{CommandContext, Delivery, RequestRecord, StatusDoc};
 use crate::ticket::{Ticket, TicketChange, TicketCursor, TicketStatus};
 use async_trait::async_trait;
 use std::time::Duration;
@@ -323,6 +323,14 @@ pub trait AnalyticsStore: Send + Sync {
     /// Applies the facts of every event not applied before (by id), in one write.
     /// Returns how many were new.
     async fn record_events(&self, events: &[CloudEvent]) -> Result<usize, PortError>;
+
+    /// [`record_events`](Self::record_events), and, where the queue is in the store
+    /// (embedded), the messages that carried the events deleted in the same transaction,
+    /// so that a message is gone exactly when its effect is durable. Answers whether they
+    /// were: if not, the worker deletes them after.
+    async fn record_delivered(&self, events: &[CloudEvent], _delivered: &[Delivery]) -> Result<bool, PortError> {
+        self.record_events(events).await.map(|_| false)
+    }
 
     /// Zeroes for a show no event has mentioned yet.
     async fn show_counters(&self, show_id: &ShowId) -> Result<ShowCounters, PortError>;

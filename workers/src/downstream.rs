@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use domain::PortError;
 use domain::event::CloudEvent;
 use domain::notification;
-use domain::queue::ReceivedMessage;
+use domain::queue::{Queue, ReceivedMessage};
+use domain::request::Delivery;
 use infra::Backend;
 
 fn parse(message: &ReceivedMessage) -> Result<CloudEvent, HandlerError> {
@@ -64,9 +65,14 @@ impl AnalyticsPool {
         Self { backend }
     }
 
-    async fn record(&self, events: &[CloudEvent]) -> Result<Effects, HandlerError> {
-        self.backend.analytics.record_events(events).await?;
-        Ok(Effects::default())
+    /// Folds `events`, deleting the messages that carried them in the same write where
+    /// the store can.
+    async fn record(&self, events: &[CloudEvent], messages: &[&ReceivedMessage]) -> Result<Effects, HandlerError> {
+        let queue = Queue::Analytics.source();
+        let delivered: Vec<Delivery> =
+            messages.iter().map(|m| Delivery { queue, receipt: m.receipt.clone() }).collect();
+        let acknowledged = self.backend.analytics.record_delivered(events, &delivered).await?;
+        Ok(Effects { acknowledged, ..Effects::default() })
     }
 }
 
@@ -77,21 +83,23 @@ impl Handler for AnalyticsPool {
     }
 
     async fn handle(&self, message: &ReceivedMessage) -> Result<Effects, HandlerError> {
-        self.record(&[parse(message)?]).await
+        self.record(&[parse(message)?], &[message]).await
     }
 
-    /// Folds the batch's events in one write. If that write fails, each event is tried on
-    /// its own, so one event that cannot be applied fails alone.
+    /// Folds the batch's events in one write, which deletes their messages too where the
+    /// store can. If that write fails, each event is tried on its own, so one event that
+    /// cannot be applied fails alone.
     async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Option<Vec<Result<Effects, HandlerError>>> {
         let parsed: Vec<Result<CloudEvent, HandlerError>> = messages.iter().map(parse).collect();
-        let events: Vec<CloudEvent> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-        let together = events.is_empty() || self.record(&events).await.is_ok();
+        let (events, carriers): (Vec<CloudEvent>, Vec<&ReceivedMessage>) =
+            parsed.iter().zip(messages).filter_map(|(p, m)| Some((p.as_ref().ok()?.clone(), m))).unzip();
+        let together = if events.is_empty() { None } else { self.record(&events, &carriers).await.ok() };
         let mut outcomes = Vec::with_capacity(parsed.len());
-        for event in parsed {
-            outcomes.push(match event {
-                Ok(_) if together => Ok(Effects::default()),
-                Ok(event) => self.record(std::slice::from_ref(&event)).await,
-                Err(e) => Err(e),
+        for (event, message) in parsed.into_iter().zip(messages) {
+            outcomes.push(match (event, &together) {
+                (Ok(_), Some(effects)) => Ok(Effects { acknowledged: effects.acknowledged, ..Effects::default() }),
+                (Ok(event), None) => self.record(std::slice::from_ref(&event), &[message]).await,
+                (Err(e), _) => Err(e),
             });
         }
         Some(outcomes)

@@ -307,3 +307,29 @@ pub async fn daily_newest_first(b: Backend) {
     assert_eq!(b.analytics.daily(2).await.unwrap(), vec![report("2026-11-25", 1, 300), report("2026-11-24", 2, 500)]);
     assert!(b.analytics.daily(0).await.unwrap().is_empty());
 }
+
+/// Where the queue is in the store, folding an event deletes its message in the same write;
+/// elsewhere the message is left for the worker to delete. Either way the event counts once.
+pub async fn analytics_deletes_what_it_folds_where_it_can(b: Backend) {
+    let queue = domain::queue::Queue::Analytics.source();
+    let data = json!({"show_id": "show_carried", "seat_ids": ["A1", "A2"]});
+    let event = fresh_event(EventType::HoldPlaced, "hold_carried", data, clock::now());
+    let body = serde_json::to_string(&event).unwrap();
+    let message = domain::queue::OutgoingMessage::new(body, event.attributes());
+    b.queues.send_batch(queue, vec![message]).await.unwrap();
+    let received = super::drain(&b, queue, 1).await;
+    assert_eq!(received.len(), 1);
+    let delivered = [domain::request::Delivery { queue, receipt: received[0].receipt.clone() }];
+    let acknowledged = b.analytics.record_delivered(std::slice::from_ref(&event), &delivered).await.unwrap();
+    let left = b.queues.stats(queue).await.unwrap();
+    if acknowledged {
+        assert_eq!(b.queues.depth(queue).await.unwrap(), 0, "deleted with the fold: {left:?}");
+    } else {
+        assert_eq!(left.in_flight + left.visible, 1, "left for the worker: {left:?}");
+        b.queues.delete_batch(queue, vec![received[0].receipt.clone()]).await.unwrap();
+    }
+    let counters = b.analytics.show_counters(&ShowId::from("show_carried")).await.unwrap();
+    assert_eq!(counters.seats_held, 2);
+    assert_eq!(b.analytics.record_delivered(&[event], &delivered).await.unwrap(), acknowledged, "a redelivery");
+    assert_eq!(b.analytics.show_counters(&ShowId::from("show_carried")).await.unwrap(), counters, "counted once");
+}

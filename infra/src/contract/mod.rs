@@ -47,7 +47,7 @@ macro_rules! port_contract_tests {
         $crate::port_contract_tests!(@port $fresh; downstream:
             notifications_once_per_event, notifications_newest_first, notifications_per_recipient,
             analytics_counts_each_event_once, analytics_order_does_not_matter, analytics_concurrent_writers,
-            daily_newest_first);
+            daily_newest_first, analytics_deletes_what_it_folds_where_it_can);
         $crate::port_contract_tests!(@port $fresh; tickets:
             user_directory, ticket_lifecycle, ticket_authorization, ticket_listing, concurrent_ticket_changes);
     };

@@ -3,13 +3,16 @@
 use super::Embedded;
 use super::db::sql_error;
 use super::notifications::first_time;
+use super::queue::delete_received;
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock;
 use domain::event::CloudEvent;
 use domain::ids::ShowId;
 use domain::ports::AnalyticsStore;
+use domain::queue::Receipt;
 use domain::report::{self, DailyReport, Fact, ShowCounters, TicketFact, TicketState, TicketStats};
+use domain::request::Delivery;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(super) const SCHEMA: &str = r#"
@@ -118,11 +121,13 @@ fn apply_ticket(conn: &Connection, fact: &TicketFact) -> Result<(), PortError> {
     .map_err(sql_error)
 }
 
-#[async_trait]
-impl AnalyticsStore for Embedded {
-    async fn record_events(&self, events: &[CloudEvent]) -> Result<usize, PortError> {
+impl Embedded {
+    /// Applies the facts of the events not applied before and deletes the messages
+    /// `delivered` names, in one write. Returns how many events were new.
+    async fn fold(&self, events: &[CloudEvent], delivered: &[Delivery]) -> Result<usize, PortError> {
         // Worked out here, not on the writer thread.
         let facts: Vec<(CloudEvent, Vec<Fact>)> = events.iter().map(|e| (e.clone(), report::facts(e))).collect();
+        let delivered: Vec<(String, Receipt)> = delivered.iter().map(|d| (d.queue.name(), d.receipt.clone())).collect();
         self.db
             .write(move |conn| {
                 let mut new = 0;
@@ -137,9 +142,23 @@ impl AnalyticsStore for Embedded {
                 for fact in report::combined(changes) {
                     apply(conn, &fact)?;
                 }
+                for (queue, receipt) in &delivered {
+                    delete_received(conn, queue, receipt)?;
+                }
                 Ok(new)
             })
             .await
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for Embedded {
+    async fn record_events(&self, events: &[CloudEvent]) -> Result<usize, PortError> {
+        self.fold(events, &[]).await
+    }
+
+    async fn record_delivered(&self, events: &[CloudEvent], delivered: &[Delivery]) -> Result<bool, PortError> {
+        self.fold(events, delivered).await.map(|_| true)
     }
 
     async fn show_counters(&self, show_id: &ShowId) -> Result<ShowCounters, PortError> {
