@@ -6,8 +6,9 @@
 //! follow-up messages the handlers asked for are sent; then the batch is deleted in one
 //! call. A message is deleted once its effect and outbox entries are committed, never
 //! before, and never later than that for want of a bus: the relay publishes the events.
-//! (On embedded a command's own transaction already deleted its message, see
-//! [`domain::request::Delivery`]; deleting it again is a no-op.)
+//! (On embedded a command's own transaction, and the analytics fold's, already deleted
+//! the message, see [`domain::request::Delivery`]: the handler says so, and the loop
+//! sends no delete for it.)
 //!
 //! Each message is handled in its own span, which continues the trace its `traceparent`
 //! attribute names and is timed into `usher_handler_duration_seconds{pool}`.
