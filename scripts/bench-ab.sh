@@ -15,18 +15,19 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rounds=6
 requests=40000
+usage() {
+    echo "usage: $0 [-r ROUNDS] [-n REQUESTS] LABEL=BINARY ..." >&2
+    exit 2
+}
 while getopts "r:n:" opt; do
     case "$opt" in
         r) rounds="$OPTARG" ;;
         n) requests="$OPTARG" ;;
-        *) echo "usage: $0 [-r ROUNDS] [-n REQUESTS] LABEL=BINARY ..." >&2; exit 2 ;;
+        *) usage ;;
     esac
 done
 shift $((OPTIND - 1))
-if [[ $# -lt 1 ]]; then
-    echo "usage: $0 [-r ROUNDS] [-n REQUESTS] LABEL=BINARY ..." >&2
-    exit 2
-fi
+[[ $# -ge 1 ]] || usage
 for build in "$@"; do
     if [[ "$build" != *=* || ! -x "${build#*=}" ]]; then
         echo "bench-ab: $build is not LABEL=BINARY with an executable BINARY" >&2

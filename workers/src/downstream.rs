@@ -93,11 +93,13 @@ impl Handler for AnalyticsPool {
         let parsed: Vec<Result<CloudEvent, HandlerError>> = messages.iter().map(parse).collect();
         let (events, carriers): (Vec<CloudEvent>, Vec<&ReceivedMessage>) =
             parsed.iter().zip(messages).filter_map(|(p, m)| Some((p.as_ref().ok()?.clone(), m))).unzip();
-        let together = if events.is_empty() { None } else { self.record(&events, &carriers).await.ok() };
+        // Whether the batch's write deleted the messages, if it succeeded.
+        let together = if events.is_empty() { None } else { self.record(&events, &carriers).await.ok() }
+            .map(|effects| effects.acknowledged);
         let mut outcomes = Vec::with_capacity(parsed.len());
         for (event, message) in parsed.into_iter().zip(messages) {
-            outcomes.push(match (event, &together) {
-                (Ok(_), Some(effects)) => Ok(Effects { acknowledged: effects.acknowledged, ..Effects::default() }),
+            outcomes.push(match (event, together) {
+                (Ok(_), Some(acknowledged)) => Ok(Effects { acknowledged, ..Effects::default() }),
                 (Ok(event), None) => self.record(std::slice::from_ref(&event), &[message]).await,
                 (Err(e), _) => Err(e),
             });

@@ -314,8 +314,7 @@ pub async fn analytics_deletes_what_it_folds_where_it_can(b: Backend) {
     let queue = domain::queue::Queue::Analytics.source();
     let data = json!({"show_id": "show_carried", "seat_ids": ["A1", "A2"]});
     let event = fresh_event(EventType::HoldPlaced, "hold_carried", data, clock::now());
-    let body = serde_json::to_string(&event).unwrap();
-    let message = domain::queue::OutgoingMessage::new(body, event.attributes());
+    let message = domain::queue::OutgoingMessage::new(event.to_json(), event.attributes());
     b.queues.send_batch(queue, vec![message]).await.unwrap();
     let received = super::drain(&b, queue, 1).await;
     assert_eq!(received.len(), 1);

@@ -125,15 +125,16 @@ impl Embedded {
     /// Applies the facts of the events not applied before and deletes the messages
     /// `delivered` names, in one write. Returns how many events were new.
     async fn fold(&self, events: &[CloudEvent], delivered: &[Delivery]) -> Result<usize, PortError> {
-        // Worked out here, not on the writer thread.
-        let facts: Vec<(CloudEvent, Vec<Fact>)> = events.iter().map(|e| (e.clone(), report::facts(e))).collect();
+        // Worked out here, not on the writer thread, which needs only each event's mark.
+        let facts: Vec<(String, clock::Timestamp, Vec<Fact>)> =
+            events.iter().map(|e| (e.id.clone(), e.time, report::facts(e))).collect();
         let delivered: Vec<(String, Receipt)> = delivered.iter().map(|d| (d.queue.name(), d.receipt.clone())).collect();
         self.db
             .write(move |conn| {
                 let mut new = 0;
                 let mut changes = Vec::new();
-                for (event, facts) in &facts {
-                    if first_time(conn, "analytics", event)? {
+                for (event_id, at, facts) in &facts {
+                    if first_time(conn, "analytics", event_id, *at)? {
                         new += 1;
                         changes.extend(facts.iter().cloned());
                     }

@@ -39,18 +39,23 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_by_recipient ON notifications (recipient, created_at);
 "#;
 
-/// Marks `event` handled by `consumer`; false if it already was.
+/// Marks the event `event_id`, of time `at`, handled by `consumer`; false if it already was.
 ///
 /// A mark is keyed by the event's time before its id. Event ids are name-based (uuid v5)
 /// and so scattered: keyed by id alone, every mark dirtied a page of its own, and those
 /// pages were a quarter of what each commit wrote under load. A redelivered event brings
 /// the same time and id, so it finds its mark. Marks made before this layout (by id alone,
 /// in `handled_events`) are still honoured; nothing adds to that table any more.
-pub(super) fn first_time(conn: &rusqlite::Connection, consumer: &str, event: &CloudEvent) -> Result<bool, PortError> {
+pub(super) fn first_time(
+    conn: &rusqlite::Connection,
+    consumer: &str,
+    event_id: &str,
+    at: clock::Timestamp,
+) -> Result<bool, PortError> {
     let inserted = conn
         .prepare_cached("INSERT OR IGNORE INTO handled_marks (consumer, at, event_id) VALUES (?1, ?2, ?3)")
         .map_err(sql_error)?
-        .execute(params![consumer, clock::to_millis(event.time), event.id])
+        .execute(params![consumer, clock::to_millis(at), event_id])
         .map_err(sql_error)?;
     if inserted == 0 {
         return Ok(false);
@@ -58,7 +63,7 @@ pub(super) fn first_time(conn: &rusqlite::Connection, consumer: &str, event: &Cl
     let marked_before = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM handled_events WHERE consumer = ?1 AND event_id = ?2)")
         .map_err(sql_error)?
-        .query_row(params![consumer, event.id], |r| r.get::<_, bool>(0))
+        .query_row(params![consumer, event_id], |r| r.get::<_, bool>(0))
         .map_err(sql_error)?;
     Ok(!marked_before)
 }
@@ -75,7 +80,7 @@ impl NotificationStore for Embedded {
         let first = self
             .db
             .write(move |conn| {
-                if !first_time(conn, "notifications", &event)? {
+                if !first_time(conn, "notifications", &event.id, event.time)? {
                     return Ok(false);
                 }
                 let mut insert = conn
