@@ -3,6 +3,7 @@
 
 use crate::Config;
 use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
 use domain::request::ADMISSION_GRACE;
 use infra::Backend;
 use ingress::auth::JwtSecret;
@@ -127,6 +128,23 @@ impl App {
             Some(bound)
         };
         Ok(App { config, backend, secret, ingress, operations, components })
+    }
+
+    /// Waits up to `within` for the backend to answer ([`Backend::ready`]), so that a
+    /// server started against a backend it cannot reach exits with the reason instead of
+    /// serving nothing but 503s. An outage after start-up is ridden out: `/health/ready`
+    /// fails and commands are answered 503 until the backend answers again.
+    pub async fn wait_for_backend(&self, within: Duration) -> anyhow::Result<()> {
+        let backoff = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(2))
+            .with_total_delay(Some(within))
+            .without_max_times();
+        (|| self.backend.ready())
+            .retry(backoff)
+            .notify(|e, next| tracing::warn!(error = %e, retry_in = ?next, "the backend does not answer yet"))
+            .await
+            .with_context(|| format!("the backend did not answer within {}s", within.as_secs()))
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {

@@ -60,7 +60,7 @@ pub(crate) enum Cmd {
         sub: String,
         #[arg(long, value_parser = parse_role)]
         role: Role,
-        /// Lifetime: a number with a unit, s, m, h or d.
+        /// Lifetime: a number with a unit, s, m, h or d; a bare number is seconds.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
     },
@@ -123,6 +123,7 @@ pub(crate) enum DlqCmd {
     Peek {
         /// The logical queue name, with or without `-dlq` (e.g. booking-commands).
         queue: String,
+        /// How many to print, 1 to 1000.
         #[arg(long, default_value_t = 10)]
         limit: usize,
         #[arg(long)]
@@ -131,6 +132,7 @@ pub(crate) enum DlqCmd {
     /// Moves messages back to their source queue (send before delete).
     Replay {
         queue: String,
+        /// Move at most this many (at least 1); every message when left out.
         #[arg(long)]
         limit: Option<usize>,
         /// Messages per second.

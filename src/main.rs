@@ -99,19 +99,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("--sub must be 1 to 255 characters");
             }
             let secret = usher::secret::resolve(&config, usher::secret::Source::DevFile)?;
-            let to = ingress::auth::Audience {
-                issuer: config.ingress.jwt_issuer.clone(),
-                audience: config.ingress.jwt_audience.clone(),
-            };
+            let to = config.ingress.audience();
             out!("{}", ingress::auth::mint_token_for(&secret, &sub, role, ttl, &to))?;
             Ok(())
         }
         Cmd::Bench { url, requests, connections, rate, scenario, seats } => {
             let secret = usher::secret::resolve(&config, usher::secret::Source::DevFile)?;
-            let to = ingress::auth::Audience {
-                issuer: config.ingress.jwt_issuer.clone(),
-                audience: config.ingress.jwt_audience.clone(),
-            };
+            let to = config.ingress.audience();
             let url = url.unwrap_or_else(|| format!("http://{}", config.ingress.http_addr));
             let plan = bench::Plan {
                 url,
@@ -128,6 +122,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Health { addr } => operate::health(addr.unwrap_or(config.ingress.http_addr)),
     }
 }
+
+/// How long `usher ingress` and `usher worker` wait for their backend to answer at
+/// start-up before they give up (a container then restarts; an outage later is ridden out).
+const BACKEND_START_WAIT: Duration = Duration::from_secs(20);
 
 /// What `usher dev` adds to serving.
 struct Dev {
@@ -149,7 +147,12 @@ async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyh
          exist already: run `usher setup` or apply terraform's messaging and data modules)",
         config.backend.env
     );
+    let audience = config.ingress.audience();
     let app = App::build(config, components).await?;
+    if !dev {
+        // `usher dev` has just set the backend up (or, with --no-setup, seeds it below).
+        app.wait_for_backend(BACKEND_START_WAIT).await?;
+    }
     let seeded = if dev {
         usher::demo::seed_if_empty(app.backend()).await.with_context(|| {
             if skipped_setup { missing_hint.clone() } else { "cannot seed the demo catalog".to_owned() }
@@ -169,7 +172,13 @@ async fn serve(config: Config, components: Components, dev: Option<Dev>) -> anyh
             let page = browsable(addr);
             out!("open {page}/ in a browser to book seats (sign in with any name), {page}/ops for the ops view")?;
             // The token comes last: launchers (testkit::Dev, scripts) stop reading there.
-            let token = ingress::auth::mint_token(app.secret(), "admin", Role::Admin, Duration::from_secs(86_400));
+            let token = ingress::auth::mint_token_for(
+                app.secret(),
+                "admin",
+                Role::Admin,
+                Duration::from_secs(86_400),
+                &audience,
+            );
             out!("admin token (24 h): {token}")?;
         }
     }

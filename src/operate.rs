@@ -9,7 +9,7 @@ use std::time::Duration;
 use workers::dlq::{DeadLetters, ReplayOptions};
 
 pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<()> {
-    let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
+    let backend = Backend::connect_existing(&settings).await.context("cannot connect to the backend")?;
     let dead = DeadLetters::new(backend);
     match command {
         DlqCmd::List { json } => {
@@ -49,6 +49,9 @@ pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<(
         }
         DlqCmd::Replay { queue, limit, rate, message_type, dry_run } => {
             let queue = parse_queue(&queue)?;
+            if limit == Some(0) {
+                bail!("--limit must be at least 1 (leave it out to replay every message)");
+            }
             if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
                 bail!("--rate must be a positive number of messages per second");
             }
@@ -99,7 +102,7 @@ pub(crate) fn health(mut addr: std::net::SocketAddr) -> anyhow::Result<()> {
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) async fn status(settings: Settings, watch: bool, json: bool) -> anyhow::Result<()> {
-    let backend = Backend::connect(&settings).await.context("cannot connect to the backend")?;
+    let backend = Backend::connect_existing(&settings).await.context("cannot connect to the backend")?;
     if json {
         let status = infra::status::gather(&backend).await.context("cannot read the status")?;
         out!("{}", serde_json::to_string(&status)?)?;

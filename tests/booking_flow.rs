@@ -208,6 +208,10 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
     let (ok, out, _) = cli(&app, &["dlq", "replay", "booking-commands-dlq", "--dry-run"]);
     assert!(ok);
     assert_eq!(out.trim(), "would move 1 skipped 0 failed 0");
+    for (flag, value) in [("--limit", "0"), ("--rate", "0")] {
+        let (ok, out, err) = cli(&app, &["dlq", "replay", "booking-commands", flag, value]);
+        assert!(!ok && out.is_empty() && err.starts_with(&format!("usher: {flag} must")), "{flag} {value}: {err}");
+    }
     let (ok, out, _) = cli(&app, &["dlq", "replay", "booking-commands", "--rate", "5"]);
     assert!(ok);
     assert_eq!(out.trim(), "moved 1 skipped 0 failed 0");

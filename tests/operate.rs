@@ -167,9 +167,66 @@ async fn status_shows_every_queue_and_the_outbox_on_the_cli_and_the_api() {
     assert_eq!(keys(&over_http), keys(&status));
     assert_eq!(over_http["queues"].as_array().unwrap().len(), 4);
     assert_eq!(keys(&over_http["queues"][0]), keys(&status["queues"][0]));
+    // This process's consumers have received from the booking queue, but it has nothing
+    // visible or in flight now: no oldest message, here as on the CLI.
+    assert!(over_http["queues"][0]["oldest_age_seconds"].is_null(), "{over_http}");
+    assert!(status["queues"][0]["oldest_age_seconds"].is_null(), "{status}");
     assert_eq!(app.client.get(Some(&alice), "/v1/admin/status").await.status(), 403);
     assert_eq!(app.client.get(None, "/v1/admin/status").await.status(), 401);
     app.stop().await;
+}
+
+#[test]
+fn status_and_dlq_refuse_a_data_dir_with_no_store_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    for args in [&["status"][..], &["status", "--json"], &["dlq", "list"], &["dlq", "peek", "analytics"]] {
+        let out = std::process::Command::new(support::USHER)
+            .args(args)
+            .env("USHER_BACKEND", "embedded")
+            .env("USHER_DATA_DIR", &missing)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("no store at {}", missing.join("usher.db").display())), "{stderr}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+}
+
+/// A server started against a backend it cannot reach exits, after a while, with the
+/// reason (README, "Commands"), instead of serving 503s forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_and_worker_exit_when_their_backend_never_answers() {
+    let run = |args: &'static [&'static str]| {
+        tokio::process::Command::new(support::USHER)
+            .args(args)
+            .env("USHER_BACKEND", "aws")
+            // Nothing listens on port 1: every call is refused.
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("USHER_JWT_SECRET", "operate-test-secret-of-at-least-32-bytes")
+            .env("USHER_HTTP_ADDR", "127.0.0.1:0")
+            .env("USHER_METRICS_ADDR", "127.0.0.1:0")
+            .env("USHER_LOG", "error")
+            .kill_on_drop(true)
+            .output()
+    };
+    let within = Duration::from_secs(60);
+    let (worker, ingress) = tokio::join!(
+        tokio::time::timeout(within, run(&["worker", "--pool", "booking"])),
+        tokio::time::timeout(within, run(&["ingress"]))
+    );
+    for out in [worker, ingress] {
+        let out = out.expect("it gives up").expect("usher runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let reason = stderr.lines().last().unwrap_or_default();
+        assert!(reason.starts_with("usher: the backend did not answer within 20s"), "{stderr}");
+    }
 }
 
 /// `usher status | head -0`: a reader that goes away ends the command with a one-line

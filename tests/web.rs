@@ -84,13 +84,21 @@ async fn dev_tokens_are_minted_for_any_name_and_role_and_bad_bodies_name_the_fie
     app.stop().await;
 }
 
-/// Starts the `usher` binary with `command` on a fresh data dir; answers its base URL.
-async fn start_binary(command: &str, dir: &std::path::Path) -> (tokio::process::Child, String, Vec<String>) {
+const SECRET: &str = "web-test-secret-of-at-least-32-bytes";
+
+/// Starts the `usher` binary with `command` and `env` on a fresh data dir; answers its
+/// base URL and what it printed.
+async fn start_binary(
+    command: &str,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, Vec<String>) {
     let mut child = tokio::process::Command::new(USHER)
         .arg(command)
+        .envs(env.iter().copied())
         .env("USHER_DATA_DIR", dir)
         .env("USHER_HTTP_ADDR", "127.0.0.1:0")
-        .env("USHER_JWT_SECRET", "web-test-secret-of-at-least-32-bytes")
+        .env("USHER_JWT_SECRET", SECRET)
         .env("USHER_LOG", "warn")
         .env_remove("USHER_BACKEND")
         .stdout(Stdio::piped())
@@ -118,7 +126,7 @@ async fn only_usher_dev_serves_dev_tokens_and_it_prints_where_the_page_is() {
     let http = reqwest::Client::new();
     let body = json!({ "sub": "alice", "role": "customer" });
     let dir = tempfile::tempdir().unwrap();
-    let (mut dev, url, printed) = start_binary("dev", dir.path()).await;
+    let (mut dev, url, printed) = start_binary("dev", dir.path(), &[]).await;
     let page = printed.iter().find(|l| l.starts_with("open ")).unwrap_or_else(|| panic!("{printed:?}"));
     assert!(page.contains(&format!("{url}/ ")) && page.contains(&format!("{url}/ops")), "{page}");
     let minted = http.post(format!("{url}/dev/token")).json(&body).send().await.unwrap();
@@ -127,11 +135,30 @@ async fn only_usher_dev_serves_dev_tokens_and_it_prints_where_the_page_is() {
     dev.kill().await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let (mut ingress, url, _) = start_binary("ingress", dir.path()).await;
+    let (mut ingress, url, _) = start_binary("ingress", dir.path(), &[]).await;
     let refused = http.post(format!("{url}/dev/token")).json(&body).send().await.unwrap();
     problem(refused, 404, "not_found").await;
     assert_eq!(http.get(format!("{url}/")).send().await.unwrap().status(), 200, "the page itself is served");
     ingress.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usher_dev_mints_its_tokens_for_the_configured_issuer_and_audience() {
+    let http = reqwest::Client::new();
+    let dir = tempfile::tempdir().unwrap();
+    let claims = [("USHER_JWT_ISSUER", "usher-test"), ("USHER_JWT_AUDIENCE", "usher-api")];
+    let (mut dev, url, printed) = start_binary("dev", dir.path(), &claims).await;
+    let get = |path: &str, token: &str| http.get(format!("{url}{path}")).bearer_auth(token).send();
+    let admin = printed.iter().find_map(|l| l.strip_prefix("admin token (24 h): ")).unwrap();
+    assert_eq!(get("/v1/admin/dlqs", admin).await.unwrap().status(), 200, "the printed admin token");
+    let minted = http.post(format!("{url}/dev/token")).json(&json!({ "sub": "alice", "role": "customer" }));
+    let minted: Value = minted.send().await.unwrap().json().await.unwrap();
+    assert_eq!(get("/v1/movies", minted["token"].as_str().unwrap()).await.unwrap().status(), 200, "{minted}");
+    // The claims are required: the same secret without them is refused.
+    let secret = ingress::auth::JwtSecret::new(SECRET.into());
+    let bare = ingress::auth::mint_token(&secret, "alice", Role::Customer, Duration::from_secs(60));
+    problem(get("/v1/movies", &bare).await.unwrap(), 401, "unauthorized").await;
+    dev.kill().await.unwrap();
 }
 
 /// Reads server-sent events from `response` until one named `name` satisfies `wanted`.

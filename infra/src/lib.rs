@@ -59,6 +59,16 @@ impl Backend {
         }
     }
 
+    /// As [`Backend::connect`], for the commands that only read or change what is there
+    /// (`usher status`, `usher dlq`): on embedded the store must exist already, as the
+    /// queues must on AWS.
+    pub async fn connect_existing(settings: &Settings) -> Result<Backend, PortError> {
+        if settings.backend == BackendKind::Embedded {
+            embedded::require_store(settings)?;
+        }
+        Self::connect(settings).await
+    }
+
     /// Creates (idempotently) the queues, DLQs, topic, subscriptions and tables.
     pub async fn setup(settings: &Settings) -> Result<(), PortError> {
         match settings.backend {

@@ -51,7 +51,10 @@ pub async fn queues(backend: &Backend) -> Result<Vec<QueueStatus>, PortError> {
     let mut out = Vec::with_capacity(Queue::ALL.len());
     for queue in Queue::ALL {
         let (source, dlq) = tokio::try_join!(backend.queues.stats(queue.source()), backend.queues.depth(queue.dlq()))?;
-        let oldest = source.oldest_age.map(|d| d.as_secs_f64()).or_else(|| observed_lag(queue));
+        // An empty queue has no oldest message, whatever a consumer saw earlier; the
+        // observed lag only stands in for an age the store cannot tell (SQS).
+        let empty = source.visible + source.in_flight == 0;
+        let oldest = source.oldest_age.map(|d| d.as_secs_f64()).or_else(|| observed_lag(queue).filter(|_| !empty));
         out.push(QueueStatus {
             queue: queue.name().to_owned(),
             visible: source.visible,

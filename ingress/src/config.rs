@@ -3,6 +3,7 @@
 //! in check (rate, connections, long polls, timeouts). The binary composes it with the
 //! others.
 
+use crate::auth::Audience;
 use infra::config::{ConfigError, number, present};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -51,6 +52,12 @@ pub struct IngressConfig {
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl IngressConfig {
+    /// The `iss` and `aud` every token minted for this API carries: `usher token`,
+    /// `usher bench`, and `usher dev`'s admin token and `POST /dev/token`.
+    pub fn audience(&self) -> Audience {
+        Audience { issuer: self.jwt_issuer.clone(), audience: self.jwt_audience.clone() }
+    }
+
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| present(&lookup, name);
         let http_addr = match get("USHER_HTTP_ADDR") {

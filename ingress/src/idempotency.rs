@@ -23,6 +23,8 @@ use domain::ports::{Abandoned, Admission, Admitted, StoredResponse};
 use domain::request::{ADMISSION_GRACE, StatusDoc};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -88,6 +90,12 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
     let CommandRequest { caller, key, path, body, command } = request;
     // Before anything is stored: a refused command leaves its key free.
     state.rate_limit.check(&caller.sub)?;
+    // A retry racing its own first try in this process waits for nothing: where the claim
+    // and the queueing are one transaction (embedded) the store would only make it wait
+    // for the first to commit, and answer the replay.
+    let Some(_admitting) = state.admitting.enter(caller.sub.as_str(), &key) else {
+        return Err(ApiError::IdempotencyRequestInProgress);
+    };
     let now = state.backend.clock.now();
     let request_id = RequestId::generate();
     let doc = StatusDoc::accepted(request_id.clone(), command.type_name(), now);
@@ -166,6 +174,36 @@ pub async fn admit(state: &AppState, request: CommandRequest) -> Result<Response
     }
 }
 
+/// The `(caller, key)` pairs this process is admitting right now: a second request with
+/// one of them is answered 409 `idempotency_request_in_progress`, as the store answers
+/// one whose first try, in another process, has claimed the key but not queued it.
+#[derive(Debug, Default)]
+pub struct Admitting(Mutex<HashSet<(String, String)>>);
+
+impl Admitting {
+    /// Marks `(owner, key)` as being admitted until the answer is dropped; `None` if it
+    /// already is.
+    pub fn enter(&self, owner: &str, key: &IdempotencyKey) -> Option<Entered<'_>> {
+        let entry = (owner.to_owned(), key.as_str().to_owned());
+        let fresh = self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(entry.clone());
+        // Only a fresh entry gets a guard: dropping one removes its entry.
+        fresh.then(|| Entered { admitting: self, entry })
+    }
+}
+
+/// One admission under way; ends when dropped, however the request ends.
+#[derive(Debug)]
+pub struct Entered<'a> {
+    admitting: &'a Admitting,
+    entry: (String, String),
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.admitting.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.entry);
+    }
+}
+
 /// Sends the command and records that it is queued. Only the send can fail the request:
 /// a command on its queue is accepted even if the bookkeeping after it fails, because
 /// the periodic sweep of unqueued requests re-sends it and workers dedupe by request id.
@@ -200,4 +238,22 @@ fn accepted(status: StatusCode, body: String, request_id: &RequestId, replayed: 
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_admitted_once_at_a_time_per_caller() {
+        let admitting = Admitting::default();
+        let (k1, k2) = (IdempotencyKey::parse("k1").unwrap(), IdempotencyKey::parse("k2").unwrap());
+        let first = admitting.enter("alice", &k1).expect("a fresh key");
+        assert!(admitting.enter("alice", &k1).is_none(), "under way");
+        // The refused second try leaves the first one's mark in place.
+        assert!(admitting.enter("alice", &k1).is_none(), "still under way");
+        assert!(admitting.enter("bob", &k1).is_some() && admitting.enter("alice", &k2).is_some());
+        drop(first);
+        assert!(admitting.enter("alice", &k1).is_some(), "over");
+    }
 }

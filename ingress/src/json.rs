@@ -58,8 +58,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError>
     let raw: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::InvalidBody { field: None, detail: format!("the body is not valid JSON: {e}") })?
+        serde_json::from_slice(bytes).map_err(|e| not_json(bytes, &e))?
     };
     // `null` is "no body" said in JSON (the document marks an optional body nullable).
     let raw = if raw.is_null() { Value::Object(Default::default()) } else { raw };
@@ -75,6 +74,19 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError>
         }
     })?;
     Ok(JsonBody { value, raw })
+}
+
+/// A body that does not parse. When it breaks inside a field's value (a number too large
+/// for a double, `1e400`, or a misspelt `tru`), that field is named, as a value out of
+/// range is; a body broken between fields names none.
+fn not_json(bytes: &[u8], error: &serde_json::Error) -> ApiError {
+    let mut again = serde_json::Deserializer::from_slice(bytes);
+    let field = serde_path_to_error::deserialize::<_, Value>(&mut again)
+        .err()
+        .map(|e| e.path().to_string())
+        // `.` is the top level; a `?` is a key that did not parse.
+        .filter(|path| path != "." && !path.contains('?'));
+    ApiError::InvalidBody { field, detail: format!("the body is not valid JSON: {error}") }
 }
 
 /// The dotted path of the field an error is about. A missing or unknown field is
@@ -137,6 +149,12 @@ mod tests {
         assert_eq!(field(r#"{"name":"a","inner":{},"list":[]}"#).as_deref(), Some("inner.rows"));
         assert_eq!(field(r#"{"name":"a","inner":{"rows":1},"list":[],"extra":1}"#).as_deref(), Some("extra"));
         assert_eq!(field(r#"{"name":"a","inner":{"rows":1,"cols":2},"list":[]}"#).as_deref(), Some("inner.cols"));
+    }
+
+    #[test]
+    fn a_number_no_parser_can_hold_names_its_field() {
+        assert_eq!(field(r#"{"name":"a","inner":{"rows":1e400},"list":[]}"#).as_deref(), Some("inner.rows"));
+        assert_eq!(field(r#"{"name":"a","inner":{"rows":1},"list":[2, -1e999]}"#).as_deref(), Some("list[1]"));
     }
 
     #[test]

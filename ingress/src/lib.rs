@@ -91,6 +91,11 @@ pub struct Shared {
     /// `usher dev` only: the secret `POST /dev/token` mints the web page's tokens with.
     /// `None` (as in `usher ingress`) leaves that route out of the router altogether.
     pub dev_tokens: Option<JwtSecret>,
+    /// The `iss` and `aud` of the tokens `POST /dev/token` mints, so that they pass
+    /// [`Shared::verifier`] when `USHER_JWT_ISSUER` or `USHER_JWT_AUDIENCE` is set.
+    pub audience: auth::Audience,
+    /// The idempotency keys this process is admitting a command under right now.
+    pub admitting: Arc<idempotency::Admitting>,
     /// `USHER_RATE_LIMIT` / `USHER_RATE_BURST`, per caller, on commands.
     pub rate_limit: Arc<limits::RateLimit>,
     /// One permit per concurrent long poll (`USHER_MAX_WAITERS`); without one, a status
@@ -115,6 +120,8 @@ impl Shared {
             shutdown: CancellationToken::new(),
             agents_seen: Arc::default(),
             dev_tokens: None,
+            audience: config.audience(),
+            admitting: Arc::default(),
             rate_limit: Arc::new(limits::RateLimit::new(config.rate_limit, config.rate_burst)),
             waiters: Arc::new(Semaphore::new(config.max_waiters)),
             body_timeout: config.body_timeout,

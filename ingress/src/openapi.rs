@@ -27,9 +27,9 @@ pub const BEARER: &str = "bearer";
             `202` with `{request_id, status: \"accepted\", status_url}` and a `Location` header once it is durably \
             queued, and its outcome is read from the status document at `GET /v1/requests/{request_id}`. \
             Business failures (`seats_unavailable`, `show_not_found`, `seat_not_found`, `hold_not_found`, \
-            `hold_expired`, `payment_declined`, `ticket_not_found`, `not_an_agent`, `invalid_transition`, \
-            `ticket_closed`, `dead_lettered`) appear there as `error.code`, never as an HTTP \
-            error.\n\n\
+            `hold_expired`, `hold_limit_reached`, `payment_declined`, `ticket_not_found`, `not_an_agent`, \
+            `invalid_transition`, `ticket_closed`, `dead_lettered`) appear there as `error.code`, never as an \
+            HTTP error.\n\n\
             Every error is an RFC 9457 `application/problem+json` document with a stable `code` (see the `Problem` \
             and `ProblemCode` schemas). An unknown route is 404 (`not_found`), a known route with another \
             method 405 (`method_not_allowed`). A request whose body does not arrive within 30 s is answered 408 \

@@ -8,7 +8,7 @@
 //! `usher ingress` never does.
 
 use crate::AppState;
-use crate::auth::mint_token;
+use crate::auth::mint_token_for;
 use crate::json::JsonBody;
 use crate::problem::ApiError;
 use crate::routes::check_id;
@@ -120,7 +120,7 @@ async fn mint_dev_token(
     };
     let DevTokenRequest { sub, role } = body.value;
     check_id("sub", &sub)?;
-    let token = mint_token(secret, &sub, role, DEV_TOKEN_TTL);
+    let token = mint_token_for(secret, &sub, role, DEV_TOKEN_TTL, &state.audience);
     tracing::info!(sub = %sub, role = role.as_str(), "dev token minted");
     Ok(Json(DevToken { token, sub, role, expires_in: DEV_TOKEN_TTL.as_secs() }))
 }

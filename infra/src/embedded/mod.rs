@@ -21,7 +21,7 @@ use crate::{Backend, Settings};
 use db::Db;
 use domain::PortError;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const SCHEMA: &str = r#"
@@ -162,12 +162,30 @@ pub struct Embedded {
     waiters: waiters::Waiters,
 }
 
+/// The store's file in the data dir.
+fn store_path(settings: &Settings) -> PathBuf {
+    settings.data_dir.join("usher.db")
+}
+
 /// Opens (creating if needed) `<data dir>/usher.db`, its schema and its subscriptions.
 pub fn open(settings: &Settings) -> Result<Arc<Embedded>, PortError> {
     create_private_dir(&settings.data_dir).map_err(|e| {
         PortError::Unavailable(format!("cannot create the data dir {}: {e}", settings.data_dir.display()))
     })?;
-    open_file(&settings.data_dir.join("usher.db"), settings.max_receives)
+    open_file(&store_path(settings), settings.max_receives)
+}
+
+/// Fails unless `<data dir>/usher.db` exists: for the commands that only read or change
+/// what is there, so that a mistyped `USHER_DATA_DIR` is an error, not a new empty store.
+pub fn require_store(settings: &Settings) -> Result<(), PortError> {
+    let path = store_path(settings);
+    if path.is_file() {
+        return Ok(());
+    }
+    Err(PortError::Unavailable(format!(
+        "no store at {} (USHER_DATA_DIR): start `usher dev` or run `usher setup` first",
+        path.display()
+    )))
 }
 
 /// Creates `dir` (and its parents) if missing; a directory made here is owner-only

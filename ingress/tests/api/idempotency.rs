@@ -10,8 +10,10 @@ use domain::ports::{Admission, Admitted, StoredResponse};
 use domain::queue::Queue;
 use domain::request::StatusDoc;
 use infra::Backend;
+use infra::faults::{Fault, Faults, Op};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn queued(app: &TestApp) -> u64 {
     app.backend.queues.depth(Queue::BookingCommands.source()).await.unwrap()
@@ -162,6 +164,32 @@ async fn a_request_still_being_admitted_answers_409() {
     assert_eq!(response.headers()["retry-after"], "1");
     problem(response, 409, "idempotency_request_in_progress").await;
     assert_eq!(queued(&app).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_racing_its_first_try_answers_409_until_the_first_is_admitted() {
+    let working = TestApp::ingress().await;
+    let faults = Faults::default();
+    // The first admission takes a second in the store: the retry comes while it is under way.
+    faults.set(Op::Admit, Fault::Delay(Duration::from_secs(1)), Some(1));
+    let app = TestApp::ingress_on(faults.wrap(working.backend.clone())).await;
+    let token = app.customer("alice");
+    let (first, retry) = tokio::join!(app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await
+    });
+    assert_eq!(retry.headers()["retry-after"], "1");
+    problem(retry, 409, "idempotency_request_in_progress").await;
+    assert_eq!(first.status(), 202);
+    let first_body = first.text().await.unwrap();
+    // Once it is admitted, the same retry gets the first answer again.
+    let again = app.post(Some(&token), "/v1/holds", Some("k1"), HOLD_BODY).await;
+    assert_eq!(
+        (again.status(), &again.headers()["idempotent-replayed"]),
+        (reqwest::StatusCode::ACCEPTED, &"true".parse().unwrap())
+    );
+    assert_eq!(again.text().await.unwrap(), first_body);
+    assert_eq!(queued(&working).await, 1, "one command");
 }
 
 #[tokio::test]
