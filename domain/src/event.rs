@@ -92,6 +92,12 @@ pub struct CloudEvent {
     pub traceparent: Option<String>,
 }
 
+/// An event's id: a uuid v5 of what makes it this event, so that deciding it again gives
+/// the same id.
+fn event_id(name: &str) -> String {
+    uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// Namespace for event ids (uuid v5): any fixed uuid works, this one is Usher's.
 const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f0c_7a3e_58b4_4c2e_9d1e_7f0a_2b6c_d3e1);
 
@@ -108,7 +114,7 @@ impl CloudEvent {
         let name = format!("{correlation}|{}|{subject}", event_type.as_str());
         Self {
             specversion: "1.0".to_owned(),
-            id: uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string(),
+            id: event_id(&name),
             source: format!("/usher/{pool}"),
             event_type,
             time,
@@ -121,6 +127,15 @@ impl CloudEvent {
     }
 
     /// The same event, carrying the trace context `traceparent` (none leaves it off).
+    /// For an event that can happen more than once to one subject (a request dead-lettered
+    /// again after a replay): `occurrence` (its time, say) tells the happenings apart, so
+    /// a consumer deduping by id drops none of them, while a redelivery of one keeps its id.
+    pub fn occurrence(mut self, occurrence: &str) -> Self {
+        let name = format!("{}|{}|{}|{occurrence}", self.correlationid, self.event_type.as_str(), self.subject);
+        self.id = event_id(&name);
+        self
+    }
+
     pub fn traced(mut self, traceparent: Option<&str>) -> Self {
         self.traceparent = traceparent.map(str::to_owned);
         self

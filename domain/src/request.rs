@@ -157,8 +157,10 @@ pub fn dead_lettered(
 ) -> (Outcome, Vec<CloudEvent>) {
     let error = BusinessError::new(ErrorCode::DeadLettered, DEAD_LETTERED_DETAIL);
     let data = serde_json::json!({ "request_id": request_id, "kind": kind, "failure_reason": reason });
+    // A replay reopens the request, and it may be dead-lettered again: another event.
     let event =
-        CloudEvent::new(EventType::RequestDeadLettered, pool, request_id.as_str(), request_id.as_str(), data, now);
+        CloudEvent::new(EventType::RequestDeadLettered, pool, request_id.as_str(), request_id.as_str(), data, now)
+            .occurrence(&crate::clock::to_millis(now).to_string());
     (Outcome::DeadLettered(error), vec![event])
 }
 
@@ -166,6 +168,14 @@ pub fn dead_lettered(
 mod tests {
     use super::*;
     use crate::clock::from_millis;
+
+    #[test]
+    fn each_dead_lettering_of_a_request_is_its_own_event() {
+        let id = RequestId::from("req_1");
+        let event = |at| dead_lettered(&id, "booking.confirm", "booking", "boom", from_millis(at)).1.remove(0);
+        assert_eq!(event(5).id, event(5).id, "the same dead-lettering, decided again");
+        assert_ne!(event(5).id, event(9).id, "dead-lettered again after a replay");
+    }
 
     #[test]
     fn a_completed_document_keeps_its_identity() {

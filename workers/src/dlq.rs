@@ -48,7 +48,7 @@ impl From<&ReceivedMessage> for DeadMessage {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct ReplayOptions {
     pub limit: Option<usize>,
     /// Messages per second; `None` is as fast as the backend takes them.
@@ -98,6 +98,10 @@ impl DeadLetters {
         let mut report = ReplayReport::default();
         let mut untouched: Vec<Receipt> = Vec::new();
         let mut seen = HashSet::new();
+        // What this run moved back, by body: a worker may dead-letter it again while the
+        // run goes on, as a new message with the same body. That copy stays here; moving
+        // it again would go round for as long as the workers keep up.
+        let mut moved = HashSet::new();
         let interval = options.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
         let mut next_send = tokio::time::Instant::now();
         'outer: loop {
@@ -109,6 +113,10 @@ impl DeadLetters {
                 if !seen.insert(m.message_id.clone()) {
                     untouched.push(m.receipt);
                     break 'outer;
+                }
+                if moved.contains(&m.body) {
+                    untouched.push(m.receipt);
+                    continue;
                 }
                 let wanted = options.message_type.as_ref().is_none_or(|t| m.attributes.get(ATTR_TYPE) == Some(t));
                 let over_limit = options.limit.is_some_and(|l| report.moved + report.failed >= l);
@@ -126,7 +134,10 @@ impl DeadLetters {
                     next_send = tokio::time::Instant::now() + every;
                 }
                 match self.move_back(queue, &m).await {
-                    Ok(()) => report.moved += 1,
+                    Ok(()) => {
+                        report.moved += 1;
+                        moved.insert(m.body);
+                    }
                     Err(e) => {
                         tracing::warn!(message_id = %m.message_id, error = %e, "replay failed");
                         report.failed += 1;

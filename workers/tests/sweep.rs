@@ -1,19 +1,26 @@
-//! The sweep and the DLQ purge, driven directly (`Sweeper::sweep_once`,
-//! `DeadLetters::purge`) on the embedded backend, with faults where a hole needs one.
+//! The sweep and the DLQ purge and replay, driven directly (`Sweeper::sweep_once`,
+//! `DeadLetters::purge`, `DeadLetters::replay`) on the embedded backend, with faults where
+//! a hole needs one.
 
+use domain::PortError;
 use domain::actor::{Actor, Role};
 use domain::clock;
 use domain::command::{Command, CommandEnvelope};
 use domain::idempotency::{Fingerprint, IdempotencyKey};
 use domain::ids::{HoldId, RequestId, UserId};
+use domain::ports::MessageQueue;
 use domain::ports::{Admission, Admitted, StoredResponse};
-use domain::queue::{ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, Attributes, OutgoingMessage, Queue};
+use domain::queue::{
+    ATTR_FAILURE_REASON, ATTR_REQUEST_ID, ATTR_TYPE, Attributes, OutgoingMessage, Queue, QueueAddr, QueueStats,
+    Receipt, ReceivedMessage,
+};
 use domain::request::RequestStatus;
 use infra::Backend;
 use infra::faults::{Fault, Faults, Op};
+use std::sync::Arc;
 use std::time::Duration;
 use testkit::Embedded;
-use workers::dlq::DeadLetters;
+use workers::dlq::{DeadLetters, ReplayOptions};
 use workers::sweep::{REDRIVE_GRACE, SweepReport, Sweeper};
 
 async fn fixture() -> Embedded {
@@ -163,4 +170,69 @@ async fn the_sweep_leaves_young_admissions_to_their_admitter_and_forgets_expired
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].attributes[ATTR_REQUEST_ID], old.as_str());
     assert_eq!(sweeper(b).sweep_once().await, SweepReport::default(), "re-queued once");
+}
+
+/// Queues whose workers dead-letter every message the moment it is sent: what a replay of
+/// a poison message meets while the workers run.
+struct DeadOnArrival(Arc<dyn MessageQueue>);
+
+#[async_trait::async_trait]
+impl MessageQueue for DeadOnArrival {
+    fn max_delay(&self) -> Duration {
+        self.0.max_delay()
+    }
+    fn max_batch(&self) -> usize {
+        self.0.max_batch()
+    }
+    async fn send_batch(&self, queue: QueueAddr, messages: Vec<OutgoingMessage>) -> Result<(), PortError> {
+        if !queue.dead {
+            self.0.send_batch(queue.queue.dlq(), messages.clone()).await?;
+        }
+        self.0.send_batch(queue, messages).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueAddr,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, PortError> {
+        self.0.receive(queue, max, wait, visibility).await
+    }
+    async fn delete_batch(&self, queue: QueueAddr, receipts: Vec<Receipt>) -> Result<(), PortError> {
+        self.0.delete_batch(queue, receipts).await
+    }
+    async fn change_visibility(&self, queue: QueueAddr, receipt: &Receipt, timeout: Duration) -> Result<(), PortError> {
+        self.0.change_visibility(queue, receipt, timeout).await
+    }
+    async fn depth(&self, queue: QueueAddr) -> Result<u64, PortError> {
+        self.0.depth(queue).await
+    }
+    async fn stats(&self, queue: QueueAddr) -> Result<QueueStats, PortError> {
+        self.0.stats(queue).await
+    }
+    async fn purge(&self, queue: QueueAddr) -> Result<(), PortError> {
+        self.0.purge(queue).await
+    }
+    async fn ping(&self) -> Result<(), PortError> {
+        self.0.ping().await
+    }
+}
+
+#[tokio::test]
+async fn a_replay_moves_each_message_once_though_it_comes_straight_back() {
+    let f = fixture().await;
+    let b = Backend { queues: Arc::new(DeadOnArrival(f.backend.queues.clone())), ..f.backend.clone() };
+    let poison = Attributes::from([(ATTR_FAILURE_REASON.to_owned(), "unparseable".to_owned())]);
+    let messages =
+        vec![OutgoingMessage::new("not json".into(), poison.clone()), OutgoingMessage::new("nor this".into(), poison)];
+    f.backend.queues.send_batch(Queue::BookingCommands.dlq(), messages).await.unwrap();
+
+    let (dead, options) = (DeadLetters::new(b.clone()), ReplayOptions::default());
+    let replay = dead.replay(Queue::BookingCommands, &options);
+    let report = tokio::time::timeout(Duration::from_secs(10), replay).await.expect("the replay ends").unwrap();
+    assert_eq!((report.moved, report.skipped, report.failed), (2, 0, 0), "{report:?}");
+    // Both came back, dead again: they are in the DLQ, visible, for the next replay.
+    assert_eq!(f.backend.queues.depth(Queue::BookingCommands.dlq()).await.unwrap(), 2);
+    assert_eq!(f.backend.queues.stats(Queue::BookingCommands.dlq()).await.unwrap().visible, 2);
 }
