@@ -92,9 +92,14 @@ pub struct CloudEvent {
     pub traceparent: Option<String>,
 }
 
-/// An event's id: a uuid v5 of what makes it this event, so that deciding it again gives
-/// the same id.
-fn event_id(name: &str) -> String {
+/// An event's id: a uuid v5 of what makes it this event (its cause, type and subject, and
+/// which occurrence when there can be several), so that deciding it again gives the same id.
+fn event_id(correlation: &str, event_type: EventType, subject: &str, occurrence: Option<&str>) -> String {
+    let mut name = format!("{correlation}|{}|{subject}", event_type.as_str());
+    if let Some(occurrence) = occurrence {
+        name.push('|');
+        name.push_str(occurrence);
+    }
     uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string()
 }
 
@@ -111,10 +116,9 @@ impl CloudEvent {
         data: Value,
         time: Timestamp,
     ) -> Self {
-        let name = format!("{correlation}|{}|{subject}", event_type.as_str());
         Self {
             specversion: "1.0".to_owned(),
-            id: event_id(&name),
+            id: event_id(correlation, event_type, subject, None),
             source: format!("/usher/{pool}"),
             event_type,
             time,
@@ -126,16 +130,15 @@ impl CloudEvent {
         }
     }
 
-    /// The same event, carrying the trace context `traceparent` (none leaves it off).
     /// For an event that can happen more than once to one subject (a request dead-lettered
     /// again after a replay): `occurrence` (its time, say) tells the happenings apart, so
     /// a consumer deduping by id drops none of them, while a redelivery of one keeps its id.
     pub fn occurrence(mut self, occurrence: &str) -> Self {
-        let name = format!("{}|{}|{}|{occurrence}", self.correlationid, self.event_type.as_str(), self.subject);
-        self.id = event_id(&name);
+        self.id = event_id(&self.correlationid, self.event_type, &self.subject, Some(occurrence));
         self
     }
 
+    /// The same event, carrying the trace context `traceparent` (none leaves it off).
     pub fn traced(mut self, traceparent: Option<&str>) -> Self {
         self.traceparent = traceparent.map(str::to_owned);
         self
