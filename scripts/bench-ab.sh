@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares builds of Usher by interleaved rounds, as the A/B tables of BENCHMARKS.md do:
+# Compares builds of Usher by interleaved rounds, as the A/B tables of docs/benchmarks-log.md do:
 #   scripts/bench-ab.sh [-r ROUNDS] [-n REQUESTS] LABEL=BINARY LABEL=BINARY ...
 # Each round runs every build once, in the order given: a fresh data dir, `usher dev` on a
 # free port (USHER_LOG=warn, rate limit off, as scripts/bench.sh), then `usher bench

@@ -58,7 +58,7 @@ const CAUGHT_UP_FRAMES: i64 = 64;
 /// load a second of commits is about 150 MB of WAL; starting over every 100 ms keeps
 /// the WAL a tenth of that, and rewrites pages the OS already caches. Against 250 ms, the
 /// writer spent 2-8% less time per hold and the admissions' p99 was 0.1-0.8 ms lower
-/// (BENCHMARKS.md, runs L to O), likely because a smaller WAL is more often still in
+/// (docs/benchmarks-log.md, runs L to O), likely because a smaller WAL is more often still in
 /// the CPU's caches when it is written again. A later repeat (the night session's
 /// section) found the writer's time and holds/s the same either way, and the checkpointer
 /// costing a few µs a hold more at 100 ms: the choice is a close one.

@@ -32,7 +32,7 @@ const SCHEMA: &str = r#"
 -- `seq` orders messages sent at the same time; a new message takes one past the largest
 -- left, so it still comes after every message on the table. Not AUTOINCREMENT, which
 -- never reuses a deleted largest `seq` at the price of a read and a write of
--- sqlite_sequence on every insert (three a hold; 1-3 us each, BENCHMARKS.md, run Q).
+-- sqlite_sequence on every insert (three a hold; 1-3 us each, docs/benchmarks-log.md, run Q).
 CREATE TABLE IF NOT EXISTS messages (
     seq           INTEGER PRIMARY KEY,
     queue         TEXT    NOT NULL,

@@ -67,7 +67,7 @@ pub(super) fn delete_received(conn: &Connection, queue: &str, receipt: &Receipt)
 /// Wakes this process's receivers of one queue when sends commit: one receiver per burst
 /// of sends, not every idle one. Woken all at once, each probed the queue and most then
 /// asked the writer for messages the first had already taken (80% of receive writes came
-/// back empty: BENCHMARKS.md, run X's section).
+/// back empty: docs/benchmarks-log.md, run X's section).
 #[derive(Default)]
 pub(super) struct Arrival {
     wake: Notify,
