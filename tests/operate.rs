@@ -229,6 +229,39 @@ async fn ingress_and_worker_exit_when_their_backend_never_answers() {
     }
 }
 
+/// A worker process that has handled nothing yet already serves every series of its pool,
+/// at zero: dashboards and alerts over `usher_handler_duration_seconds` see the pool from
+/// its start. Its own process, so no other test's messages are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_worker_serves_its_pools_series_at_zero() {
+    let app = spawn().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _worker = tokio::process::Command::from(cli_command(&app, &["worker", "--pool", "notifications"]))
+        .env("USHER_METRICS_ADDR", format!("127.0.0.1:{port}"))
+        .env("USHER_JWT_SECRET", "operate-test-secret-of-at-least-32-bytes")
+        .env("USHER_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("usher runs");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let mut text = String::new();
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(&url).await {
+            text = response.text().await.unwrap_or_default();
+            if text.contains("usher_messages_total") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for series in [
+        r#"usher_handler_duration_seconds_count{pool="notifications"} 0"#,
+        r#"usher_messages_total{pool="notifications",outcome="done"} 0"#,
+    ] {
+        assert!(text.lines().any(|line| line == series), "no `{series}` in:\n{text}");
+    }
+}
+
 /// `usher status | head -0`: a reader that goes away ends the command with a one-line
 /// error and a non-zero exit, not a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,11 +146,13 @@ pub struct Consumer<H> {
 
 impl<H: Handler> Consumer<H> {
     pub fn new(backend: Backend, handler: H, config: ConsumerConfig) -> Self {
-        // Every outcome is on /metrics from the start, so rates and alerts see a zero
-        // rather than no series.
+        // Every outcome and the handler's histogram are on /metrics from the start, so
+        // rates, alerts and dashboards see a zero rather than no series.
         for outcome in ["done", "retried", "dead_lettered"] {
             metrics::counter!("usher_messages_total", "pool" => handler.pool(), "outcome" => outcome).increment(0);
         }
+        // Registering the histogram is what puts it on /metrics; a sample is not needed.
+        let _ = metrics::histogram!("usher_handler_duration_seconds", "pool" => handler.pool());
         Self { backend, handler: Arc::new(handler), config, loops: AtomicUsize::new(0), tracker: TaskTracker::new() }
     }
 
