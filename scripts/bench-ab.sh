@@ -5,7 +5,10 @@
 # free port (USHER_LOG=warn, rate limit off, as scripts/bench.sh), then `usher bench
 # --scenario holds` closed loop over 64 connections. One line per run: holds/s, accept
 # p50/p99, the server's CPU (user + system, from /proc) and its write jobs and commits
-# (`usher_store_*` on /metrics) per hold. Then each build's means.
+# (`usher_store_*` on /metrics) per hold. Then each build's means, and each later build
+# against the first, paired by round: the mean ratio of holds/s and of CPU a hold, with its
+# 95% confidence interval (Student's t over the rounds' log ratios), and whether the
+# interval holds zero ("within the noise").
 # Interleaving matters: this VM's speed moves by up to 2x between windows of minutes.
 # Copy a binary aside (cp target/release/usher /tmp/usher-a) before building the next.
 # Env: BENCH_CLIENT (the `usher` that runs `usher bench`; default the first build),
@@ -105,3 +108,37 @@ for build in sys.argv[2:]:
     mean = lambda i: sum(float(r[i]) for r in mine) / len(mine)
     print(f"{label:12s} {mean(2):8.0f} holds/s  cpu {mean(5):6.1f} us/hold  {mean(6):.2f} writes/hold")
 PY
+
+if [[ $# -ge 2 && "$rounds" -ge 2 ]]; then
+    echo "== each build against ${1%%=*}, paired by round (95% confidence interval of the mean ratio)"
+    python3 - "$work/results" "$@" <<'PY'
+import math, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+labels = [b.split("=", 1)[0] for b in sys.argv[2:]]
+by = {(r[0], r[1]): r for r in rows}
+rounds = sorted({r[0] for r in rows}, key=int)
+# Student's t, two-sided 95%, by degrees of freedom (1.96 past the table).
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131]
+
+def interval(ratios):
+    logs = [math.log(x) for x in ratios]
+    n = len(logs)
+    mean = sum(logs) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1))
+    t = T95[n - 2] if n - 2 < len(T95) else 1.96
+    half = t * sd / math.sqrt(n)
+    return [100 * (math.exp(v) - 1) for v in (mean, mean - half, mean + half)]
+
+def describe(name, ratios):
+    mid, low, high = interval(ratios)
+    verdict = "within the noise" if low <= 0 <= high else ("higher" if low > 0 else "lower")
+    return f"{name} {mid:+.1f}% ({low:+.1f}% to {high:+.1f}%, {verdict})"
+
+base = labels[0]
+for label in labels[1:]:
+    pairs = [(by[(r, base)], by[(r, label)]) for r in rounds if (r, base) in by and (r, label) in by]
+    holds = [float(b[2]) / float(a[2]) for a, b in pairs]
+    cpu = [float(b[5]) / float(a[5]) for a, b in pairs]
+    print(f"{label:12s} {describe('holds/s', holds)};  {describe('cpu a hold', cpu)}")
+PY
+fi
