@@ -3,7 +3,6 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::fmt::Write as _;
 
 /// 1..=255 visible ASCII characters, scoped to one caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,12 +47,9 @@ impl Fingerprint {
         let mut canonical_body = Vec::with_capacity(256);
         write_canonical(body, &mut canonical_body);
         hasher.update(&canonical_body);
-        let mut hex = String::with_capacity(64);
-        for byte in hasher.finalize() {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{byte:02x}");
-        }
-        Self(hex)
+        // The digest's own hex: one write, where a `write!` per byte ran the formatting
+        // machinery 32 times on every command.
+        Self(format!("{:x}", hasher.finalize()))
     }
 
     pub fn from_stored(s: String) -> Self {
