@@ -100,7 +100,7 @@ pub struct CommandEnvelope {
 
 impl CommandEnvelope {
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a command always serializes")
+        crate::to_json_sized(self, 512).expect("a command always serializes")
     }
 
     pub fn parse(body: &str) -> Result<Self, serde_json::Error> {

@@ -145,7 +145,7 @@ impl CloudEvent {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an event always serializes")
+        crate::to_json_sized(self, 1024).expect("an event always serializes")
     }
 
     /// The message attributes an event travels with to subscribed queues: its `type` (for

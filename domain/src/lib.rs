@@ -14,6 +14,7 @@
 //! - [`integral`]: whole numbers sent as `466.0` read as integers, as JSON Schema has it.
 //! - [`outbox`]: what a command commits for delivery after it, and [`outbox::Decision`].
 //! - [`ports`]: the traits `infra` implements and `ingress`/`workers` use.
+//! - [`to_json_sized`]: JSON into a buffer sized for what is written.
 //!
 //! Nothing here does I/O: the crate has no runtime, no SDK and no SQL.
 
@@ -38,3 +39,13 @@ pub mod schema;
 pub mod ticket;
 
 pub use error::{BusinessError, ErrorCode, PortError};
+
+/// `value` as JSON, written into a buffer of `capacity` bytes from the start. serde_json's
+/// `to_string` starts at 128 bytes and doubles, so an event of 700 bytes was copied three
+/// times on its way; the messages and events of every hold are written this way
+/// (scripts/bench-ir.sh counts the difference).
+pub fn to_json_sized<T: serde::Serialize + ?Sized>(value: &T, capacity: usize) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value)?;
+    String::from_utf8(out).map_err(serde::ser::Error::custom)
+}

@@ -29,7 +29,8 @@ pub(super) fn fan_out(
     messages: &[ScheduledMessage],
     now: Timestamp,
 ) -> Result<String, PortError> {
-    let mut stored = String::from("[");
+    let mut stored = String::with_capacity(2 + 1024 * events.len());
+    stored.push('[');
     for (i, event) in events.iter().enumerate() {
         let body = event.to_json();
         if i > 0 {

@@ -46,7 +46,7 @@ pub(super) fn enqueue(
         .map_err(sql_error)?;
     let now_ms = clock::to_millis(now);
     for m in messages {
-        let attributes = serde_json::to_string(&m.attributes).map_err(json_error)?;
+        let attributes = domain::to_json_sized(&m.attributes, 256).map_err(json_error)?;
         let visible_at = now_ms + millis(m.delay.min(MAX_DELAY));
         let id = uuid::Uuid::new_v4().to_string();
         insert.execute(params![queue, id, m.body, attributes, now_ms, visible_at]).map_err(sql_error)?;
