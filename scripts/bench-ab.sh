@@ -31,12 +31,7 @@ while getopts "r:n:" opt; do
 done
 shift $((OPTIND - 1))
 [[ $# -ge 1 ]] || usage
-for build in "$@"; do
-    if [[ "$build" != *=* || ! -x "${build#*=}" ]]; then
-        echo "bench-ab: $build is not LABEL=BINARY with an executable BINARY" >&2
-        exit 2
-    fi
-done
+require_builds bench-ab "$@"
 first="${1#*=}"
 client="${BENCH_CLIENT:-$first}"
 connections="${BENCH_CONNECTIONS:-64}"

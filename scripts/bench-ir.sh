@@ -38,12 +38,7 @@ for tool in valgrind callgrind_control curl python3; do
         exit 2
     }
 done
-for build in "$@"; do
-    if [[ "$build" != *=* || ! -x "${build#*=}" ]]; then
-        echo "bench-ir: $build is not LABEL=BINARY with an executable BINARY" >&2
-        exit 2
-    fi
-done
+require_builds bench-ir "$@"
 first="${1#*=}"
 client="${BENCH_CLIENT:-$first}"
 secret="bench-ir-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"

@@ -18,3 +18,16 @@ stop_pids() {
         fi
     done
 }
+
+# Exits 2 unless every argument after the first is LABEL=BINARY with an executable BINARY;
+# the first names the calling script in the message. For the scripts that compare builds.
+require_builds() {
+    local script="$1" build
+    shift
+    for build in "$@"; do
+        if [[ "$build" != *=* || ! -x "${build#*=}" ]]; then
+            echo "$script: $build is not LABEL=BINARY with an executable BINARY" >&2
+            exit 2
+        fi
+    done
+}
