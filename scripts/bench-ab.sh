@@ -35,7 +35,7 @@ require_builds bench-ab "$@"
 first="${1#*=}"
 client="${BENCH_CLIENT:-$first}"
 connections="${BENCH_CONNECTIONS:-64}"
-secret="bench-ab-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+secret="bench-ab-$(random_hex)"
 ticks="$(getconf CLK_TCK)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench-ab.XXXXXX")"
 pid=""
@@ -63,10 +63,10 @@ for round in $(seq 1 "$rounds"); do
         USHER_DATA_DIR="$dir/data" USHER_LOG=warn USHER_RATE_LIMIT=0 USHER_JWT_SECRET="$secret" \
             USHER_HTTP_ADDR="127.0.0.1:$port" "$bin" dev >"$dir/dev.log" 2>&1 &
         pid=$!
-        for _ in $(seq 1 100); do
-            curl -fsS -o /dev/null "http://127.0.0.1:$port/health/ready" 2>/dev/null && break
-            sleep 0.1
-        done
+        wait_for "http://127.0.0.1:$port/health/ready" || {
+            cat "$dir/dev.log" >&2
+            exit 1
+        }
         before="$(cpu_ticks "$pid")"
         if ! USHER_JWT_SECRET="$secret" "$client" bench --url "http://127.0.0.1:$port" --scenario holds \
             --requests "$requests" --connections "$connections" >"$dir/bench.txt" 2>&1; then

@@ -41,7 +41,7 @@ done
 require_builds bench-ir "$@"
 first="${1#*=}"
 client="${BENCH_CLIENT:-$first}"
-secret="bench-ir-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+secret="bench-ir-$(random_hex)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench-ir.XXXXXX")"
 pid=""
 cleanup() {
@@ -65,15 +65,8 @@ for build in "$@"; do
         USHER_HTTP_ADDR="127.0.0.1:$port" valgrind --tool=callgrind \
         --callgrind-out-file="$dir/callgrind.out" "$bin" dev >"$dir/dev.log" 2>&1 &
     pid=$!
-    ready=""
-    for _ in $(seq 1 600); do
-        if curl -fsS -o /dev/null "http://127.0.0.1:$port/health/ready" 2>/dev/null; then
-            ready=1
-            break
-        fi
-        sleep 0.2
-    done
-    [[ -n "$ready" ]] || {
+    # Start-up under callgrind takes seconds, not milliseconds.
+    wait_for "http://127.0.0.1:$port/health/ready" 1200 || {
         echo "bench-ir: $label did not get ready under callgrind:" >&2
         tail -n 20 "$dir/dev.log" >&2
         exit 1

@@ -28,16 +28,6 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-wait_for() {
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "$1" 2>/dev/null || curl -fsS -o /dev/null -X POST -H 'content-type: application/json' -d '{}' "$1" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "bench: $1 did not come up" >&2
-    return 1
-}
 export USHER_DATA_DIR="$dir/data" USHER_LOG=warn USHER_RATE_LIMIT=0
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
@@ -48,7 +38,7 @@ hello=$!
 pids+=("$hello")
 wait_for "http://127.0.0.1:$port/"
 # The hello-world ignores tokens; the bench still mints them, from a throwaway secret.
-USHER_JWT_SECRET="baseline-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+USHER_JWT_SECRET="baseline-$(random_hex)" \
     "$bin/usher" bench --scenario baseline --url "http://127.0.0.1:$port/" --requests "$requests" --connections "$connections"
 stop_pids "$hello"
 pids=()

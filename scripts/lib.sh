@@ -31,3 +31,24 @@ require_builds() {
         fi
     done
 }
+
+# Prints 32 random bytes in hex: a throwaway JWT secret for a server a script starts.
+random_hex() {
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+# Waits until URL answers with a success, to a GET or (for a server that only takes POST,
+# like the hello-world) to an empty JSON POST: TRIES tries 0.1 s apart (default 100).
+# Returns 1, naming the URL, if it never does.
+wait_for() {
+    local url="$1" tries="${2:-100}"
+    for _ in $(seq 1 "$tries"); do
+        if curl -fsS -o /dev/null "$url" 2>/dev/null ||
+            curl -fsS -o /dev/null -X POST -H 'content-type: application/json' -d '{}' "$url" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "${0##*/}: $url did not come up" >&2
+    return 1
+}
