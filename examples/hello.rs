@@ -1,5 +1,6 @@
 //! The baseline of BENCHMARKS.md: an axum hello-world that answers `POST /` with a small
-//! JSON body, on the same runtime, HTTP stack and allocator (jemalloc) as Usher's ingress.
+//! JSON body, on the same runtime, HTTP stack and allocator (jemalloc, with
+//! the same options) as Usher's ingress.
 //! It stores nothing, so its rate is what this machine's HTTP stack can do; Usher's
 //! admission rate is compared with it in the same run.
 //!
@@ -9,9 +10,7 @@ use axum::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+usher::jemalloc!();
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

@@ -23,14 +23,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use usher::{App, Components, Config};
 
-/// jemalloc serves every allocation of the process: Rust's, and through the unprefixed
-/// `malloc` it exports, SQLite's. Against glibc's malloc it took a quarter off the server's
-/// CPU per hold, where both cores are busy (`BENCHMARKS.md`): the runtime threads free
-/// what the writer thread allocated and the other way round, and glibc's arenas paid for
-/// that in locks and consolidation.
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+usher::jemalloc!();
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_args(std::env::args_os()) {

@@ -399,3 +399,20 @@ fn the_alert_rules_use_metrics_usher_serves() {
         assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
     }
 }
+
+/// The binary runs jemalloc with its own options (src/alloc.rs), and `MALLOC_CONF` in the
+/// environment still overrides them, as an operator tuning memory would expect.
+#[test]
+fn jemalloc_starts_with_usher_options_and_malloc_conf_overrides_them() {
+    let gc_every = |conf: &str| {
+        let out =
+            std::process::Command::new(support::USHER).arg("--version").env("MALLOC_CONF", conf).output().unwrap();
+        assert!(out.status.success());
+        // jemalloc prints its statistics, options included, on stderr at exit.
+        let stats = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = stats.lines().find(|l| l.trim_start().starts_with("opt.tcache_gc_incr_bytes:"));
+        line.unwrap_or_else(|| panic!("no tcache_gc_incr_bytes in:\n{stats}")).trim().to_owned()
+    };
+    assert_eq!(gc_every("stats_print:true"), "opt.tcache_gc_incr_bytes: 1048576");
+    assert_eq!(gc_every("stats_print:true,tcache_gc_incr_bytes:4096"), "opt.tcache_gc_incr_bytes: 4096");
+}
