@@ -32,8 +32,9 @@ pub(crate) enum Cmd {
     /// Everything in one process: ingress, every worker pool, the sweep, a demo catalog.
     ///
     /// On start it runs `usher setup` (creating what is missing on the configured backend),
-    /// unless --no-setup: then it runs on resources made elsewhere (e.g. by terraform's
-    /// messaging and data modules) and fails at start-up if they are missing.
+    /// unless --no-setup: then, on the aws backend, it runs on resources made elsewhere (e.g.
+    /// by terraform's messaging and data modules) and fails at start-up if they are
+    /// missing. The embedded store is one file, created when absent either way.
     Dev {
         /// Do not create queues, topic or tables; use what exists (also USHER_NO_SETUP=1).
         #[arg(long, env = "USHER_NO_SETUP")]
@@ -56,7 +57,9 @@ pub(crate) enum Cmd {
     Setup,
     /// Mints a JWT signed with the configured secret.
     Token {
-        #[arg(long)]
+        /// The caller's id: 1 to 255 visible ASCII characters (no spaces), as the API
+        /// requires of a token's `sub`.
+        #[arg(long, value_parser = parse_sub)]
         sub: String,
         #[arg(long, value_parser = parse_role)]
         role: Role,
@@ -190,10 +193,20 @@ fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("expected customer, agent or admin, got {s:?}"))
 }
 
+/// A token's subject as the API accepts it, so that `usher token` never mints a token
+/// every request would refuse.
+fn parse_sub(s: &str) -> Result<String, String> {
+    if ingress::routes::is_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("expected 1 to 255 visible ASCII characters (no spaces), got {s:?}"))
+    }
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 1_000_000.0 => Ok(r),
-        _ => Err(format!("expected a rate between 0 and 1000000 per second, got {s:?}")),
+        _ => Err(format!("expected a rate above 0 and at most 1000000 per second, got {s:?}")),
     }
 }
 
@@ -238,12 +251,16 @@ mod tests {
 
     #[test]
     fn every_command_line_mistake_is_one_line() {
-        let cases: [(&[&str], &str); 7] = [
+        let cases: [(&[&str], &str); 11] = [
             (&["dlq"], "'usher dlq' requires a subcommand"),
             (&[], "'usher' requires a subcommand"),
             (&["bogus"], "unrecognized subcommand 'bogus'"),
             (&["token", "--sub", "x"], "--role <ROLE>"),
             (&["token", "--sub", "x", "--role", "king"], "expected customer, agent or admin"),
+            (&["token", "--sub", "a b", "--role", "customer"], "expected 1 to 255 visible ASCII characters"),
+            (&["token", "--sub", "café", "--role", "customer"], "expected 1 to 255 visible ASCII characters"),
+            (&["token", "--sub", "", "--role", "customer"], "expected 1 to 255 visible ASCII characters"),
+            (&["bench", "--rate", "0"], "expected a rate above 0 and at most 1000000 per second"),
             (&["worker", "--pool", "zz"], "[possible values: booking, tickets, notifications, analytics, all]"),
             (&["dlq", "peek", "booking-commands", "--limit", "abc"], "'--limit <LIMIT>'"),
         ];
