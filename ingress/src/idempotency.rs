@@ -37,7 +37,7 @@ pub struct IdempotencyKeyHeader(
     /// and kept 24 h. The same key with the same method, path and JSON body (compared
     /// canonically) answers the first response again, marked `Idempotent-Replayed: true`,
     /// and admits nothing twice.
-    #[param(value_type = String, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", example = "5f0c7a52-hold-A1-A2")]
+    #[param(value_type = String, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")]
     pub IdempotencyKey,
 );
 

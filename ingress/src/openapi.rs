@@ -4,12 +4,13 @@
 //! token); `docs/openapi.json` is the same document checked in, and a test fails when they
 //! drift (`USHER_BLESS=1 cargo test --workspace --lib openapi` rewrites it).
 
-use crate::idempotency::AcceptedBody;
+use crate::idempotency::{AcceptedBody, IDEMPOTENCY_KEY};
 use crate::problem::{Problem, ProblemCode};
 use crate::routes::seat_events::SeatChanges;
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::OnceLock;
+use utoipa::openapi::path::ParameterBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
@@ -88,10 +89,29 @@ impl Modify for BearerJwt {
 pub fn document_json() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let json =
-            crate::routes::api().into_openapi().to_pretty_json().expect("the OpenAPI document always serializes");
-        json + "\n"
+        let mut document = crate::routes::api().into_openapi();
+        key_examples_per_operation(&mut document);
+        document.to_pretty_json().expect("the OpenAPI document always serializes") + "\n"
     })
+}
+
+/// Gives each command its own example `Idempotency-Key` (`<operationId>-5f0c7a52`). The
+/// header is declared once for every command, and one example shared by all would tell a
+/// client, or a fuzzer sending each operation's examples, to reuse one key on another
+/// route: 422 `idempotency_key_reused`, as the contract wants.
+fn key_examples_per_operation(document: &mut utoipa::openapi::OpenApi) {
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let example = format!("{}-5f0c7a52", operation.operation_id.as_deref().unwrap_or("command"));
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name.eq_ignore_ascii_case(IDEMPOTENCY_KEY.as_str()) {
+                    let builder = ParameterBuilder::from(parameter.clone());
+                    *parameter = builder.example(Some(example.clone().into())).build();
+                }
+            }
+        }
+    }
 }
 
 /// This document.
@@ -262,7 +282,7 @@ mod tests {
             ApiError::IdempotencyKeyInvalid,
             ApiError::InvalidBody { field: None, detail: String::new() },
             ApiError::InvalidQuery { field: None, detail: String::new() },
-            ApiError::InvalidPath(String::new()),
+            ApiError::InvalidPath { field: None, detail: String::new() },
             ApiError::PayloadTooLarge { limit: 0 },
             ApiError::IdempotencyKeyReused,
             ApiError::IdempotencyRequestInProgress,
@@ -317,12 +337,15 @@ mod tests {
         let doc = document();
         let commands: Vec<_> = operations(&doc).into_iter().filter(|(_, _, op)| op["tags"][0] == "commands").collect();
         assert_eq!(commands.len(), 7, "three booking and four ticket commands");
+        let mut examples = std::collections::BTreeSet::new();
         for (method, path, op) in commands {
             assert_eq!(method, "POST", "{path}");
             let key = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "Idempotency-Key");
             let key = key.unwrap_or_else(|| panic!("{path} has no Idempotency-Key"));
             assert_eq!((&key["in"], &key["required"]), (&Value::from("header"), &Value::from(true)), "{path}");
             assert_eq!((&key["schema"]["minLength"], &key["schema"]["maxLength"]), (&1.into(), &255.into()));
+            // One example key per command: a key shared by two routes is 422 on the second.
+            assert!(examples.insert(key["example"].as_str().unwrap().to_owned()), "{path} shares its example key");
             let responses = &op["responses"];
             let accepted = &doc["components"]["responses"][reusable_name(&responses["202"])];
             assert_eq!(accepted["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Accepted");
