@@ -34,8 +34,9 @@ pub enum ApiError {
     /// A query parameter is malformed or out of range.
     #[error("{detail}")]
     InvalidQuery { field: Option<String>, detail: String },
-    #[error("a path segment is not valid: {0}")]
-    InvalidPath(String),
+    /// An id in the path is not one (`field` names its parameter).
+    #[error("{detail}")]
+    InvalidPath { field: Option<String>, detail: String },
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("this Idempotency-Key was used for a different request")]
@@ -78,7 +79,7 @@ impl ApiError {
             | ApiError::IdempotencyKeyInvalid
             | ApiError::InvalidBody { .. }
             | ApiError::InvalidQuery { .. }
-            | ApiError::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidPath { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyRequestInProgress => StatusCode::CONFLICT,
@@ -100,7 +101,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInvalid => "idempotency_key_invalid",
             ApiError::InvalidBody { .. } => "invalid_body",
             ApiError::InvalidQuery { .. } => "invalid_query",
-            ApiError::InvalidPath(_) => "invalid_path",
+            ApiError::InvalidPath { .. } => "invalid_path",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyRequestInProgress => "idempotency_request_in_progress",
@@ -120,7 +121,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInvalid => "Idempotency key invalid",
             ApiError::InvalidBody { .. } => "Invalid body",
             ApiError::InvalidQuery { .. } => "Invalid query",
-            ApiError::InvalidPath(_) => "Invalid path",
+            ApiError::InvalidPath { .. } => "Invalid path",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
             ApiError::IdempotencyRequestInProgress => "Request in progress",
@@ -132,7 +133,9 @@ impl ApiError {
 
     fn field(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidBody { field, .. } | ApiError::InvalidQuery { field, .. } => field.as_deref(),
+            ApiError::InvalidBody { field, .. }
+            | ApiError::InvalidQuery { field, .. }
+            | ApiError::InvalidPath { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -216,11 +219,30 @@ pub(crate) struct Problem<'a> {
     detail: String,
     #[schema(value_type = ProblemCode)]
     code: &'a str,
-    /// The offending field of the body or query, dotted (`auditorium.rows`, `seat_ids[2]`);
-    /// only on `invalid_body` and `invalid_query`.
+    /// The offending field of the body or query, dotted (`auditorium.rows`, `seat_ids[2]`),
+    /// or the path's parameter (`booking_id`); only on `invalid_body`, `invalid_query` and
+    /// `invalid_path`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = false, example = "seat_ids")]
-    field: Option<&'a str>,
+    field: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The longest `detail` a problem carries, in bytes. A detail may quote what the client
+/// sent (a seat id, an unknown variant); a 60 KB value is not answered back whole.
+const MAX_DETAIL: usize = 512;
+/// The longest `field`, in bytes (an unknown field's name is the client's).
+const MAX_FIELD: usize = 128;
+
+/// `text` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
+fn clipped(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
 }
 
 impl IntoResponse for ApiError {
@@ -234,9 +256,9 @@ impl IntoResponse for ApiError {
             problem_type: format!("{PROBLEM_TYPE_BASE}{code}"),
             title: self.title(),
             status: status.as_u16(),
-            detail: self.to_string(),
+            detail: clipped(&self.to_string(), MAX_DETAIL).into_owned(),
             code,
-            field: self.field(),
+            field: self.field().map(|field| clipped(field, MAX_FIELD)),
         };
         // A struct of strings and a number always serializes.
         let body = serde_json::to_string(&problem).unwrap_or_default();
@@ -288,6 +310,20 @@ mod tests {
         assert_eq!(body["code"], "invalid_body");
         assert_eq!(body["field"], "seat_ids");
         assert_eq!(body["detail"], "seat_ids: too many");
+    }
+
+    #[tokio::test]
+    async fn a_detail_quoting_a_huge_value_is_clipped() {
+        let huge = format!("{}é", "A".repeat(60_000));
+        let (status, _, body) =
+            render(ApiError::invalid_field(huge.clone(), format!("{huge:?} is not a seat id"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.len() <= MAX_DETAIL + '…'.len_utf8() && detail.starts_with("AAAA") && detail.ends_with('…'));
+        let field = body["field"].as_str().unwrap();
+        assert!(field.len() <= MAX_FIELD + '…'.len_utf8() && field.ends_with('…'));
+        assert_eq!(clipped("é", 1), "…", "never cut inside a character");
+        assert_eq!(clipped("short", 512), "short");
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ pub mod tickets;
 
 use crate::AppState;
 use crate::problem::ApiError;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, MatchedPath, Path};
 use axum::http::request::Parts;
 use axum::http::{Method, Uri};
 use serde::de::DeserializeOwned;
@@ -61,11 +61,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // The route's one `{parameter}`, to name in a problem.
+        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+        let field = route.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map(|(name, _)| name.to_owned());
+        let invalid = |reason: String| {
+            let detail = match &field {
+                Some(name) => format!("{name}: {reason}"),
+                None => format!("a path segment is not valid: {reason}"),
+            };
+            ApiError::InvalidPath { field: field.clone(), detail }
+        };
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|rejection| ApiError::InvalidPath(rejection.body_text()))?;
+            .map_err(|rejection| invalid(rejection.body_text()))?;
         if !is_id(&id) {
-            return Err(ApiError::InvalidPath(ID_SHAPE.into()));
+            return Err(invalid(ID_SHAPE.into()));
         }
         Ok(PathId(id))
     }

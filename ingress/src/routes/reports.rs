@@ -26,8 +26,10 @@ use super::{PathId, QueryParams, invalid_query};
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 
-/// `?limit=`: how many, 1 to 100 (default 50). Other parameters are ignored.
+/// `?limit=`: how many, 1 to 100 (default 50). Any other parameter is a 400
+/// `invalid_query` naming it, as on every route that reads a query.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LimitParams {
     /// How many, 1 to 100 (default 50).
@@ -58,8 +60,8 @@ fn staff_only(caller: &Caller) -> Result<(), ApiError> {
     params(LimitParams),
     responses(
         (status = 200, description = "The caller's notifications, newest first.", body = Vec<Notification>),
-        (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100 (`field` is \
-            `limit`).", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100, or another \
+            parameter is given (`field` names it).", body = Problem, content_type = "application/problem+json"),
         (status = 401, response = Unauthorized),
         (status = 503, response = BackendUnavailable),
     )
@@ -137,8 +139,8 @@ pub async fn ticket_report(State(state): State<AppState>, caller: Caller) -> Res
     params(LimitParams),
     responses(
         (status = 200, description = "One entry per day, newest first.", body = Vec<DailyReport>),
-        (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100 (`field` is \
-            `limit`).", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: `limit` is not a whole number from 1 to 100, or another \
+            parameter is given (`field` names it).", body = Problem, content_type = "application/problem+json"),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 503, response = BackendUnavailable),

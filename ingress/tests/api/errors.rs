@@ -96,6 +96,24 @@ async fn an_unknown_route_is_404() {
     problem(app.get(None, "/nope").await, 404, "not_found").await;
 }
 
+/// An id in the path that is not one is 400 `invalid_path`, naming the route's parameter.
+#[tokio::test]
+async fn a_bad_path_id_is_400_naming_the_parameter() {
+    let app = TestApp::ingress().await;
+    let admin = app.admin();
+    let long = "b".repeat(256);
+    for (path, parameter) in [
+        ("/v1/bookings/%E2%98%83".to_owned(), "booking_id"),
+        (format!("/v1/bookings/{long}"), "booking_id"),
+        ("/v1/requests/%00%ff%fe".to_owned(), "request_id"),
+        ("/v1/shows/a%20b/seats".to_owned(), "show_id"),
+    ] {
+        let body = problem(app.get(Some(&admin), &path).await, 400, "invalid_path").await;
+        assert_eq!(body["field"], parameter, "{path}: {body}");
+        assert!(body["detail"].as_str().unwrap().starts_with(&format!("{parameter}: ")), "{path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_method_is_405() {
     let app = TestApp::ingress().await;
@@ -255,4 +273,17 @@ async fn a_wait_out_of_range_is_400() {
         let body = problem(response, 400, "invalid_query").await;
         assert_eq!(body["field"], "wait");
     }
+}
+
+/// A query parameter a route does not take is 400 `invalid_query` naming it, on the
+/// report and notification routes as on the ticket list.
+#[tokio::test]
+async fn an_unknown_query_parameter_is_400_naming_it() {
+    let app = TestApp::ingress().await;
+    let admin = app.admin();
+    for path in ["/v1/reports/daily?days=abc", "/v1/notifications?days=abc", "/v1/tickets?days=abc"] {
+        let body = problem(app.get(Some(&admin), path).await, 400, "invalid_query").await;
+        assert_eq!(body["field"], "days", "{path}: {body}");
+    }
+    assert_eq!(app.get(Some(&admin), "/v1/reports/daily?limit=5").await.status(), 200);
 }
