@@ -134,17 +134,27 @@ impl App {
     /// server started against a backend it cannot reach exits with the reason instead of
     /// serving nothing but 503s. An outage after start-up is ridden out: `/health/ready`
     /// fails and commands are answered 503 until the backend answers again.
+    /// `within` bounds the whole wait, the tries included: a try against an endpoint that
+    /// refuses connections takes seconds of the SDK's own retries.
     pub async fn wait_for_backend(&self, within: Duration) -> anyhow::Result<()> {
         let backoff = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(2))
-            .with_total_delay(Some(within))
             .without_max_times();
-        (|| self.backend.ready())
-            .retry(backoff)
-            .notify(|e, next| tracing::warn!(error = %e, retry_in = ?next, "the backend does not answer yet"))
-            .await
-            .with_context(|| format!("the backend did not answer within {}s", within.as_secs()))
+        let last_error = std::sync::Mutex::new(None);
+        let tries = (|| self.backend.ready()).retry(backoff).notify(|e, next| {
+            tracing::warn!(error = %e, retry_in = ?next, "the backend does not answer yet");
+            *last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+        });
+        let gave_up = || format!("the backend did not answer within {}s", within.as_secs());
+        let outcome = tokio::time::timeout(within, tries).await;
+        match outcome {
+            Ok(answered) => answered.with_context(gave_up),
+            Err(_) => {
+                let last = last_error.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Err(anyhow::anyhow!(last.unwrap_or_else(|| "no try finished".to_owned()))).with_context(gave_up)
+            }
+        }
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {

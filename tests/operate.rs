@@ -195,6 +195,26 @@ fn status_and_dlq_refuse_a_data_dir_with_no_store_and_create_nothing() {
     }
 }
 
+/// An OTLP endpoint that is not one stops start-up with one line naming the variable
+/// (README, "Configuration"), as every other bad setting does.
+#[test]
+fn a_bad_otlp_endpoint_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(support::USHER)
+        .arg("ingress")
+        .env("USHER_BACKEND", "embedded")
+        .env("USHER_DATA_DIR", dir.path())
+        .env("USHER_JWT_SECRET", "operate-test-secret-of-at-least-32-bytes")
+        .env("USHER_HTTP_ADDR", "127.0.0.1:0")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "notaurl")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("usher: OTEL_EXPORTER_OTLP_ENDPOINT: spans cannot be exported"), "{stderr}");
+}
+
 /// A server started against a backend it cannot reach exits, after a while, with the
 /// reason (README, "Commands"), instead of serving 503s forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,6 +236,7 @@ async fn ingress_and_worker_exit_when_their_backend_never_answers() {
             .output()
     };
     let within = Duration::from_secs(60);
+    let started = std::time::Instant::now();
     let (worker, ingress) = tokio::join!(
         tokio::time::timeout(within, run(&["worker", "--pool", "booking"])),
         tokio::time::timeout(within, run(&["ingress"]))
@@ -226,7 +247,11 @@ async fn ingress_and_worker_exit_when_their_backend_never_answers() {
         assert!(!out.status.success(), "{stderr}");
         let reason = stderr.lines().last().unwrap_or_default();
         assert!(reason.starts_with("usher: the backend did not answer within 20s"), "{stderr}");
+        assert!(reason.contains("the endpoint could not be reached"), "the last try's error: {reason}");
     }
+    // The 20 s bound the whole wait, the SDK's own retries of each try included: before,
+    // only the pauses between tries counted, and the two gave up after about 40 s.
+    assert!(started.elapsed() < Duration::from_secs(30), "gave up after {:?}", started.elapsed());
 }
 
 /// A worker process that has handled nothing yet already serves every series of its pool,

@@ -44,7 +44,7 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// is not a filter stops start-up, naming it, like every other setting's bad value.
 pub fn init() -> Result<(), ConfigError> {
     let filter = filter_from_env()?;
-    install(filter, exporting_provider());
+    install(filter, exporting_provider()?);
     Ok(())
 }
 
@@ -96,18 +96,18 @@ impl<'w> MakeWriter<'w> for Captured {
 }
 
 /// The provider that exports spans over OTLP, when `OTEL_EXPORTER_OTLP_ENDPOINT` asks for
-/// it and the exporter can be built; otherwise spans get ids only.
-fn exporting_provider() -> Option<SdkTracerProvider> {
-    std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.is_empty())?;
-    match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
-        Ok(exporter) => {
-            Some(SdkTracerProvider::builder().with_resource(resource()).with_batch_exporter(exporter).build())
-        }
-        Err(e) => {
-            eprintln!("usher: spans are not exported: {e}");
-            None
-        }
+/// it; none (spans get ids only) when it is unset. An endpoint the exporter cannot use
+/// (not a URL) stops start-up, naming the variable, like every other setting's bad value:
+/// an operator who asked for traces is not left to find none.
+fn exporting_provider() -> Result<Option<SdkTracerProvider>, ConfigError> {
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none_or(|v| v.is_empty()) {
+        return Ok(None);
     }
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build().map_err(|e| ConfigError {
+        variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        reason: format!("spans cannot be exported: {e}"),
+    })?;
+    Ok(Some(SdkTracerProvider::builder().with_resource(resource()).with_batch_exporter(exporter).build()))
 }
 
 /// What `USHER_LOG` asks for: `info` when it is unset or blank.
