@@ -58,7 +58,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError>
     let raw: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(bytes).map_err(|e| not_json(bytes, &e))?
+        serde_json::from_slice::<Strict>(bytes).map_err(|e| not_json(bytes, &e))?.0
     };
     // `null` is "no body" said in JSON (the document marks an optional body nullable).
     let raw = if raw.is_null() { Value::Object(Default::default()) } else { raw };
@@ -81,12 +81,82 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError>
 /// range is; a body broken between fields names none.
 fn not_json(bytes: &[u8], error: &serde_json::Error) -> ApiError {
     let mut again = serde_json::Deserializer::from_slice(bytes);
-    let field = serde_path_to_error::deserialize::<_, Value>(&mut again)
+    let field = serde_path_to_error::deserialize::<_, Strict>(&mut again)
         .err()
         .map(|e| e.path().to_string())
         // `.` is the top level; a `?` is a key that did not parse.
         .filter(|path| path != "." && !path.contains('?'));
     ApiError::InvalidBody { field, detail: format!("the body is not valid JSON: {error}") }
+}
+
+/// A JSON value parsed as `serde_json::Value` is, except that an object naming a key twice
+/// is an error: `{"title": "T", "title": "U"}` has no one meaning (a `Value` keeps the last),
+/// and the idempotency fingerprint should not hash a body the client may have meant
+/// otherwise.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("the key {key:?} appears twice")));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// The dotted path of the field an error is about. A missing or unknown field is
@@ -166,6 +236,24 @@ mod tests {
     #[test]
     fn an_empty_body_reads_as_an_empty_object() {
         assert_eq!(field("").as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn a_key_named_twice_is_a_bad_body() {
+        for body in [r#"{"name": "a", "name": "b"}"#, r#"{"name": "a", "inner": {"rows": 1, "rows": 2}, "list": []}"#] {
+            match parse::<Outer>(body.as_bytes()) {
+                Err(ApiError::InvalidBody { detail, .. }) => assert!(detail.contains("appears twice"), "{detail}"),
+                other => panic!("{body}: expected invalid_body, got {other:?}"),
+            }
+        }
+        // The same key in two objects is no repetition.
+        let body = r#"{"name": "a", "inner": {"rows": 1}, "list": [1, 2], "extra": {"name": "b"}}"#;
+        let Err(ApiError::InvalidBody { field, .. }) = parse::<Outer>(body.as_bytes()) else { panic!() };
+        assert_eq!(field.as_deref(), Some("extra"), "unknown, not repeated");
+        let parsed = parse::<Outer>(br#"{"name": "a", "inner": {"rows": 1}, "list": [1, 2.5e0, -3]}"#);
+        assert!(parsed.is_err(), "2.5 is no u32");
+        let parsed = parse::<Outer>(br#"{"name": "a\u00e9", "inner": {"rows": 1}, "list": [1, 2]}"#).unwrap();
+        assert_eq!(parsed.raw, serde_json::json!({"name": "a\u{e9}", "inner": {"rows": 1}, "list": [1, 2]}));
     }
 
     #[test]

@@ -287,3 +287,17 @@ async fn an_unknown_query_parameter_is_400_naming_it() {
     }
     assert_eq!(app.get(Some(&admin), "/v1/reports/daily?limit=5").await.status(), 200);
 }
+
+/// A body naming a key twice has no one meaning: 400, and a command's key stays free.
+#[tokio::test]
+async fn a_body_naming_a_key_twice_is_400() {
+    let app = TestApp::ingress().await;
+    let movie = app.post(Some(&app.admin()), "/v1/movies", None, r#"{"title":"T","title":"U","duration_min":90}"#).await;
+    let body = problem(movie, 400, "invalid_body").await;
+    assert!(body["detail"].as_str().unwrap().contains(r#"the key "title" appears twice"#), "{body}");
+    let alice = app.customer("alice");
+    let twice = r#"{"show_id":"s1","seat_ids":["A1"],"seat_ids":["A2"]}"#;
+    problem(app.post(Some(&alice), "/v1/holds", Some("twice"), twice).await, 400, "invalid_body").await;
+    let once = app.post(Some(&alice), "/v1/holds", Some("twice"), r#"{"show_id":"s1","seat_ids":["A2"]}"#).await;
+    assert_eq!(once.status(), 202, "the key stayed free");
+}
