@@ -3,7 +3,7 @@
 //! down or answers 5xx is unavailable (retry), anything else is an invalid call.
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use domain::PortError;
 
 /// Error codes that mean "too much at once, try again later", across SQS, SNS and DynamoDB.
@@ -74,12 +74,28 @@ where
         _ => PortError::Unavailable(what),
     };
     match &error {
-        PortError::Invalid(_) => {
-            tracing::error!(op, error = %DisplayErrorContext(err), "aws call rejected")
-        }
-        _ => tracing::warn!(op, error = %DisplayErrorContext(err), "aws call failed"),
+        PortError::Invalid(_) => tracing::error!(op, error = %source_chain(err), "aws call rejected"),
+        _ => tracing::warn!(op, error = %source_chain(err), "aws call failed"),
     }
     error
+}
+
+/// An error and each of its sources, by their messages, joined by `: `. The SDK's own
+/// `DisplayErrorContext` appends the whole error's `Debug` form too: a raw response with
+/// every header, kilobytes on one log line.
+fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        // Wrappers often repeat their source's message; say it once.
+        if !chain.ends_with(&message) {
+            chain.push_str(": ");
+            chain.push_str(&message);
+        }
+        source = cause.source();
+    }
+    chain
 }
 
 fn short_kind<E, R>(err: &SdkError<E, R>) -> &'static str {
@@ -103,6 +119,19 @@ pub(crate) fn build_error(what: &'static str, err: impl std::fmt::Display) -> Po
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Layer(&'static str, #[source] Option<Box<Layer>>);
+
+    #[test]
+    fn a_logged_error_is_its_messages_not_its_debug_form() {
+        let inner = Layer("connection refused", None);
+        let outer = Layer("dispatch failure", Some(Box::new(Layer("io error", Some(Box::new(inner))))));
+        assert_eq!(source_chain(&outer), "dispatch failure: io error: connection refused");
+        let repeated = Layer("timed out", Some(Box::new(Layer("timed out", None))));
+        assert_eq!(source_chain(&repeated), "timed out");
+    }
 
     fn kind(code: &str, status: u16) -> &'static str {
         match service_error(code, status, String::new()) {

@@ -292,7 +292,8 @@ async fn an_unknown_query_parameter_is_400_naming_it() {
 #[tokio::test]
 async fn a_body_naming_a_key_twice_is_400() {
     let app = TestApp::ingress().await;
-    let movie = app.post(Some(&app.admin()), "/v1/movies", None, r#"{"title":"T","title":"U","duration_min":90}"#).await;
+    let movie =
+        app.post(Some(&app.admin()), "/v1/movies", None, r#"{"title":"T","title":"U","duration_min":90}"#).await;
     let body = problem(movie, 400, "invalid_body").await;
     assert!(body["detail"].as_str().unwrap().contains(r#"the key "title" appears twice"#), "{body}");
     let alice = app.customer("alice");
