@@ -6,7 +6,7 @@
 //! [`STORE_BUCKETS`]), so they aggregate across instances.
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -65,7 +65,7 @@ pub async fn render() -> impl IntoResponse {
 /// as `unmatched` when no route has its path.
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
@@ -74,4 +74,24 @@ pub async fn track(request: Request, next: Next) -> Response {
     let [method, route] = labels;
     metrics::counter!("usher_http_requests_total", &[method, route, ("status", status)]).increment(1);
     response
+}
+
+/// The methods HTTP defines; any other is counted as `OTHER`.
+static STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+/// The `method` label of a request: its method's name if HTTP defines it, else `OTHER`. A
+/// client may send any token as a method (`FOO1`, `FOO2`, …), and every distinct label
+/// value would be a new series kept for the life of the process.
+fn method_label(method: &Method) -> &'static str {
+    STANDARD_METHODS.iter().find(|standard| *standard == method).map_or("OTHER", Method::as_str)
 }

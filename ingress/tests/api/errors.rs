@@ -125,6 +125,22 @@ async fn a_wrong_method_is_405() {
     problem(response, 405, "method_not_allowed").await;
 }
 
+/// A method HTTP does not define is counted as `OTHER`: a client inventing methods cannot
+/// make a new metric series with each one.
+#[tokio::test]
+async fn invented_methods_are_counted_as_other() {
+    let app = TestApp::ingress().await;
+    let before = requests_counted(&app, "OTHER", "/v1/movies", 405).await;
+    for method in ["FOO1", "FOO2", "BREW"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app.http.request(method, app.url("/v1/movies")).bearer_auth(app.admin()).send().await.unwrap();
+        problem(response, 405, "method_not_allowed").await;
+    }
+    assert_eq!(requests_counted(&app, "OTHER", "/v1/movies", 405).await, before + 3);
+    let metrics = app.get(None, "/metrics").await.text().await.unwrap();
+    assert!(!metrics.contains(r#"method="FOO1""#) && !metrics.contains(r#"method="BREW""#));
+}
+
 /// The value of `usher_http_requests_total` for `method`, `route` and `status` (0 before
 /// the first).
 async fn requests_counted(app: &TestApp, method: &str, route: &str, status: u16) -> u64 {
