@@ -141,7 +141,8 @@ pub(crate) enum DlqCmd {
         /// Messages per second.
         #[arg(long)]
         rate: Option<f64>,
-        /// Only messages of this command or event type.
+        /// Only messages of this command or event type (booking.confirm,
+        /// usher.booking.confirmed, ...); a type no message can have is refused.
         #[arg(long = "type")]
         message_type: Option<String>,
         /// Count what would move; move nothing.

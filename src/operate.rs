@@ -55,6 +55,9 @@ pub(crate) async fn dlq(settings: Settings, command: DlqCmd) -> anyhow::Result<(
             if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
                 bail!("--rate must be a positive number of messages per second");
             }
+            if let Some(name) = message_type.as_deref().filter(|name| !domain::command::is_message_type(name)) {
+                bail!("--type {name:?} is no command or event type (usher dlq peek shows each message's type)");
+            }
             let options = ReplayOptions { limit, rate, message_type, dry_run };
             let report = dead.replay(queue, &options).await?;
             let verb = if dry_run { "would move" } else { "moved" };

@@ -212,6 +212,13 @@ async fn an_unavailable_provider_dead_letters_and_operators_replay_it() {
         let (ok, out, err) = cli(&app, &["dlq", "replay", "booking-commands", flag, value]);
         assert!(!ok && out.is_empty() && err.starts_with(&format!("usher: {flag} must")), "{flag} {value}: {err}");
     }
+    // A type no message can have is a typo, not "nothing matched".
+    let (ok, out, err) = cli(&app, &["dlq", "replay", "booking-commands", "--type", "usher.nope"]);
+    assert!(
+        !ok && out.is_empty() && err.starts_with(r#"usher: --type "usher.nope" is no command or event type"#),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
     let (ok, out, _) = cli(&app, &["dlq", "replay", "booking-commands", "--rate", "5"]);
     assert!(ok);
     assert_eq!(out.trim(), "moved 1 skipped 0 failed 0");

@@ -285,6 +285,20 @@ async fn a_fresh_worker_serves_its_pools_series_at_zero() {
     ] {
         assert!(text.lines().any(|line| line == series), "no `{series}` in:\n{text}");
     }
+    // Its listener's own requests, in the HTTP series the contract lists (§6), from the
+    // first scrape on.
+    for series in [
+        r#"usher_http_requests_total{method="GET",route="/metrics",status="200"} "#,
+        r#"usher_http_request_duration_seconds_count{method="GET",route="/metrics"} "#,
+    ] {
+        assert!(text.lines().any(|line| line.starts_with(series)), "no `{series}` in:\n{text}");
+    }
+    let again = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let scrapes = |text: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(r#"usher_http_requests_total{method="GET",route="/metrics""#));
+        line.and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    assert!(scrapes(&again) > scrapes(&text), "a scrape is counted:\n{again}");
 }
 
 /// `usher status | head -0`: a reader that goes away ends the command with a one-line

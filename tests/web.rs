@@ -284,7 +284,13 @@ async fn admins_list_peek_replay_and_purge_dead_letters_over_http() {
     let dry = report(r#"{"dry_run":true}"#).await;
     assert_eq!(dry, json!({ "moved": 1, "skipped": 0, "failed": 0, "dry_run": true }));
     assert_eq!(app.get_json(&alice, &format!("/v1/requests/{id}")).await["status"], "dead_lettered");
-    for (body, field) in [(r#"{"limit":0}"#, "limit"), (r#"{"dry_run":"yes"}"#, "dry_run"), (r#"{"rate":1}"#, "rate")] {
+    let bad_fields = [
+        (r#"{"limit":0}"#, "limit"),
+        (r#"{"dry_run":"yes"}"#, "dry_run"),
+        (r#"{"rate":1}"#, "rate"),
+        (r#"{"type":"usher.nope"}"#, "type"),
+    ];
+    for (body, field) in bad_fields {
         let bad = problem(app.post(Some(&admin), replay, None, body).await, 400, "invalid_body").await;
         assert_eq!(bad["field"], field);
     }

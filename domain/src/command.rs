@@ -35,6 +35,24 @@ pub enum Command {
     CommentTicket { ticket_id: TicketId, body: String, public: bool },
 }
 
+/// Every command's `type`, as [`Command::type_name`] names it.
+pub const COMMAND_TYPES: [&str; 8] = [
+    "booking.hold.place",
+    "booking.hold.release",
+    "booking.confirm",
+    "booking.hold.expire",
+    "ticket.create",
+    "ticket.assign",
+    "ticket.transition",
+    "ticket.comment",
+];
+
+/// Whether `name` is the `type` of a message Usher sends: a command's or an event's. What
+/// an operator may filter a DLQ replay by.
+pub fn is_message_type(name: &str) -> bool {
+    COMMAND_TYPES.contains(&name) || crate::event::EventType::parse(name).is_some()
+}
+
 impl Command {
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -145,6 +163,18 @@ mod tests {
         let traced = CommandEnvelope { traceparent: Some(tp.to_owned()), ..env };
         assert_eq!(traced.message().attributes[ATTR_TRACEPARENT], tp);
         assert_eq!(CommandEnvelope::parse(&traced.to_json()).unwrap(), traced);
+    }
+
+    #[test]
+    fn every_listed_command_type_is_a_command() {
+        for name in COMMAND_TYPES {
+            // A listed type lacks its fields, not its variant.
+            let error = serde_json::from_str::<Command>(&format!(r#"{{"type":"{name}"}}"#)).unwrap_err().to_string();
+            assert!(error.contains("missing field"), "{name}: {error}");
+            assert!(is_message_type(name));
+        }
+        assert!(is_message_type("usher.booking.confirmed") && is_message_type("usher.request.dead_lettered"));
+        assert!(!is_message_type("usher.nope") && !is_message_type("booking.hold") && !is_message_type(""));
     }
 
     #[test]

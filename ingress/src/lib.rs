@@ -310,7 +310,8 @@ async fn serve_connections(
 }
 
 /// `/metrics` and `/health/*` without the API, for processes that run only workers.
-/// It holds its clients to the same limits as the API (see [`serve_connections`]).
+/// It holds its clients to the same limits as the API (see [`serve_connections`]), and
+/// counts its requests in the same HTTP series.
 pub struct Operations {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -326,6 +327,7 @@ impl Operations {
         limits: ConnectionLimits,
     ) -> Result<Operations, std::io::Error> {
         metrics::install();
+        metrics::register_scrape_series();
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         Ok(Operations { listener, local_addr, backend, limits })

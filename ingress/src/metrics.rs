@@ -76,6 +76,16 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// Registers the HTTP series of a scrape at zero, for a worker-only process whose
+/// listener serves nothing but `/metrics` and `/health/*`: a request is counted once it is
+/// answered, so without this its first scrape would show no HTTP series at all.
+pub(crate) fn register_scrape_series() {
+    let labels = [("method", "GET"), ("route", "/metrics")];
+    let _ = metrics::histogram!("usher_http_request_duration_seconds", &labels);
+    let [method, route] = labels;
+    metrics::counter!("usher_http_requests_total", &[method, route, ("status", "200")]).increment(0);
+}
+
 /// The methods HTTP defines; any other is counted as `OTHER`.
 static STANDARD_METHODS: [Method; 9] = [
     Method::GET,

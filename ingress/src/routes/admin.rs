@@ -12,6 +12,8 @@ use axum::Json;
 use axum::extract::State;
 use domain::queue::Queue;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use workers::dlq::{DeadLetters, ReplayOptions};
@@ -86,12 +88,28 @@ pub struct ReplayRequest {
     limit: Option<usize>,
     /// Only messages of this command or event type.
     #[serde(rename = "type")]
-    #[schema(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$", example = "booking.confirm")]
+    #[schema(value_type = Option<MessageType>, example = "booking.confirm")]
     message_type: Option<String>,
     /// Count what would move; move nothing. Default false.
     #[serde(default)]
     dry_run: bool,
 }
+
+/// The schema of a replay's `type`: a command's or an event's, as the messages carry it.
+pub struct MessageType;
+
+impl utoipa::PartialSchema for MessageType {
+    fn schema() -> RefOr<Schema> {
+        let events = domain::event::EventType::ALL.map(|t| t.as_str());
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A command's or an event's `type`."))
+            .enum_values(Some(domain::command::COMMAND_TYPES.into_iter().chain(events)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MessageType {}
 
 /// What a replay moved back to the source queue (with `dry_run`: would move), left in the
 /// DLQ (another type, or over the limit) and could not move.
@@ -225,8 +243,8 @@ pub async fn replay_dlq(
     if limit.is_some_and(|l| !(1..=MAX_LIMIT).contains(&l)) {
         return Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}")));
     }
-    if let Some(t) = &message_type {
-        super::check_id("type", t)?;
+    if let Some(t) = message_type.as_deref().filter(|t| !domain::command::is_message_type(t)) {
+        return Err(ApiError::invalid_field("type", format!("{t:?} is no command or event type")));
     }
     let queue = queue(&name)?;
     let options = ReplayOptions { limit: Some(limit.unwrap_or(MAX_LIMIT)), rate: None, message_type, dry_run };

@@ -32,6 +32,7 @@ pub(crate) fn operations(backend: Backend) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(|State(backend): State<Backend>| async move { check_ready(&backend).await }))
         .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(backend)
 }
 
