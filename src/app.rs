@@ -141,18 +141,17 @@ impl App {
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(2))
             .without_max_times();
-        let last_error = std::sync::Mutex::new(None);
+        let mut last_error = None;
         let tries = (|| self.backend.ready()).retry(backoff).notify(|e, next| {
             tracing::warn!(error = %e, retry_in = ?next, "the backend does not answer yet");
-            *last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+            last_error = Some(e.to_string());
         });
         let gave_up = || format!("the backend did not answer within {}s", within.as_secs());
         let outcome = tokio::time::timeout(within, tries).await;
         match outcome {
             Ok(answered) => answered.with_context(gave_up),
             Err(_) => {
-                let last = last_error.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-                Err(anyhow::anyhow!(last.unwrap_or_else(|| "no try finished".to_owned()))).with_context(gave_up)
+                Err(anyhow::anyhow!(last_error.unwrap_or_else(|| "no try finished".to_owned()))).with_context(gave_up)
             }
         }
     }

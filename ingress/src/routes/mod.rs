@@ -61,23 +61,19 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // The route's one `{parameter}`, to name in a problem.
+        let reason = match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) if is_id(&id) => return Ok(PathId(id)),
+            Ok(_) => ID_SHAPE.to_owned(),
+            Err(rejection) => rejection.body_text(),
+        };
+        // The route's one `{parameter}`, named only once there is a problem to name it in.
         let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
         let field = route.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map(|(name, _)| name.to_owned());
-        let invalid = |reason: String| {
-            let detail = match &field {
-                Some(name) => format!("{name}: {reason}"),
-                None => format!("a path segment is not valid: {reason}"),
-            };
-            ApiError::InvalidPath { field: field.clone(), detail }
+        let detail = match &field {
+            Some(name) => format!("{name}: {reason}"),
+            None => format!("a path segment is not valid: {reason}"),
         };
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| invalid(rejection.body_text()))?;
-        if !is_id(&id) {
-            return Err(invalid(ID_SHAPE.into()));
-        }
-        Ok(PathId(id))
+        Err(ApiError::InvalidPath { field, detail })
     }
 }
 
