@@ -5,7 +5,9 @@
 #   2. `usher dev` on the embedded backend (fresh data dir, synchronous commits: a 202 is
 #      on disk), driven by `usher bench`: holds (closed loop), contention (10,000 customers
 #      for 100 seats), mixed, and holds sustained for 60 s at an open-loop rate;
-#   3. the peak RSS of `usher dev`.
+#   3. the peak RSS of `usher dev`;
+#   4. scripts/bench-wrk.sh: the hello-world and holds again, both driven by wrk, as the
+#      throughput issue measured them (needs wrk: apt-get install wrk).
 # The per-caller rate limit is off for the run (USHER_RATE_LIMIT=0): every customer of the
 # bench is its own `sub` anyway, so the limit would not bind; it is off so that it cannot.
 # Env: BENCH_REQUESTS (default 100000), BENCH_CONNECTIONS (64), BENCH_RATE (10000),
@@ -19,7 +21,7 @@ connections="${BENCH_CONNECTIONS:-64}"
 rate="${BENCH_RATE:-10000}"
 seconds="${BENCH_SECONDS:-60}"
 
-cargo build --release --locked --bin usher --example hello
+cargo build --release --locked --bin usher --example hello --example tokens
 bin="${CARGO_TARGET_DIR:-target}/release"
 dir="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench.XXXXXX")"
 pids=()
@@ -61,3 +63,7 @@ if [[ "${BENCH_SKIP_SUSTAINED:-}" != 1 ]]; then
     "$bin/usher" bench --url "$url" --scenario holds --rate "$rate" --requests "$((rate * seconds))" --connections 256
 fi
 echo "== 3. peak RSS of usher dev: $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$dev/status")"
+stop_pids "$dev"
+pids=()
+echo "== 4. wrk: the hello-world and holds, each with a fresh server"
+scripts/bench-wrk.sh -c "$connections" "$bin"

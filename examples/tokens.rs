@@ -1,0 +1,34 @@
+//! Customer tokens for a load generator that cannot sign them: `scripts/bench-wrk.sh`
+//! drives holds with wrk, and every hold needs its own customer, as in `usher bench`, so
+//! that the hold cap (which counts a customer's held seats) never binds.
+//!
+//! `USHER_JWT_SECRET=… cargo run --release --example tokens -- PREFIX COUNT` prints COUNT
+//! tokens, one a line, for the customers `PREFIX0` to `PREFIX<COUNT-1>`, each as `usher
+//! token --role customer --ttl 1h` would mint it (with `USHER_JWT_ISSUER` and
+//! `USHER_JWT_AUDIENCE` when they are set).
+
+use anyhow::{Context, ensure};
+use domain::actor::Role;
+use ingress::auth::{Audience, JwtSecret, mint_token_for};
+use std::io::Write;
+use std::time::Duration;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (Some(prefix), Some(count), None) = (args.next(), args.next(), args.next()) else {
+        anyhow::bail!("usage: tokens PREFIX COUNT");
+    };
+    let count: usize = count.parse().context("COUNT must be a whole number")?;
+    let secret = std::env::var("USHER_JWT_SECRET").context("USHER_JWT_SECRET is not set")?;
+    ensure!(secret.len() >= ingress::config::MIN_SECRET_BYTES, "USHER_JWT_SECRET is too short");
+    let secret = JwtSecret::new(secret.into());
+    let to =
+        Audience { issuer: std::env::var("USHER_JWT_ISSUER").ok(), audience: std::env::var("USHER_JWT_AUDIENCE").ok() };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for i in 0..count {
+        let token = mint_token_for(&secret, &format!("{prefix}{i}"), Role::Customer, Duration::from_secs(3600), &to);
+        writeln!(out, "{token}")?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The throughput issue's own yardstick: wrk over 64 connections, first against the axum
+# hello-world, then against `usher dev` with holds, and the ratio of the two.
+#   scripts/bench-wrk.sh [-d SECONDS] [-c CONNECTIONS] [BIN_DIR]
+# BIN_DIR holds the release `usher` and the examples `hello` and `tokens` (default
+# $CARGO_TARGET_DIR/release, else target/release; scripts/bench.sh builds them).
+#   1. examples/hello on a free port, `POST /` with `{}` from wrk (scripts/wrk/post.lua);
+#   2. a fresh `usher dev` as scripts/bench.sh runs it (embedded, USHER_LOG=warn, rate
+#      limit off), a movie and enough shows for 20,000 holds a second, a customer token
+#      per hold (examples/tokens), then wrk with scripts/wrk/holds.lua: each request holds
+#      one fresh seat for its own customer under a fresh Idempotency-Key, as `usher bench
+#      --scenario holds` does. After the load it waits for the command queues to empty and
+#      fails if a hold was dead-lettered or answered anything but 202.
+# wrk's client costs a few µs a request where `usher bench`'s costs 30–45 (BENCHMARKS.md),
+# so this ratio says what the server does with the cores, not what the client leaves it.
+# Needs wrk (apt-get install wrk), curl and python3.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+seconds=10
+connections=64
+while getopts "d:c:" opt; do
+    case "$opt" in
+        d) seconds="$OPTARG" ;;
+        c) connections="$OPTARG" ;;
+        *)
+            echo "usage: $0 [-d SECONDS] [-c CONNECTIONS] [BIN_DIR]" >&2
+            exit 2
+            ;;
+    esac
+done
+shift $((OPTIND - 1))
+bin="${1:-${CARGO_TARGET_DIR:-$here/../target}/release}"
+for tool in wrk curl python3 "$bin/usher" "$bin/examples/hello" "$bin/examples/tokens"; do
+    command -v "$tool" >/dev/null || {
+        echo "bench-wrk: $tool is missing (wrk: apt-get install wrk; the binaries: scripts/bench.sh builds them)" >&2
+        exit 2
+    }
+done
+work="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench-wrk.XXXXXX")"
+pids=()
+cleanup() {
+    stop_pids "${pids[@]}"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+# Requests/sec from wrk's output.
+rate_of() {
+    awk '/^Requests\/sec:/ {print $2}' "$1"
+}
+json_field() {
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+echo "== wrk, ${connections} connections, ${seconds} s: axum hello-world, POST /"
+port="$(free_port)"
+"$bin/examples/hello" "127.0.0.1:$port" >/dev/null &
+pids+=("$!")
+wait_for "http://127.0.0.1:$port/"
+wrk -t1 -c"$connections" -d"${seconds}s" -s "$here/wrk/post.lua" --latency "http://127.0.0.1:$port/" | tee "$work/hello.txt"
+stop_pids "${pids[@]}"
+pids=()
+
+echo "== wrk, ${connections} connections, ${seconds} s: usher dev (embedded), POST /v1/holds"
+USHER_JWT_SECRET="bench-wrk-$(random_hex)"
+export USHER_JWT_SECRET
+port="$(free_port)"
+url="http://127.0.0.1:$port"
+USHER_DATA_DIR="$work/data" USHER_LOG=warn USHER_RATE_LIMIT=0 USHER_HTTP_ADDR="127.0.0.1:$port" \
+    "$bin/usher" dev >"$work/dev.log" 2>&1 &
+pids+=("$!")
+wait_for "$url/health/ready"
+admin="$("$bin/usher" token --sub bench-wrk-admin --role admin)"
+post() {
+    curl -fsS -X POST "$url$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+        -H "Idempotency-Key: bench-wrk-$(random_hex)" -d "$2"
+}
+# 26 rows of 50 seats a show, as `usher bench` makes them; enough for 20,000 holds/s.
+holds=$((seconds * 20000))
+movie="$(post /v1/movies '{"title": "bench-wrk", "duration_min": 100}' | json_field movie_id)"
+for _ in $(seq 1 $(((holds + 1299) / 1300))); do
+    post /v1/shows "{\"movie_id\": \"$movie\", \"starts_at\": \"2030-01-01T20:00:00Z\",
+        \"auditorium\": {\"rows\": 26, \"seats_per_row\": 50}, \"price_cents\": 1000}" | json_field show_id
+done >"$work/shows.txt"
+tag="$(random_hex | head -c 8)"
+"$bin/examples/tokens" "bench-wrk-$tag-c" "$holds" >"$work/tokens.txt"
+python3 - "$work/shows.txt" "$work/tokens.txt" >"$work/plan.txt" <<'PY'
+import sys
+shows = open(sys.argv[1]).read().split()
+for i, token in enumerate(open(sys.argv[2]).read().split()):
+    s = i % 1300
+    print(token, shows[i // 1300], f"{chr(65 + s // 50)}{s % 50 + 1}")
+PY
+WRK_PLAN="$work/plan.txt" WRK_TAG="$tag" wrk -t1 -c"$connections" -d"${seconds}s" -s "$here/wrk/holds.lua" \
+    --latency "$url" | tee "$work/holds.txt"
+ended=$(date +%s.%N)
+# Every hold must end: wait for the command queue to empty, and for no dead letter.
+for _ in $(seq 1 1200); do
+    status="$(curl -fsS "$url/v1/admin/status" -H "Authorization: Bearer $admin")"
+    left="$(python3 -c '
+import json, sys
+q = {q["queue"]: q for q in json.load(sys.stdin)["queues"]}["booking-commands"]
+print(q["visible"] + q["in_flight"], q["dlq_depth"])' <<<"$status")"
+    [[ "${left% *}" == 0 ]] && break
+    sleep 0.1
+done
+drained="$(python3 -c "print(f'{$(date +%s.%N) - $ended:.2f}')")"
+echo "the command queue was empty ${drained} s after the load; its DLQ holds ${left#* }"
+if ! grep -q ", 0 answered otherwise" "$work/holds.txt" || [[ "${left}" != "0 0" ]]; then
+    echo "bench-wrk: a hold was refused, left waiting or dead-lettered (or the script failed)" >&2
+    exit 1
+fi
+hello_rate="$(rate_of "$work/hello.txt")"
+holds_rate="$(rate_of "$work/holds.txt")"
+echo "== wrk ratio: ${holds_rate} holds/s against ${hello_rate}/s: $(python3 -c "print(f'{$holds_rate / $hello_rate:.3f}')")x"
