@@ -13,7 +13,8 @@
 #      fails if a hold was dead-lettered or answered anything but 202.
 # wrk's client costs a few µs a request where `usher bench`'s costs 30–45 (BENCHMARKS.md),
 # so this ratio says what the server does with the cores, not what the client leaves it.
-# Needs wrk (apt-get install wrk), curl and python3.
+# Needs curl and python3; installs wrk (apt-get) when it is missing. scripts/test.sh runs
+# it for 2 s on the debug build, for correctness only.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,9 +33,10 @@ while getopts "d:c:" opt; do
 done
 shift $((OPTIND - 1))
 bin="${1:-${CARGO_TARGET_DIR:-$here/../target}/release}"
-for tool in wrk curl python3 "$bin/usher" "$bin/examples/hello" "$bin/examples/tokens"; do
+command -v wrk >/dev/null || apt_install wrk
+for tool in curl python3 "$bin/usher" "$bin/examples/hello" "$bin/examples/tokens"; do
     command -v "$tool" >/dev/null || {
-        echo "bench-wrk: $tool is missing (wrk: apt-get install wrk; the binaries: scripts/bench.sh builds them)" >&2
+        echo "bench-wrk: $tool is missing (the binaries: scripts/bench.sh builds them)" >&2
         exit 2
     }
 done

@@ -26,13 +26,6 @@ elif [[ -n "${USHER_SCREENSHOTS:-}" ]]; then
     export USHER_SCREENSHOTS
 fi
 
-apt_install() {
-    local sudo=()
-    [[ $(id -u) -ne 0 ]] && sudo=(sudo)
-    echo "== installing $* (apt-get)"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
-}
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$chromium" ]] || apt_install chromium
 command -v npm >/dev/null || apt_install nodejs npm

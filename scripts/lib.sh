@@ -52,3 +52,12 @@ wait_for() {
     echo "${0##*/}: $url did not come up" >&2
     return 1
 }
+
+# Installs the given Debian packages with apt-get (through sudo when not root), quietly.
+apt_install() {
+    local sudo=()
+    [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+    echo "== installing $* (apt-get)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+}

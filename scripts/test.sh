@@ -6,6 +6,9 @@
 #   then the web page in a real browser (scripts/browser-test.sh, on the `usher` run 1 built);
 #   then scripts/fuzz-api.sh (schemathesis, zero failures over 1,000+ cases) against the
 #      `usher` binary run 1 built (USHER_SKIP_FUZZ=1 leaves it out);
+#   then scripts/bench-wrk.sh for 2 s on run 1's debug build, so that the wrk bench keeps
+#      working: every hold answered 202 and terminal, no speed checked
+#      (USHER_SKIP_BENCH_WRK=1 leaves it out);
 #   2. the end-to-end and API tests again with the app on the aws backend
 #      (USHER_TEST_BACKEND=aws).
 # Beside them run the deploy checks (scripts/deploy-checks.sh): from the start, the static
@@ -64,6 +67,10 @@ exec scripts/moto.sh -- bash -c '
     USHER_BIN="$logs/usher" scripts/browser-test.sh
     echo "== schemathesis over the OpenAPI document of usher dev (scripts/fuzz-api.sh)"
     USHER_BIN="$logs/usher" scripts/fuzz-api.sh
+    if [[ "${USHER_SKIP_BENCH_WRK:-}" != 1 ]]; then
+        echo "== scripts/bench-wrk.sh for 2 s on the debug build: every hold 202 and terminal (no speed checked)"
+        scripts/bench-wrk.sh -d 2 "${CARGO_TARGET_DIR:-target}/debug"
+    fi
     echo "== end-to-end tests on the aws backend"
     # --workspace keeps the feature set of run 1, so nothing is rebuilt.
     USHER_TEST_BACKEND=aws cargo test --workspace --locked \
