@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compares builds of Usher by interleaved rounds, as the A/B tables of docs/benchmarks-log.md do:
-#   scripts/bench-ab.sh [-r ROUNDS] [-n REQUESTS] LABEL=BINARY LABEL=BINARY ...
+#   scripts/bench-ab.sh [-r ROUNDS] [-n REQUESTS | -w SECONDS] LABEL=BINARY LABEL=BINARY ...
 # Each round runs every build once, in the order given: a fresh data dir, `usher dev` on a
 # free port (USHER_LOG=warn, rate limit off, as scripts/bench.sh), then `usher bench
 # --scenario holds` closed loop over 64 connections. One line per run: holds/s, accept
@@ -9,23 +9,33 @@
 # against the first, paired by round: the mean ratio of holds/s and of CPU a hold, with its
 # 95% confidence interval (Student's t over the rounds' log ratios), and whether the
 # interval holds zero ("within the noise").
+# With -w SECONDS the load is wrk instead of `usher bench`, for SECONDS a run, as
+# scripts/bench-wrk.sh drives it (scripts/wrk/lib.sh): the issue's yardstick, with a client
+# that leaves the server the cores. The CPU then counts until the command queue is empty
+# again, as `usher bench` waits for every hold to end; a run fails if a hold was refused,
+# left or dead-lettered. The tokens come from BENCH_TOKENS (default the release build's
+# examples/tokens), minted once for all runs.
 # Interleaving matters: this VM's speed moves by up to 2x between windows of minutes.
 # Copy a binary aside (cp target/release/usher /tmp/usher-a) before building the next.
 # Env: BENCH_CLIENT (the `usher` that runs `usher bench`; default the first build),
-# BENCH_CONNECTIONS (64). Needs curl and python3.
+# BENCH_CONNECTIONS (64), BENCH_TOKENS. Needs curl and python3 (and wrk for -w).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/wrk/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wrk/lib.sh"
 rounds=6
 requests=40000
+wrk_seconds=""
 usage() {
-    echo "usage: $0 [-r ROUNDS] [-n REQUESTS] LABEL=BINARY ..." >&2
+    echo "usage: $0 [-r ROUNDS] [-n REQUESTS | -w SECONDS] LABEL=BINARY ..." >&2
     exit 2
 }
-while getopts "r:n:" opt; do
+while getopts "r:n:w:" opt; do
     case "$opt" in
         r) rounds="$OPTARG" ;;
         n) requests="$OPTARG" ;;
+        w) wrk_seconds="$OPTARG" ;;
         *) usage ;;
     esac
 done
@@ -35,6 +45,14 @@ require_builds bench-ab "$@"
 first="${1#*=}"
 client="${BENCH_CLIENT:-$first}"
 connections="${BENCH_CONNECTIONS:-64}"
+tokens_bin="${BENCH_TOKENS:-${CARGO_TARGET_DIR:-$(dirname "${BASH_SOURCE[0]}")/../target}/release/examples/tokens}"
+if [[ -n "$wrk_seconds" ]]; then
+    command -v wrk >/dev/null || apt_install wrk
+    [[ -x "$tokens_bin" ]] || {
+        echo "bench-ab: $tokens_bin is missing (cargo build --release --example tokens, or set BENCH_TOKENS)" >&2
+        exit 2
+    }
+fi
 secret="bench-ab-$(random_hex)"
 ticks="$(getconf CLK_TCK)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/usher-bench-ab.XXXXXX")"
@@ -67,14 +85,30 @@ for round in $(seq 1 "$rounds"); do
             cat "$dir/dev.log" >&2
             exit 1
         }
-        before="$(cpu_ticks "$pid")"
-        if ! USHER_JWT_SECRET="$secret" "$client" bench --url "http://127.0.0.1:$port" --scenario holds \
-            --requests "$requests" --connections "$connections" >"$dir/bench.txt" 2>&1; then
-            echo "bench-ab: round $round of $label failed:" >&2
-            cat "$dir/bench.txt" >&2
-            exit 1
+        if [[ -n "$wrk_seconds" ]]; then
+            url="http://127.0.0.1:$port"
+            admin="$(USHER_JWT_SECRET="$secret" "$client" token --sub bench-ab-admin --role admin)"
+            USHER_JWT_SECRET="$secret" wrk_plan "$url" "$admin" "$tokens_bin" $((wrk_seconds * 20000)) \
+                "$work/tokens.txt" "$dir/plan.txt"
+            before="$(cpu_ticks "$pid")"
+            wrk_holds "$url" "$wrk_seconds" "$connections" "$dir/plan.txt" "$dir/bench.txt"
+            left="$(commands_left "$url" "$admin")"
+            after="$(cpu_ticks "$pid")"
+            if ! grep -q ", 0 answered otherwise" "$dir/bench.txt" || [[ "$left" != "0 0" ]]; then
+                echo "bench-ab: round $round of $label: a hold was refused, left or dead-lettered:" >&2
+                cat "$dir/bench.txt" >&2
+                exit 1
+            fi
+        else
+            before="$(cpu_ticks "$pid")"
+            if ! USHER_JWT_SECRET="$secret" "$client" bench --url "http://127.0.0.1:$port" --scenario holds \
+                --requests "$requests" --connections "$connections" >"$dir/bench.txt" 2>&1; then
+                echo "bench-ab: round $round of $label failed:" >&2
+                cat "$dir/bench.txt" >&2
+                exit 1
+            fi
+            after="$(cpu_ticks "$pid")"
         fi
-        after="$(cpu_ticks "$pid")"
         curl -fsS "http://127.0.0.1:$port/metrics" >"$work/metrics"
         stop_pids "$pid"
         pid=""
@@ -82,9 +116,15 @@ for round in $(seq 1 "$rounds"); do
             "$(metric usher_store_writes_total)" "$(metric usher_store_commits_total)" >>"$work/results" <<'PY'
 import re, sys
 out, round_, label, requests, ticks, before, after, writes, commits = sys.argv[1:]
-n = int(requests)
-line = next(l for l in open(out) if l.startswith("accepted"))
-rate, p50, p99 = re.search(r": (\d+)/s; accept latency p50 (\S+ ms), p99 (\S+ ms)", line).groups()
+text = open(out).read()
+if text.startswith("Running"):  # wrk, with scripts/wrk/holds.lua's summary line
+    rate = str(round(float(re.search(r"Requests/sec:\s+(\S+)", text).group(1))))
+    n, p50, p99 = re.search(r"holds: (\d+) answered 202.*p50 (\S+ ms), p99 (\S+ ms)", text).groups()
+    n = int(n)
+else:
+    n = int(requests)
+    line = next(l for l in text.splitlines() if l.startswith("accepted"))
+    rate, p50, p99 = re.search(r": (\d+)/s; accept latency p50 (\S+ ms), p99 (\S+ ms)", line).groups()
 cpu = (int(after) - int(before)) / int(ticks) * 1e6 / n
 print(f"{round_}\t{label}\t{rate}\t{p50}\t{p99}\t{cpu:.1f}\t{int(writes) / n:.2f}\t{int(commits) / n:.3f}")
 PY
@@ -93,7 +133,12 @@ PY
     done
 done
 
-echo "== means over $rounds rounds of $requests holds"
+if [[ -n "$wrk_seconds" ]]; then
+    load="wrk for $wrk_seconds s"
+else
+    load="$requests holds"
+fi
+echo "== means over $rounds rounds of $load"
 python3 - "$work/results" "$@" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]

@@ -18,6 +18,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/wrk/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wrk/lib.sh"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 seconds=10
 connections=64
@@ -51,9 +53,6 @@ trap cleanup EXIT
 rate_of() {
     awk '/^Requests\/sec:/ {print $2}' "$1"
 }
-json_field() {
-    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
 
 echo "== wrk, ${connections} connections, ${seconds} s: axum hello-world, POST /"
 port="$(free_port)"
@@ -74,39 +73,12 @@ USHER_DATA_DIR="$work/data" USHER_LOG=warn USHER_RATE_LIMIT=0 USHER_HTTP_ADDR="1
 pids+=("$!")
 wait_for "$url/health/ready"
 admin="$("$bin/usher" token --sub bench-wrk-admin --role admin)"
-post() {
-    curl -fsS -X POST "$url$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-        -H "Idempotency-Key: bench-wrk-$(random_hex)" -d "$2"
-}
-# 26 rows of 50 seats a show, as `usher bench` makes them; enough for 20,000 holds/s.
-holds=$((seconds * 20000))
-movie="$(post /v1/movies '{"title": "bench-wrk", "duration_min": 100}' | json_field movie_id)"
-for _ in $(seq 1 $(((holds + 1299) / 1300))); do
-    post /v1/shows "{\"movie_id\": \"$movie\", \"starts_at\": \"2030-01-01T20:00:00Z\",
-        \"auditorium\": {\"rows\": 26, \"seats_per_row\": 50}, \"price_cents\": 1000}" | json_field show_id
-done >"$work/shows.txt"
-tag="$(random_hex | head -c 8)"
-"$bin/examples/tokens" "bench-wrk-$tag-c" "$holds" >"$work/tokens.txt"
-python3 - "$work/shows.txt" "$work/tokens.txt" >"$work/plan.txt" <<'PY'
-import sys
-shows = open(sys.argv[1]).read().split()
-for i, token in enumerate(open(sys.argv[2]).read().split()):
-    s = i % 1300
-    print(token, shows[i // 1300], f"{chr(65 + s // 50)}{s % 50 + 1}")
-PY
-WRK_PLAN="$work/plan.txt" WRK_TAG="$tag" wrk -t1 -c"$connections" -d"${seconds}s" -s "$here/wrk/holds.lua" \
-    --latency "$url" | tee "$work/holds.txt"
+wrk_plan "$url" "$admin" "$bin/examples/tokens" $((seconds * 20000)) "$work/tokens.txt" "$work/plan.txt"
+wrk_holds "$url" "$seconds" "$connections" "$work/plan.txt" "$work/holds.txt"
 ended=$(date +%s.%N)
-# Every hold must end: wait for the command queue to empty, and for no dead letter.
-for _ in $(seq 1 1200); do
-    status="$(curl -fsS "$url/v1/admin/status" -H "Authorization: Bearer $admin")"
-    left="$(python3 -c '
-import json, sys
-q = {q["queue"]: q for q in json.load(sys.stdin)["queues"]}["booking-commands"]
-print(q["visible"] + q["in_flight"], q["dlq_depth"])' <<<"$status")"
-    [[ "${left% *}" == 0 ]] && break
-    sleep 0.1
-done
+cat "$work/holds.txt"
+# Every hold must end: the command queue empty, and no dead letter.
+left="$(commands_left "$url" "$admin")"
 drained="$(python3 -c "print(f'{$(date +%s.%N) - $ended:.2f}')")"
 echo "the command queue was empty ${drained} s after the load; its DLQ holds ${left#* }"
 if ! grep -q ", 0 answered otherwise" "$work/holds.txt" || [[ "${left}" != "0 0" ]]; then

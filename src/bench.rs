@@ -110,12 +110,11 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
         .context("cannot build the HTTP client")?;
     let admin = minter.token("bench-admin", Role::Admin);
     if plan.scenario != Scenario::Baseline {
-        let ready = http.get(format!("{base}/health/ready")).send().await;
-        match ready {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => bail!("{base} is not ready: /health/ready answered {}", r.status()),
-            Err(e) => bail!("cannot reach {base}: {e}"),
-        }
+        // The error's whole chain is printed: a refused connection or a certificate the
+        // system does not trust says so, not only "error sending request".
+        let ready =
+            http.get(format!("{base}/health/ready")).send().await.with_context(|| format!("cannot reach {base}"))?;
+        ensure!(ready.status().is_success(), "{base} is not ready: /health/ready answered {}", ready.status());
     }
     let (shows, hot_show) = catalog(&http, &base, &admin, &plan).await?;
     let run = Arc::new(Run {

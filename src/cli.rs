@@ -78,7 +78,7 @@ pub(crate) enum Cmd {
     /// latency, terminal/s and accept→terminal latency, then checks the invariants (exits
     /// non-zero if one is broken). Tokens are minted with the configured secret.
     Bench {
-        /// Usher's base URL; http://USHER_HTTP_ADDR by default.
+        /// Usher's base URL, http:// or https://; http://USHER_HTTP_ADDR by default.
         #[arg(long)]
         url: Option<String>,
         /// Scenario units to run: one command each, or one flow (1–2 commands) in `mixed`.

@@ -37,3 +37,31 @@ async fn every_scenario_runs_and_its_invariants_hold() {
     }
     app.stop().await;
 }
+
+/// `--url https://…` (a deployment behind its load balancer, README "Deploying") is
+/// reached over TLS: the first byte the bench sends is a TLS handshake record, not the
+/// start of a plain HTTP request. Nothing answers the handshake here, so the bench then
+/// exits non-zero with one line naming the URL.
+#[tokio::test]
+async fn an_https_url_is_reached_over_tls() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let url = format!("https://{}", listener.local_addr().expect("its address"));
+    let bench = tokio::process::Command::new(USHER)
+        .args(["bench", "--url", &url, "--requests", "1"])
+        .env("USHER_JWT_SECRET", SECRET)
+        .output();
+    // A bench without TLS would refuse the URL without ever connecting.
+    let first_byte = async {
+        let accepted = tokio::time::timeout(std::time::Duration::from_secs(30), listener.accept()).await;
+        let (mut stream, _) = accepted.expect("the bench connects within 30 s").expect("accept");
+        stream.read_u8().await.expect("the bench sends something")
+    };
+    let (first_byte, out) = tokio::join!(first_byte, bench);
+    assert_eq!(first_byte, 0x16, "a TLS handshake record (a plain request would start with 'G', 0x47)");
+    let out = out.expect("usher bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("cannot reach {url}")), "{stderr}");
+}
