@@ -7,7 +7,7 @@
 #      for 100 seats), mixed, and holds sustained for 60 s at an open-loop rate;
 #   3. the peak RSS of `usher dev`;
 #   4. scripts/bench-wrk.sh: the hello-world and holds again, both driven by wrk, as the
-#      throughput issue measured them (needs wrk: apt-get install wrk).
+#      throughput issue measured them (it installs wrk with apt-get when missing).
 # The per-caller rate limit is off for the run (USHER_RATE_LIMIT=0): every customer of the
 # bench is its own `sub` anyway, so the limit would not bind; it is off so that it cannot.
 # Env: BENCH_REQUESTS (default 100000), BENCH_CONNECTIONS (64), BENCH_RATE (10000),
