@@ -4,12 +4,11 @@
 //!
 //! `USHER_JWT_SECRET=… cargo run --release --example tokens -- PREFIX COUNT` prints COUNT
 //! tokens, one a line, for the customers `PREFIX0` to `PREFIX<COUNT-1>`, each as `usher
-//! token --role customer --ttl 1h` would mint it (with `USHER_JWT_ISSUER` and
-//! `USHER_JWT_AUDIENCE` when they are set).
+//! token --role customer --ttl 1h` would mint it, from the same configuration.
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use domain::actor::Role;
-use ingress::auth::{Audience, JwtSecret, mint_token_for};
+use ingress::auth::mint_token_for;
 use std::io::Write;
 use std::time::Duration;
 
@@ -19,11 +18,10 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: tokens PREFIX COUNT");
     };
     let count: usize = count.parse().context("COUNT must be a whole number")?;
-    let secret = std::env::var("USHER_JWT_SECRET").context("USHER_JWT_SECRET is not set")?;
-    ensure!(secret.len() >= ingress::config::MIN_SECRET_BYTES, "USHER_JWT_SECRET is too short");
-    let secret = JwtSecret::new(secret.into());
-    let to =
-        Audience { issuer: std::env::var("USHER_JWT_ISSUER").ok(), audience: std::env::var("USHER_JWT_AUDIENCE").ok() };
+    // The secret, issuer and audience `usher token` would use.
+    let config = usher::Config::from_env()?;
+    let secret = usher::secret::resolve(&config, usher::secret::Source::DevFile)?;
+    let to = config.ingress.audience();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for i in 0..count {
         let token = mint_token_for(&secret, &format!("{prefix}{i}"), Role::Customer, Duration::from_secs(3600), &to);

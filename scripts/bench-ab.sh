@@ -94,7 +94,7 @@ for round in $(seq 1 "$rounds"); do
             wrk_holds "$url" "$wrk_seconds" "$connections" "$dir/plan.txt" "$dir/bench.txt"
             left="$(commands_left "$url" "$admin")"
             after="$(cpu_ticks "$pid")"
-            if ! grep -q ", 0 answered otherwise" "$dir/bench.txt" || [[ "$left" != "0 0" ]]; then
+            if ! holds_ended "$dir/bench.txt" "$left"; then
                 echo "bench-ab: round $round of $label: a hold was refused, left or dead-lettered:" >&2
                 cat "$dir/bench.txt" >&2
                 exit 1

@@ -81,7 +81,7 @@ cat "$work/holds.txt"
 left="$(commands_left "$url" "$admin")"
 drained="$(python3 -c "print(f'{$(date +%s.%N) - $ended:.2f}')")"
 echo "the command queue was empty ${drained} s after the load; its DLQ holds ${left#* }"
-if ! grep -q ", 0 answered otherwise" "$work/holds.txt" || [[ "${left}" != "0 0" ]]; then
+if ! holds_ended "$work/holds.txt" "$left"; then
     echo "bench-wrk: a hold was refused, left waiting or dead-lettered (or the script failed)" >&2
     exit 1
 fi

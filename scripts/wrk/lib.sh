@@ -60,3 +60,10 @@ print(q["visible"] + q["in_flight"], q["dlq_depth"])')"
     done
     echo "$left"
 }
+
+# holds_ended OUT_FILE LEFT
+# Succeeds when wrk's run (OUT_FILE of wrk_holds) had every hold answered 202 and LEFT (of
+# commands_left) says the command queue and its DLQ are empty.
+holds_ended() {
+    grep -q ", 0 answered otherwise" "$1" && [[ "$2" == "0 0" ]]
+}
