@@ -18,18 +18,29 @@
 //!
 //! `--scenario baseline` POSTs `{}` to `--url` itself and expects any 2xx: it measures an
 //! HTTP server with the same client, for the hello-world ratio in BENCHMARKS.md.
+//!
+//! The timed requests go out on one HTTP/1.1 connection per load worker ([`wire`]), which
+//! costs the shared cores a few µs a request; the untimed ones (setup, drain, checks) on
+//! reqwest.
+
+mod wire;
 
 use anyhow::{Context, bail, ensure};
 use domain::actor::Role;
 use domain::clock;
 use hdrhistogram::Histogram;
+use hyper::Method;
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
 use ingress::auth::{Audience, JwtSecret, mint_token_for};
+use ingress::idempotency::IDEMPOTENCY_KEY;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use wire::Connection;
 
 /// Seats of one show in the `holds` and `mixed` scenarios: every hold takes a fresh seat.
 const ROWS: u32 = 26;
@@ -86,6 +97,8 @@ struct Accepted {
 struct Run {
     http: reqwest::Client,
     base: String,
+    /// Where the timed requests go, each load worker on its own connection.
+    target: Arc<wire::Target>,
     minter: Minter,
     /// Distinguishes this run's customers and keys from earlier runs on the same store.
     tag: String,
@@ -103,6 +116,7 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
     ensure!(plan.requests > 0, "--requests must be at least 1");
     ensure!(plan.connections > 0, "--connections must be at least 1");
     let base = plan.url.trim_end_matches('/').to_owned();
+    let target = Arc::new(wire::Target::parse(&base)?);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.connections)
         .timeout(Duration::from_secs(30))
@@ -120,6 +134,7 @@ pub(crate) async fn run(minter: Minter, plan: Plan) -> anyhow::Result<()> {
     let run = Arc::new(Run {
         http,
         base,
+        target,
         minter,
         tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         scenario: plan.scenario,
@@ -259,6 +274,7 @@ async fn load(run: &Arc<Run>, plan: &Plan) {
         .map(|_| {
             let (run, next, requests, rate) = (run.clone(), next.clone(), plan.requests, plan.rate);
             tokio::spawn(async move {
+                let mut connection = Connection::new(run.target.clone());
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= requests {
@@ -272,7 +288,7 @@ async fn load(run: &Arc<Run>, plan: &Plan) {
                         }
                         None => Instant::now(),
                     };
-                    unit(&run, n, due).await;
+                    unit(&run, &mut connection, n, due).await;
                 }
             })
         })
@@ -282,111 +298,119 @@ async fn load(run: &Arc<Run>, plan: &Plan) {
     }
 }
 
-/// One unit of the scenario: one command, or (mixed) a short flow of them.
-async fn unit(run: &Run, n: usize, scheduled: Instant) {
+/// One unit of the scenario on `connection`: one command, or (mixed) a short flow of them.
+async fn unit(run: &Run, connection: &mut Connection, n: usize, scheduled: Instant) {
     let customer = format!("bench-{}-c{n}", run.tag);
     match run.scenario {
         Scenario::Baseline => {
-            let started = scheduled;
-            let answer = run.http.post(&run.base).json(&json!({})).send().await;
+            let answer = connection.send(Method::POST, "", &[], Bytes::from_static(b"{}")).await;
             run.sent.fetch_add(1, Ordering::Relaxed);
             match answer {
-                Ok(r) if r.status().is_success() => {
-                    let _ = r.bytes().await;
-                    record(&run.accept, started).await;
-                }
-                Ok(r) => reject(run, r.status().as_str()).await,
-                Err(e) => reject(run, &error_kind(&e)).await,
+                Ok(a) if a.status.is_success() => record(&run.accept, scheduled).await,
+                Ok(a) => reject(run, a.status.as_str()).await,
+                Err(failure) => reject(run, failure.as_str()).await,
             }
         }
         Scenario::Holds => {
             let show = &run.shows[n / SHOW_SEATS];
             let body = json!({"show_id": show, "seat_ids": [seat(n % SHOW_SEATS, SEATS_PER_ROW as usize)]});
-            command(run, &customer, "/v1/holds", body, scheduled).await;
+            command(run, connection, &customer, "/v1/holds", &body, scheduled).await;
         }
         Scenario::Contention => {
             let show = run.hot_show.as_deref().unwrap_or_default();
             let body = json!({"show_id": show, "seat_ids": [seat(n % run.seats, run.seats.min(50))]});
-            command(run, &customer, "/v1/holds", body, scheduled).await;
+            command(run, connection, &customer, "/v1/holds", &body, scheduled).await;
         }
-        Scenario::Mixed => mixed(run, n, &customer, scheduled).await,
+        Scenario::Mixed => mixed(run, connection, n, &customer, scheduled).await,
     }
 }
 
 /// A mixed flow, by `n % 10`: 0–2 hold then confirm (one in ten of those declined), 3 hold
 /// then release, 4–5 hold and let it be, 6–8 open a ticket, 9 hold a seat of the hot show.
-async fn mixed(run: &Run, n: usize, customer: &str, scheduled: Instant) {
+async fn mixed(run: &Run, connection: &mut Connection, n: usize, customer: &str, scheduled: Instant) {
     let fresh = || {
         let show = &run.shows[n / SHOW_SEATS];
         json!({"show_id": show, "seat_ids": [seat(n % SHOW_SEATS, SEATS_PER_ROW as usize)]})
     };
     match n % 10 {
         0..=3 => {
-            let Some(hold) = command(run, customer, "/v1/holds", fresh(), scheduled).await else { return };
-            let Some(hold_id) = outcome(run, customer, &hold).await else { return };
+            let Some(hold) = command(run, connection, customer, "/v1/holds", &fresh(), scheduled).await else {
+                return;
+            };
+            let Some(hold_id) = outcome(run, connection, customer, &hold).await else { return };
             if n % 10 == 3 {
                 let path = format!("/v1/holds/{hold_id}/release");
-                command(run, customer, &path, json!({}), Instant::now()).await;
+                command(run, connection, customer, &path, &json!({}), Instant::now()).await;
             } else {
                 let card = if n % 100 == 0 { "tok_decline" } else { "tok_visa" };
                 let body = json!({"hold_id": hold_id, "payment_token": card});
-                command(run, customer, "/v1/bookings", body, Instant::now()).await;
+                command(run, connection, customer, "/v1/bookings", &body, Instant::now()).await;
             }
         }
         4 | 5 => {
-            command(run, customer, "/v1/holds", fresh(), scheduled).await;
+            command(run, connection, customer, "/v1/holds", &fresh(), scheduled).await;
         }
         6..=8 => {
             let body = json!({"subject": format!("bench ticket {n}"), "description": "generated by usher bench"});
-            command(run, customer, "/v1/tickets", body, scheduled).await;
+            command(run, connection, customer, "/v1/tickets", &body, scheduled).await;
         }
         _ => {
             let show = run.hot_show.as_deref().unwrap_or_default();
             let body = json!({"show_id": show, "seat_ids": [seat(n % HOT_SEATS, HOT_SEATS)]});
-            command(run, customer, "/v1/holds", body, scheduled).await;
+            command(run, connection, customer, "/v1/holds", &body, scheduled).await;
         }
     }
 }
 
-/// POSTs one command as `customer`; records its accept latency when it is answered 202.
-async fn command(run: &Run, customer: &str, path: &str, body: Value, scheduled: Instant) -> Option<String> {
+/// What the bench reads of a command's answer: the 202's request id, or a problem's code.
+#[derive(serde::Deserialize, Default)]
+struct CommandAnswer {
+    request_id: Option<String>,
+    code: Option<String>,
+}
+
+/// POSTs one command as `customer` on `connection`; records its accept latency when it is
+/// answered 202.
+async fn command(
+    run: &Run,
+    connection: &mut Connection,
+    customer: &str,
+    path: &str,
+    body: &Value,
+    scheduled: Instant,
+) -> Option<String> {
     let token = run.minter.token(customer, Role::Customer);
-    let key = uuid::Uuid::new_v4().to_string();
+    let key = uuid::Uuid::new_v4().simple().to_string();
+    let headers: Vec<(HeaderName, HeaderValue)> =
+        wire::bearer(&token).into_iter().chain(HeaderValue::try_from(key).ok().map(|k| (IDEMPOTENCY_KEY, k))).collect();
+    let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
     run.sent.fetch_add(1, Ordering::Relaxed);
-    let answer = run
-        .http
-        .post(format!("{}{path}", run.base))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&body)
-        .send()
-        .await;
-    let response = match answer {
-        Ok(r) => r,
-        Err(e) => {
-            reject(run, &error_kind(&e)).await;
+    let answer = match connection.send(Method::POST, path, &headers, body).await {
+        Ok(answer) => answer,
+        Err(failure) => {
+            reject(run, failure.as_str()).await;
             return None;
         }
     };
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if status != reqwest::StatusCode::ACCEPTED {
-        let code = body["code"].as_str().unwrap_or("");
-        reject(run, &format!("{} {code}", status.as_u16())).await;
+    let read: CommandAnswer = serde_json::from_slice(&answer.body).unwrap_or_default();
+    if answer.status != hyper::StatusCode::ACCEPTED {
+        reject(run, &format!("{} {}", answer.status.as_u16(), read.code.unwrap_or_default())).await;
         return None;
     }
     record(&run.accept, scheduled).await;
-    let request_id = body["request_id"].as_str()?.to_owned();
+    let request_id = read.request_id?;
     run.accepted.lock().await.push(Accepted { request_id: request_id.clone() });
     Some(request_id)
 }
 
-/// Long-polls a hold's status document; its hold id when it succeeded.
-async fn outcome(run: &Run, customer: &str, request_id: &str) -> Option<String> {
+/// Long-polls a hold's status document on `connection`; its hold id when it succeeded.
+async fn outcome(run: &Run, connection: &mut Connection, customer: &str, request_id: &str) -> Option<String> {
     let token = run.minter.token(customer, Role::Customer);
+    let headers: Vec<_> = wire::bearer(&token).into_iter().collect();
+    let path = format!("/v1/requests/{request_id}?wait=10");
     for _ in 0..12 {
-        let url = format!("{}/v1/requests/{request_id}?wait=10", run.base);
-        let doc: Value = run.http.get(url).bearer_auth(&token).send().await.ok()?.json().await.ok()?;
+        let answer = connection.send(Method::GET, &path, &headers, Bytes::new()).await.ok()?;
+        let doc: Value = serde_json::from_slice(&answer.body).ok()?;
         match doc["status"].as_str() {
             Some("succeeded") => return doc["result"]["hold_id"].as_str().map(str::to_owned),
             Some("failed" | "dead_lettered") => return None,
@@ -403,16 +427,6 @@ async fn record(histogram: &Mutex<Histogram<u64>>, since: Instant) {
 
 async fn reject(run: &Run, why: &str) {
     *run.rejected.lock().await.entry(why.to_owned()).or_default() += 1;
-}
-
-fn error_kind(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".to_owned()
-    } else if e.is_connect() {
-        "connect error".to_owned()
-    } else {
-        "transport error".to_owned()
-    }
 }
 
 /// A terminal status document, as far as the report needs it.

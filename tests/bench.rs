@@ -38,17 +38,16 @@ async fn every_scenario_runs_and_its_invariants_hold() {
     app.stop().await;
 }
 
-/// `--url https://…` (a deployment behind its load balancer, README "Deploying") is
-/// reached over TLS: the first byte the bench sends is a TLS handshake record, not the
-/// start of a plain HTTP request. Nothing answers the handshake here, so the bench then
-/// exits non-zero with one line naming the URL.
-#[tokio::test]
-async fn an_https_url_is_reached_over_tls() {
+/// What the bench sends first to a listener at `https://…` when run with `args`, and its
+/// output. Nothing answers the handshake here.
+async fn first_byte_over_https(args: &[&str]) -> (u8, String, std::process::Output) {
     use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let url = format!("https://{}", listener.local_addr().expect("its address"));
     let bench = tokio::process::Command::new(USHER)
-        .args(["bench", "--url", &url, "--requests", "1"])
+        .arg("bench")
+        .args(["--url", &url])
+        .args(args)
         .env("USHER_JWT_SECRET", SECRET)
         .output();
     // A bench without TLS would refuse the URL without ever connecting.
@@ -58,10 +57,32 @@ async fn an_https_url_is_reached_over_tls() {
         stream.read_u8().await.expect("the bench sends something")
     };
     let (first_byte, out) = tokio::join!(first_byte, bench);
+    (first_byte, url, out.expect("usher bench runs"))
+}
+
+/// `--url https://…` (a deployment behind its load balancer, README "Deploying") is
+/// reached over TLS: the first byte the bench sends is a TLS handshake record, not the
+/// start of a plain HTTP request. Nothing answers the handshake here, so the bench then
+/// exits non-zero with one line naming the URL.
+#[tokio::test]
+async fn an_https_url_is_reached_over_tls() {
+    let (first_byte, url, out) = first_byte_over_https(&["--requests", "1"]).await;
     assert_eq!(first_byte, 0x16, "a TLS handshake record (a plain request would start with 'G', 0x47)");
-    let out = out.expect("usher bench runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&format!("cannot reach {url}")), "{stderr}");
+}
+
+/// The timed requests go out on the bench's own connections (src/bench/wire.rs), not the
+/// client of the setup: `--scenario baseline` has no setup, so its first request is one of
+/// them, and it speaks TLS to an `https://` URL too. Its failed handshake is counted.
+#[tokio::test]
+async fn the_timed_requests_speak_tls_to_an_https_url() {
+    let (first_byte, _, out) = first_byte_over_https(&["--scenario", "baseline", "--requests", "1"]).await;
+    assert_eq!(first_byte, 0x16, "a TLS handshake record (a plain request would start with 'P', 0x50)");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(r#"rejected   {"connect error": 1}"#), "{stdout}");
+    assert!(stderr.contains("some requests were not answered 2xx"), "{stderr}");
 }
