@@ -11,8 +11,8 @@
 #      one fresh seat for its own customer under a fresh Idempotency-Key, as `usher bench
 #      --scenario holds` does. After the load it waits for the command queues to empty and
 #      fails if a hold was dead-lettered or answered anything but 202.
-# wrk's client costs a few µs a request where `usher bench`'s costs 30–45 (BENCHMARKS.md),
-# so this ratio says what the server does with the cores, not what the client leaves it.
+# The issue measured its reference with wrk; `usher bench` (own connections since run AI)
+# now drives the hello-world within a few percent of it, and this keeps the two honest.
 # Needs curl and python3; installs wrk (apt-get) when it is missing. scripts/test.sh runs
 # it for 2 s on the debug build, for correctness only.
 set -euo pipefail
