@@ -114,34 +114,6 @@ impl Connection {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Answer, Failure> {
-        let answer = match tokio::time::timeout(TIMEOUT, self.exchange(method, path, headers, body)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(Failure::Timeout),
-        };
-        if answer.is_err() {
-            // Whatever state it is in, the next request starts on a fresh connection.
-            self.sender = None;
-        }
-        answer
-    }
-
-    async fn exchange(
-        &mut self,
-        method: Method,
-        path: &str,
-        headers: &[(HeaderName, HeaderValue)],
-        body: Bytes,
-    ) -> Result<Answer, Failure> {
-        let sender = match &mut self.sender {
-            Some(sender) if !sender.is_closed() => sender,
-            stale => stale.insert(connect(&self.target).await?),
-        };
-        if sender.ready().await.is_err() {
-            // The server closed it between two requests (`connection: close`, or idle for
-            // too long) before hyper saw: start again on a fresh one.
-            *sender = connect(&self.target).await?;
-            sender.ready().await.map_err(|_| Failure::Transport)?;
-        }
         let uri = match format!("{}{path}", self.target.prefix) {
             whole if whole.is_empty() => Uri::from_static("/"),
             whole => Uri::try_from(whole).map_err(|_| Failure::Transport)?,
@@ -157,6 +129,29 @@ impl Connection {
         }
         for (name, value) in headers {
             fields.insert(name, value.clone());
+        }
+        let answer = match tokio::time::timeout(TIMEOUT, self.exchange(request)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Failure::Timeout),
+        };
+        if answer.is_err() {
+            // Whatever state it is in, the next request starts on a fresh connection.
+            self.sender = None;
+        }
+        answer
+    }
+
+    /// Sends `request` on the connection, opening it first if there is none (or it closed).
+    async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, Failure> {
+        let sender = match &mut self.sender {
+            Some(sender) if !sender.is_closed() => sender,
+            stale => stale.insert(connect(&self.target).await?),
+        };
+        if sender.ready().await.is_err() {
+            // The server closed it between two requests (`connection: close`, or idle for
+            // too long) before hyper saw: start again on a fresh one.
+            *sender = connect(&self.target).await?;
+            sender.ready().await.map_err(|_| Failure::Transport)?;
         }
         let response = sender.send_request(request).await.map_err(|_| Failure::Transport)?;
         let status = response.status();
