@@ -20,6 +20,10 @@
 # Extra arguments go to both cargo test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+# tests/bench.rs makes its TLS server's certificate with the openssl command line.
+command -v openssl >/dev/null || apt_install openssl
 exec scripts/moto.sh -- bash -c '
     set -euo pipefail
     logs="$(mktemp -d "${TMPDIR:-/tmp}/usher-deploy-checks.XXXXXX")"

@@ -86,3 +86,80 @@ async fn the_timed_requests_speak_tls_to_an_https_url() {
     assert!(stdout.contains(r#"rejected   {"connect error": 1}"#), "{stdout}");
     assert!(stderr.contains("some requests were not answered 2xx"), "{stderr}");
 }
+
+/// Makes a self-signed certificate for `localhost` and its key in `dir` (`cert.pem`,
+/// `key.pem`) with the openssl command line.
+fn self_signed(dir: &std::path::Path) {
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("the openssl command line (apt-get install openssl)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
+/// A TLS server answering every request `200 {}`, with a certificate [`self_signed`] makes
+/// in `dir`; returns its port.
+async fn tls_hello(dir: &std::path::Path) -> u16 {
+    use hyper::service::service_fn;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    self_signed(dir);
+    let cert = CertificateDer::from_pem_file(dir.join("cert.pem")).expect("the certificate");
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).expect("the key");
+    let config = ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert], key).expect("a TLS config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let port = listener.local_addr().expect("its address").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let hello = service_fn(|_| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        hyper::body::Bytes::from_static(b"{}"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), hello)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// Over a handshake that completes: the bench verifies the server's certificate against
+/// the system's roots (here `SSL_CERT_FILE`, as on any Linux host), and its timed
+/// requests are answered over TLS. A server the roots do not vouch for is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timed_requests_are_answered_over_verified_tls() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let port = tls_hello(dir.path()).await;
+    let url = format!("https://localhost:{port}");
+    let bench = |roots: std::path::PathBuf| {
+        tokio::process::Command::new(USHER)
+            .args(["bench", "--url", &url, "--scenario", "baseline", "--requests", "200", "--connections", "4"])
+            .env("USHER_JWT_SECRET", SECRET)
+            .env("SSL_CERT_FILE", roots)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+    };
+    let out = bench(dir.path().join("cert.pem")).await.expect("usher bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("accepted   200 of 200"), "{stdout}");
+    // The same server, with roots that hold another certificate for the same name.
+    let other = tempfile::tempdir().expect("a temp dir");
+    self_signed(other.path());
+    let out = bench(other.path().join("cert.pem")).await.expect("usher bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains(r#"rejected   {"connect error": 200}"#), "{stdout}");
+}
