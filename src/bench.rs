@@ -31,7 +31,7 @@ use domain::clock;
 use hdrhistogram::Histogram;
 use hyper::Method;
 use hyper::body::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use ingress::auth::{Audience, JwtSecret, mint_token_for};
 use ingress::idempotency::IDEMPOTENCY_KEY;
 use serde_json::{Value, json};
@@ -369,6 +369,13 @@ struct CommandAnswer {
     code: Option<String>,
 }
 
+/// A customer's request headers: its bearer token, and a command's `Idempotency-Key`.
+fn customer_headers(token: &str, key: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
+    let bearer = HeaderValue::try_from(format!("Bearer {token}")).ok().map(|v| (AUTHORIZATION, v));
+    let key = key.and_then(|k| HeaderValue::try_from(k).ok()).map(|v| (IDEMPOTENCY_KEY, v));
+    bearer.into_iter().chain(key).collect()
+}
+
 /// POSTs one command as `customer` on `connection`; records its accept latency when it is
 /// answered 202.
 async fn command(
@@ -381,8 +388,7 @@ async fn command(
 ) -> Option<String> {
     let token = run.minter.token(customer, Role::Customer);
     let key = uuid::Uuid::new_v4().simple().to_string();
-    let headers: Vec<(HeaderName, HeaderValue)> =
-        wire::bearer(&token).into_iter().chain(HeaderValue::try_from(key).ok().map(|k| (IDEMPOTENCY_KEY, k))).collect();
+    let headers = customer_headers(&token, Some(&key));
     let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
     run.sent.fetch_add(1, Ordering::Relaxed);
     let answer = match connection.send(Method::POST, path, &headers, body).await {
@@ -406,7 +412,7 @@ async fn command(
 /// Long-polls a hold's status document on `connection`; its hold id when it succeeded.
 async fn outcome(run: &Run, connection: &mut Connection, customer: &str, request_id: &str) -> Option<String> {
     let token = run.minter.token(customer, Role::Customer);
-    let headers: Vec<_> = wire::bearer(&token).into_iter().collect();
+    let headers = customer_headers(&token, None);
     let path = format!("/v1/requests/{request_id}?wait=10");
     for _ in 0..12 {
         let answer = connection.send(Method::GET, &path, &headers, Bytes::new()).await.ok()?;

@@ -11,7 +11,7 @@
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls_platform_verifier::ConfigVerifierExt;
@@ -158,11 +158,6 @@ impl Connection {
         let body = response.into_body().collect().await.map_err(|_| Failure::Transport)?.to_bytes();
         Ok(Answer { status, body })
     }
-}
-
-/// `Authorization: Bearer <token>`.
-pub(crate) fn bearer(token: &str) -> Option<(HeaderName, HeaderValue)> {
-    HeaderValue::try_from(format!("Bearer {token}")).ok().map(|value| (AUTHORIZATION, value))
 }
 
 /// Opens a connection to `target` and hands it to hyper, whose task drives it until it
