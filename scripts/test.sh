@@ -16,7 +16,8 @@
 # example on the same moto; once run 1 has built `usher`, the rest of the apply test
 # (compare with `usher setup`, `usher dev --no-setup` books a seat).
 # USHER_SKIP_DEPLOY_CHECKS=1 leaves the deploy checks out (they need terraform).
-# scripts/alert-rules.sh runs first (promtool; USHER_SKIP_ALERT_RULES=1 skips it).
+# scripts/alert-rules.sh runs first (promtool; USHER_SKIP_ALERT_RULES=1 skips it), then the
+# unit tests of the scripts' own Python (scripts/test_*.py).
 # Extra arguments go to both cargo test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,8 @@ exec scripts/moto.sh -- bash -c '
     deploy static
     deploy apply
     scripts/alert-rules.sh
+    echo "== scripts/bench-targets.py reads and judges a bench.sh run (python unittest)"
+    python3 -m unittest discover -s scripts -p "test_*.py"
     echo "== embedded backend (and the aws port contract suite, and usher-lambda)"
     cargo test --workspace --locked "$@"
     # The apply test uses the `usher` binary run 1 built. A target dir shared with another
