@@ -24,6 +24,7 @@ RSS_MB = 150.0
 ACCEPTED = re.compile(r"^accepted\s+\d+ of \d+ in [\d.]+ s: (\d+)/s; accept latency p50 ([\d.]+) ms, p99 ([\d.]+) ms")
 TERMINAL = re.compile(r"^terminal\s+\d+ in [\d.]+ s from the first admission: (\d+)/s; accept→terminal p50 [\d.]+ ms, p99 ([\d.]+) ms")
 DRAIN = re.compile(r"^drain\s+the last command ended ([\d.]+) s after")
+TERMINAL_COUNT = re.compile(r"^terminal\s+(\d+) in")
 WON = re.compile(r"^outcome\s+booking\.hold\.place succeeded: (\d+)")
 RSS = re.compile(r"peak RSS of usher dev: ([\d.]+) MiB")
 WRK = re.compile(r"^== wrk ratio: ([\d.]+) holds/s against ([\d.]+)/s")
@@ -74,6 +75,15 @@ def main():
         lines.append(
             f"(the door alone, no worker running: {door[0]} holds/s, {int(door[0]) / int(hello[0]):.3f}x, "
             f"p99 {door[2]} ms)"
+        )
+    # The workers start once the door's load has ended, so the drain is their time alone
+    # (their start-up included: a lower bound on their rate).
+    drained = first(directory, "door.txt", TERMINAL_COUNT)
+    door_drain = first(directory, "door.txt", DRAIN)
+    if drained and door_drain and float(door_drain[0]) > 0:
+        lines.append(
+            f"(the workers alone, started after that load: {drained[0]} holds to a terminal status in "
+            f"{door_drain[0]} s, at least {int(drained[0]) / float(door_drain[0]):.0f}/s)"
         )
     if skipped:
         lines.append("end to end: not run (BENCH_SKIP_SUSTAINED=1)")
