@@ -330,3 +330,95 @@ async fn receive_loops_follow_the_backlog_up_to_the_bound() {
     assert!(peak > batch, "a backlog runs more than one batch at once (peak {peak})");
     assert!(peak <= 4 * batch, "never more than 4 loops of {batch} (peak {peak})");
 }
+
+/// An analytics consumer on the embedded backend, and two `HoldPlaced` events of two
+/// seats each, one per show, sent with an unparseable body between them.
+async fn analytics_batch() -> (Embedded, Consumer<workers::downstream::AnalyticsPool>, [&'static str; 2]) {
+    use domain::event::{CloudEvent, EventType};
+    use domain::ids::RequestId;
+
+    let store = Embedded::open().await;
+    let backend = &store.backend;
+    let held = |show: &str| {
+        let data = serde_json::json!({"show_id": show, "seat_ids": ["A1", "A2"]});
+        CloudEvent::new(EventType::HoldPlaced, "booking", show, RequestId::generate().as_str(), data, clock::now())
+    };
+    let shows = ["show_first", "show_last"];
+    let (first, last) = (held(shows[0]), held(shows[1]));
+    let messages = vec![
+        OutgoingMessage::new(first.to_json(), first.attributes()),
+        OutgoingMessage::new("{not an event".to_owned(), attributes()),
+        OutgoingMessage::new(last.to_json(), last.attributes()),
+    ];
+    backend.queues.send_batch(Queue::Analytics.source(), messages).await.unwrap();
+    let config = ConsumerConfig {
+        queue: Queue::Analytics,
+        concurrency: 1,
+        visibility: VISIBILITY,
+        wait: Duration::ZERO,
+        max_receives: 3,
+        backoff: Backoff { base: Duration::from_millis(10), max: Duration::from_millis(10) },
+    };
+    let pool = workers::downstream::AnalyticsPool::new(backend.clone());
+    let consumer = Consumer::new(backend.clone(), pool, config);
+    (store, consumer, shows)
+}
+
+async fn seats_held(backend: &Backend, show: &str) -> i64 {
+    backend.analytics.show_counters(&domain::ids::ShowId::from(show)).await.unwrap().seats_held
+}
+
+/// The analytics pool folds a received batch in one write. An event in it that does not
+/// parse fails alone: the others are counted once and their messages go with the fold,
+/// and the bad one is dead-lettered.
+#[tokio::test]
+async fn an_unparseable_event_fails_alone_in_an_analytics_batch() {
+    let (store, consumer, shows) = analytics_batch().await;
+    let backend = &store.backend;
+    let analytics = Queue::Analytics;
+    let received = backend.queues.receive(analytics.source(), 10, Duration::ZERO, VISIBILITY).await.unwrap();
+    assert_eq!(received.len(), 3);
+
+    let report = consumer.process_batch(received).await;
+    assert_eq!((report.done, report.dead_lettered), (2, 1), "{report:?}");
+    assert!(report.retried.is_empty(), "{report:?}");
+    for show in shows {
+        assert_eq!(seats_held(backend, show).await, 2, "{show}: its event counted once");
+    }
+    assert_eq!(backend.queues.depth(analytics.source()).await.unwrap(), 0, "nothing left on the queue");
+    let dead = backend.queues.receive(analytics.dlq(), 10, Duration::ZERO, VISIBILITY).await.unwrap();
+    assert_eq!(dead.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["{not an event"]);
+}
+
+/// When the batch's write fails, each event is tried on its own: an event the store
+/// refuses is left for a later receive (and then counted once), the others are counted,
+/// and the unparseable one is dead-lettered all the same.
+#[tokio::test]
+async fn a_failed_analytics_batch_is_tried_event_by_event() {
+    let (store, consumer, [refused, counted]) = analytics_batch().await;
+    let backend = &store.backend;
+    let analytics = Queue::Analytics;
+    // The store refuses every fold that counts the first show.
+    let file = rusqlite::Connection::open(store.dir.path().join("usher.db")).unwrap();
+    file.busy_timeout(Duration::from_secs(5)).unwrap();
+    file.execute_batch(&format!(
+        "CREATE TRIGGER refuse BEFORE INSERT ON show_stats WHEN NEW.show_id = '{refused}'
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+    ))
+    .unwrap();
+
+    let received = backend.queues.receive(analytics.source(), 10, Duration::ZERO, VISIBILITY).await.unwrap();
+    assert_eq!(received[1].body, "{not an event", "received in the order sent");
+    let report = consumer.process_batch(received.clone()).await;
+    assert_eq!((report.done, report.dead_lettered), (1, 1), "{report:?}");
+    assert_eq!(report.retried, [received[0].message_id.clone()], "only the refused event waits");
+    assert_eq!((seats_held(backend, refused).await, seats_held(backend, counted).await), (0, 2));
+
+    file.execute_batch("DROP TRIGGER refuse").unwrap();
+    tokio::time::sleep(PAST_BACKOFF).await;
+    let again = backend.queues.receive(analytics.source(), 10, Duration::ZERO, VISIBILITY).await.unwrap();
+    assert_eq!(again.iter().map(|m| &m.message_id).collect::<Vec<_>>(), [&received[0].message_id]);
+    let report = consumer.process_batch(again).await;
+    assert_eq!((report.done, report.dead_lettered), (1, 0), "{report:?}");
+    assert_eq!((seats_held(backend, refused).await, seats_held(backend, counted).await), (2, 2), "each counted once");
+}
