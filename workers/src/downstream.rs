@@ -90,9 +90,17 @@ impl Handler for AnalyticsPool {
     /// store can. If that write fails, each event is tried on its own, so one event that
     /// cannot be applied fails alone.
     async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Option<Vec<Result<Effects, HandlerError>>> {
-        let parsed: Vec<Result<CloudEvent, HandlerError>> = messages.iter().map(parse).collect();
-        let (events, carriers): (Vec<CloudEvent>, Vec<&ReceivedMessage>) =
-            parsed.iter().zip(messages).filter_map(|(p, m)| Some((p.as_ref().ok()?.clone(), m))).unzip();
+        let mut events = Vec::with_capacity(messages.len());
+        let mut carriers = Vec::with_capacity(messages.len());
+        // Each message's event, as its place in `events`, or why it did not parse.
+        let parsed: Vec<Result<usize, HandlerError>> = messages
+            .iter()
+            .map(|message| {
+                events.push(parse(message)?);
+                carriers.push(message);
+                Ok(events.len() - 1)
+            })
+            .collect();
         // Whether the batch's write deleted the messages, if it succeeded.
         let together = if events.is_empty() { None } else { self.record(&events, &carriers).await.ok() }
             .map(|effects| effects.acknowledged);
@@ -100,7 +108,7 @@ impl Handler for AnalyticsPool {
         for (event, message) in parsed.into_iter().zip(messages) {
             outcomes.push(match (event, together) {
                 (Ok(_), Some(acknowledged)) => Ok(Effects { acknowledged, ..Effects::default() }),
-                (Ok(event), None) => self.record(std::slice::from_ref(&event), &[message]).await,
+                (Ok(at), None) => self.record(std::slice::from_ref(&events[at]), &[message]).await,
                 (Err(e), _) => Err(e),
             });
         }
