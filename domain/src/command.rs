@@ -47,6 +47,15 @@ pub const COMMAND_TYPES: [&str; 8] = [
     "ticket.comment",
 ];
 
+/// The one command with no status document: a hold's expiry, which no client sent.
+const WITHOUT_STATUS_DOC: &str = "booking.hold.expire";
+
+/// Whether a command of type `name` has a status document; `None` if `name` is no
+/// command's type.
+pub fn type_has_status_doc(name: &str) -> Option<bool> {
+    COMMAND_TYPES.contains(&name).then(|| name != WITHOUT_STATUS_DOC)
+}
+
 /// Whether `name` is the `type` of a message Usher sends: a command's or an event's. What
 /// an operator may filter a DLQ replay by.
 pub fn is_message_type(name: &str) -> bool {
@@ -99,7 +108,7 @@ impl Command {
 
     /// Whether a client is polling a status document for this command.
     pub fn has_status_doc(&self) -> bool {
-        !matches!(self, Command::ExpireHold { .. })
+        self.type_name() != WITHOUT_STATUS_DOC
     }
 }
 
@@ -163,6 +172,18 @@ mod tests {
         let traced = CommandEnvelope { traceparent: Some(tp.to_owned()), ..env };
         assert_eq!(traced.message().attributes[ATTR_TRACEPARENT], tp);
         assert_eq!(CommandEnvelope::parse(&traced.to_json()).unwrap(), traced);
+    }
+
+    #[test]
+    fn only_a_hold_expiry_has_no_status_doc() {
+        assert_eq!(type_has_status_doc("booking.hold.expire"), Some(false));
+        for name in COMMAND_TYPES.iter().filter(|n| **n != "booking.hold.expire") {
+            assert_eq!(type_has_status_doc(name), Some(true), "{name}");
+        }
+        assert_eq!(type_has_status_doc("booking.confirmed"), None, "an event's type is no command's");
+        let expiry = Command::ExpireHold { hold_id: "hold_1".into(), expires_at: from_millis(1) };
+        assert!(!expiry.has_status_doc());
+        assert!(Command::PlaceHold { show_id: "show_1".into(), seat_ids: vec![] }.has_status_doc());
     }
 
     #[test]

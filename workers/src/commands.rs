@@ -6,10 +6,10 @@ use crate::consumer::{Effects, Handler, HandlerError};
 use async_trait::async_trait;
 use domain::PortError;
 use domain::clock::Timestamp;
-use domain::command::CommandEnvelope;
+use domain::command::{CommandEnvelope, type_has_status_doc};
 use domain::ids::RequestId;
 use domain::ports::Completion;
-use domain::queue::{ATTR_REQUEST_ID, Queue, QueueAddr, ReceivedMessage};
+use domain::queue::{ATTR_REQUEST_ID, ATTR_TYPE, Queue, QueueAddr, ReceivedMessage};
 use domain::request::{CommandContext, Delivery};
 use infra::Backend;
 
@@ -36,17 +36,23 @@ pub fn parse(
 /// Marks the requests of a received batch `processing`, in one write. A failure is only
 /// logged: the status moves on to terminal anyway.
 pub async fn mark_processing(backend: &Backend, messages: &[ReceivedMessage]) {
-    let ids: Vec<RequestId> = messages
-        .iter()
-        .filter_map(|m| CommandEnvelope::parse(&m.body).ok())
-        .filter(|e| e.command.has_status_doc())
-        .map(|e| e.request_id)
-        .collect();
+    let ids: Vec<RequestId> = messages.iter().filter_map(request_to_mark).collect();
     if ids.is_empty() {
         return;
     }
     if let Err(e) = backend.requests.mark_processing(&ids, backend.clock.now()).await {
         tracing::warn!(error = %e, "cannot mark the batch processing");
+    }
+}
+
+/// The request a command message reports on, if its command has a status document: read
+/// from the `type` and `request_id` attributes every command message carries, so that the
+/// body is parsed once, by the handler; from the body when they are missing.
+fn request_to_mark(message: &ReceivedMessage) -> Option<RequestId> {
+    let attribute = |name| message.attributes.get(name).map(String::as_str);
+    match (attribute(ATTR_TYPE).map(type_has_status_doc), attribute(ATTR_REQUEST_ID)) {
+        (Some(Some(has_doc)), Some(id)) => has_doc.then(|| RequestId::from(id)),
+        _ => CommandEnvelope::parse(&message.body).ok().filter(|e| e.command.has_status_doc()).map(|e| e.request_id),
     }
 }
 
@@ -138,5 +144,53 @@ impl<P: CommandPool> Handler for P {
 
     async fn dead_lettered(&self, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
         dead_lettered(self.backend(), message, P::POOL, reason).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::actor::{Actor, Role};
+    use domain::clock;
+    use domain::command::Command;
+    use domain::ids::UserId;
+    use domain::queue::{Attributes, Receipt};
+
+    fn received(body: String, attributes: Attributes) -> ReceivedMessage {
+        ReceivedMessage {
+            message_id: "m1".into(),
+            receipt: Receipt("r1".into()),
+            body,
+            attributes,
+            receive_count: 1,
+            sent_at: clock::now(),
+        }
+    }
+
+    fn sent(command: Command) -> ReceivedMessage {
+        let envelope = CommandEnvelope {
+            request_id: "req_1".into(),
+            actor: Actor { sub: UserId::new("alice"), role: Role::Customer },
+            issued_at: clock::now(),
+            traceparent: None,
+            command,
+        };
+        let message = envelope.message();
+        received(message.body, message.attributes)
+    }
+
+    #[test]
+    fn the_request_to_mark_comes_from_the_attributes_or_else_the_body() {
+        let hold = sent(Command::PlaceHold { show_id: "show_1".into(), seat_ids: vec!["A1".into()] });
+        assert_eq!(request_to_mark(&hold), Some(RequestId::from("req_1")));
+        let unread = received("not parsed".into(), hold.attributes.clone());
+        assert_eq!(request_to_mark(&unread), Some(RequestId::from("req_1")), "the attributes suffice");
+        let bare = received(hold.body.clone(), Attributes::new());
+        assert_eq!(request_to_mark(&bare), Some(RequestId::from("req_1")), "without them, the body");
+        assert_eq!(request_to_mark(&received("{}".into(), Attributes::new())), None);
+
+        let expiry = sent(Command::ExpireHold { hold_id: "hold_1".into(), expires_at: clock::now() });
+        assert_eq!(request_to_mark(&expiry), None, "an expiry has no status document");
+        assert_eq!(request_to_mark(&received(expiry.body.clone(), Attributes::new())), None);
     }
 }
