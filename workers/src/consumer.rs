@@ -242,6 +242,8 @@ impl<H: Handler> Consumer<H> {
 
     /// Applies one received batch: the unit of work tests drive directly.
     pub async fn process_batch(&self, messages: Vec<ReceivedMessage>) -> BatchReport {
+        // Shared with the handlers' tasks, not copied into each.
+        let messages: Arc<[ReceivedMessage]> = messages.into();
         self.handler.before_batch(&messages).await;
         let pool = self.handler.pool();
         let spans: Vec<tracing::Span> = messages.iter().map(|m| message_span(pool, m)).collect();
@@ -249,7 +251,7 @@ impl<H: Handler> Consumer<H> {
             Some(outcomes) => outcomes,
             None => self.apply_each(&messages, &spans).await,
         };
-        self.settle(messages, outcomes, &spans).await
+        self.settle(&messages, outcomes, &spans).await
     }
 
     /// Applies the batch in one call of the handler, if it does batches. Each message still
@@ -273,16 +275,16 @@ impl<H: Handler> Consumer<H> {
     /// Applies each message of the batch concurrently, each in its own span.
     async fn apply_each(
         &self,
-        messages: &[ReceivedMessage],
+        messages: &Arc<[ReceivedMessage]>,
         spans: &[tracing::Span],
     ) -> Vec<Option<Result<Effects, HandlerError>>> {
         let mut running = JoinSet::new();
-        for ((index, message), span) in messages.iter().cloned().enumerate().zip(spans.iter().cloned()) {
-            let handler = Arc::clone(&self.handler);
+        for (index, span) in spans.iter().cloned().enumerate() {
+            let (handler, messages) = (Arc::clone(&self.handler), Arc::clone(messages));
             running.spawn(
                 async move {
                     let started = std::time::Instant::now();
-                    let outcome = handler.handle(&message).await;
+                    let outcome = handler.handle(&messages[index]).await;
                     metrics::histogram!("usher_handler_duration_seconds", "pool" => handler.pool())
                         .record(started.elapsed().as_secs_f64());
                     (index, outcome)
@@ -306,7 +308,7 @@ impl<H: Handler> Consumer<H> {
     /// handler that panicked.
     async fn settle(
         &self,
-        messages: Vec<ReceivedMessage>,
+        messages: &[ReceivedMessage],
         outcomes: Vec<Option<Result<Effects, HandlerError>>>,
         spans: &[tracing::Span],
     ) -> BatchReport {
