@@ -11,7 +11,12 @@ use domain::ids::{BookingId, HoldId, MovieId, SeatId, ShowId};
 use domain::ports::CatalogStore;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const SHOW_COLUMNS: &str = "show_id, movie_id, starts_at, rows, seats_per_row, price_cents";
+/// A show's columns, in the order [`show_from`] reads them.
+macro_rules! show_columns {
+    () => {
+        "show_id, movie_id, starts_at, rows, seats_per_row, price_cents"
+    };
+}
 
 fn show_from(r: &Row<'_>) -> rusqlite::Result<Show> {
     Ok(Show {
@@ -28,7 +33,8 @@ fn movie_from(r: &Row<'_>) -> rusqlite::Result<Movie> {
 }
 
 pub(super) fn load_show(conn: &Connection, show_id: &ShowId) -> Result<Option<Show>, PortError> {
-    conn.prepare_cached(&format!("SELECT {SHOW_COLUMNS} FROM shows WHERE show_id = ?1"))
+    // A constant, not formatted on each call: every hold's transaction reads its show.
+    conn.prepare_cached(concat!("SELECT ", show_columns!(), " FROM shows WHERE show_id = ?1"))
         .map_err(sql_error)?
         .query_row([show_id.as_str()], show_from)
         .optional()
@@ -65,7 +71,7 @@ impl CatalogStore for Embedded {
         self.db
             .write(move |conn| {
                 conn.execute(
-                    &format!("INSERT INTO shows ({SHOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                    concat!("INSERT INTO shows (", show_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
                     params![
                         show.show_id.as_str(),
                         show.movie_id.as_str(),
@@ -119,8 +125,10 @@ impl CatalogStore for Embedded {
         let id = movie_id.to_string();
         self.db
             .read(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT {SHOW_COLUMNS} FROM shows WHERE movie_id = ?1 ORDER BY starts_at, show_id"
+                conn.prepare_cached(concat!(
+                    "SELECT ",
+                    show_columns!(),
+                    " FROM shows WHERE movie_id = ?1 ORDER BY starts_at, show_id"
                 ))
                 .map_err(sql_error)?
                 .query_map([id], show_from)

@@ -18,7 +18,10 @@ use domain::ports::{Abandoned, Admission, Admitted, Completion, RequestStore, St
 use domain::request::{RequestRecord, RequestStatus, StatusDoc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const RECORD_COLUMNS: &str = "request_id, owner, kind, status, result, error, created_at, updated_at, events";
+/// A request's row, as [`record_from`] reads it. A constant, not formatted on each call:
+/// the writer reads a request in every command's transaction.
+const LOAD_RECORD: &str = "SELECT request_id, owner, kind, status, result, error, created_at, updated_at, events
+                           FROM requests WHERE request_id = ?1";
 
 fn record_from(row: &Row<'_>) -> rusqlite::Result<(RequestRecord, String)> {
     let status: String = row.get(3)?;
@@ -42,7 +45,7 @@ fn record_from(row: &Row<'_>) -> rusqlite::Result<(RequestRecord, String)> {
 }
 
 fn load(conn: &Connection, request_id: &RequestId) -> Result<Option<(RequestRecord, String)>, PortError> {
-    conn.prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM requests WHERE request_id = ?1"))
+    conn.prepare_cached(LOAD_RECORD)
         .map_err(sql_error)?
         .query_row([request_id.as_str()], record_from)
         .optional()
