@@ -68,7 +68,7 @@ pub async fn dead_lettered(
         Ok(e) if e.command.has_status_doc() => (e.request_id, e.command.type_name().to_owned()),
         Ok(_) => return Ok(()),
         Err(_) => match message.attributes.get(ATTR_REQUEST_ID) {
-            Some(id) => (RequestId::from(id.as_str()), message.attributes.get("type").cloned().unwrap_or_default()),
+            Some(id) => (RequestId::from(id.as_str()), message.attributes.get(ATTR_TYPE).cloned().unwrap_or_default()),
             None => return Ok(()),
         },
     };
