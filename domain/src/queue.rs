@@ -51,7 +51,7 @@ impl Queue {
     pub fn subscription(self) -> Subscription {
         match self {
             Queue::BookingCommands | Queue::TicketCommands => Subscription::None,
-            Queue::Notifications => Subscription::Only(vec![
+            Queue::Notifications => Subscription::Only(&[
                 EventType::BookingConfirmed,
                 EventType::TicketAssigned,
                 EventType::TicketStatusChanged,
@@ -137,14 +137,14 @@ pub struct ReceivedMessage {
 }
 
 /// How the topic feeds a queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subscription {
     /// Not subscribed: a command queue, fed by ingress.
     None,
     /// Every event type.
     Every,
     /// Only these event types (a filter policy on `type`).
-    Only(Vec<EventType>),
+    Only(&'static [EventType]),
 }
 
 impl Subscription {

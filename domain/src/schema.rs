@@ -125,7 +125,7 @@ pub fn asyncapi() -> Value {
     for queue in Queue::ALL {
         let (types, policy) = match queue.subscription() {
             Subscription::None => continue,
-            Subscription::Every => (EventType::ALL.to_vec(), json!(null)),
+            Subscription::Every => (&EventType::ALL[..], json!(null)),
             Subscription::Only(ts) => {
                 let policy = json!({ "type": ts.iter().map(|t| t.as_str()).collect::<Vec<_>>() });
                 (ts, policy)

@@ -180,7 +180,7 @@ pub(crate) async fn setup(
         let wanted = match queue.subscription() {
             Subscription::None => continue,
             Subscription::Every => None,
-            Subscription::Only(types) => Some(filter_policy(&types)),
+            Subscription::Only(types) => Some(filter_policy(types)),
         };
         let Some(info) = queues.get(&queue) else {
             return Err(PortError::Invalid(format!("queue {} was not set up", queue.name())));
